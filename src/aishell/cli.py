@@ -1,0 +1,266 @@
+"""Command-line entry point.
+
+aishell's own options are read only before the command word; everything
+after an agent name or `exec` is passed through untouched. Command modules are
+imported only when their command runs, so `--help` and `--version` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aishell import __version__
+from aishell.constants import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+from aishell.errors import AishellError, UsageError
+from aishell.harnesses import BY_NAME, HARNESS_NAMES
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    name: str | None = None
+    detach: bool = False
+    unsafe: bool = False
+    debug: bool = False
+
+
+# name -> (summary, handler name in this module)
+COMMANDS: dict[str, str] = {
+    "setup": "build the sandbox image and install the selected agents (alias: build)",
+    "update": "refresh the installed agents (re-resolves 'latest')",
+    "shell": "interactive bash in the sandbox (the default command)",
+    "exec": "run one command in the sandbox: no prompt, no tmux, exit status passed through",
+    "attach": "reconnect to a running agent (or --shell for a shell in its container)",
+    "ps": "list this project's containers",
+    "volumes": "list or prune the harness volumes",
+    "gitleaks": "scan the project for secrets with gitleaks, inside the sandbox",
+    "check": "read-only pre-flight checks",
+    "info": "project, image stack and installed agents",
+    "verify": "start a sandbox and test that its walls hold",
+}
+ALIASES = {"build": "setup", "a": "attach"}
+RUN_OPTIONS_COMMANDS = {"shell", *HARNESS_NAMES}
+
+
+def _installed_harnesses() -> list[str] | None:
+    """Harnesses in the saved setup (read without importing anything heavy)."""
+    import json
+
+    from aishell import paths
+
+    try:
+        data = json.loads(paths.state_file().read_text())
+        return [t for t in data.get("tools", {}) if t in HARNESS_NAMES]
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def help_text() -> str:
+    installed = _installed_harnesses()
+    shown = installed if installed else list(HARNESS_NAMES)
+    lines = [
+        "usage: aishell [OPTIONS] [COMMAND] [ARGS...]",
+        "",
+        "Run AI coding agents in a throw-away container: your project at its real path,",
+        "your UID/GID, nothing else of your machine unless you mount it.",
+        "",
+        "Agents" + (" (installed)" if installed else " (run 'aishell setup --with-<agent>')") + ":",
+    ]
+    for name in shown:
+        lines.append(f"  {name:<10} run {BY_NAME[name].label}; arguments pass through untouched")
+    lines += ["", "Commands:"]
+    for name, summary in COMMANDS.items():
+        lines.append(f"  {name:<10} {summary}")
+    lines += [
+        "",
+        "Options (before the command):",
+        "  --name N      container name suffix (default: the agent's name, or 'shell')",
+        "  --detach, -d  start in the background; reconnect with 'aishell attach N'",
+        "  --unsafe      skip the sensitive-file prompt",
+        "  --debug       show tracebacks for unexpected errors",
+        "  --version     print the version",
+        "  -h, --help    this help; 'aishell help COMMAND' or 'aishell COMMAND --help' for more",
+        "",
+        "Exit status: 0 ok, 1 error, 2 usage error; the command's own status for",
+        "agents, shell, exec and attach.",
+    ]
+    return "\n".join(lines)
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'? " if match else ""
+
+
+def parse_global(argv: Sequence[str]) -> tuple[GlobalOptions, str | None, list[str]]:
+    """Split argv into aishell's options, the command word and the rest."""
+    name: str | None = None
+    detach = unsafe = debug = False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        if arg == "--name":
+            if i + 1 >= len(argv):
+                raise UsageError("--name needs a value", hint="e.g. 'aishell --name review claude'")
+            name = argv[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--name="):
+            name = arg.split("=", 1)[1]
+        elif arg in ("--detach", "-d"):
+            detach = True
+        elif arg == "--unsafe":
+            unsafe = True
+        elif arg == "--debug":
+            debug = True
+        elif arg in ("-h", "--help"):
+            return GlobalOptions(name, detach, unsafe, debug), "help", []
+        elif arg in ("-V", "--version"):
+            return GlobalOptions(name, detach, unsafe, debug), "version", []
+        else:
+            known = ["--name", "--detach", "--unsafe", "--debug", "--help", "--version"]
+            raise UsageError(
+                f"unknown option {arg!r}",
+                hint=f"{_suggest(arg, known)}options go before the command; see 'aishell --help'",
+            )
+        i += 1
+    command = argv[i] if i < len(argv) else None
+    rest = list(argv[i + 1 :]) if command is not None else []
+    return GlobalOptions(name, detach, unsafe, debug), command, rest
+
+
+def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
+    if command == "version":
+        print(f"aishell {__version__}")
+        return 0
+    if command == "help":
+        if rest and (rest[0] in COMMANDS or rest[0] in ALIASES):
+            return _run(opts, ALIASES.get(rest[0], rest[0]), ["--help"])
+        print(help_text())
+        return 0
+    command = ALIASES.get(command, command)
+    if command not in RUN_OPTIONS_COMMANDS and command not in ("exec", "gitleaks"):
+        if opts.name is not None or opts.detach or opts.unsafe:
+            raise UsageError(
+                f"--name, --detach and --unsafe apply to agent and shell runs, not '{command}'"
+            )
+    if command in HARNESS_NAMES or command in ("shell", "exec", "gitleaks"):
+        from aishell.launch import LaunchRequest, launch
+
+        if command == "exec":
+            if opts.detach:
+                raise UsageError("exec runs in the foreground; --detach does not apply")
+            if not rest:
+                raise UsageError("exec needs a command", hint="e.g. 'aishell exec ls -la'")
+            req = LaunchRequest(kind="exec", args=tuple(rest), name=opts.name, unsafe=opts.unsafe)
+        elif command == "gitleaks":
+            req = LaunchRequest(kind="gitleaks", args=tuple(rest), name=opts.name)
+        elif command == "shell":
+            if rest and rest[0] in ("-h", "--help"):
+                print("usage: aishell [--name N] [--detach] [--unsafe] [shell]\n\n"
+                      "Start an interactive bash in the sandbox.")
+                return 0
+            req = LaunchRequest(kind="shell", name=opts.name, detach=opts.detach, unsafe=opts.unsafe)
+        else:
+            req = LaunchRequest(
+                kind="harness",
+                harness=command,
+                args=tuple(rest),
+                name=opts.name,
+                detach=opts.detach,
+                unsafe=opts.unsafe,
+            )
+        return launch(req)
+    handler = _HANDLERS.get(command)
+    if handler is None:
+        choices = [*COMMANDS, *ALIASES, *HARNESS_NAMES]
+        raise UsageError(
+            f"unknown command {command!r}",
+            hint=f"{_suggest(command, choices)}see 'aishell --help'",
+        )
+    return handler(rest)
+
+
+def _cmd_setup(rest: list[str]) -> int:
+    from aishell.commands.setup import main as setup_main
+
+    return setup_main(rest)
+
+
+_HANDLERS: dict[str, Callable[[list[str]], int]] = {
+    "setup": _cmd_setup,
+}
+
+
+def _command_handler(name: str, module: str) -> Callable[[list[str]], int]:
+    def handler(rest: list[str]) -> int:
+        import importlib
+
+        return int(importlib.import_module(f"aishell.commands.{module}").main(rest))
+
+    handler.__name__ = f"_cmd_{name}"
+    return handler
+
+
+for _name, _module in (
+    ("update", "update"),
+    ("attach", "attach"),
+    ("ps", "ps"),
+    ("volumes", "volumes"),
+    ("check", "check"),
+    ("info", "info"),
+    ("verify", "verify"),
+):
+    _HANDLERS[_name] = _command_handler(_name, _module)
+
+
+def report_error(exc: AishellError) -> None:
+    from aishell import output
+
+    if exc.details:
+        output.raw_err(exc.details)
+    message = exc.message
+    if exc.hint:
+        message = f"{message}; {exc.hint}"
+    output.error(message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(os.environ.get("AISHELL_DEBUG"))
+    try:
+        opts, command, rest = parse_global(args)
+        debug = debug or opts.debug
+        return _run(opts, command or "shell", rest)
+    except AishellError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        report_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("\nInterrupted.\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        sys.stderr.write(
+            f"Error: unexpected error: {type(exc).__name__}: {exc}; "
+            "run again with --debug (or AISHELL_DEBUG=1) and report it\n"
+        )
+        return EXIT_ERROR
+
+
+_ = EXIT_USAGE

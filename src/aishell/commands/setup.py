@@ -1,0 +1,167 @@
+"""`aishell setup` (alias `build`): foundation image, harness volume, saved selection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from aishell import output, paths, state
+from aishell.commands._args import parser
+from aishell.constants import BASE_IMAGE, FOUNDATION_IMAGE
+from aishell.harnesses import TOOLS
+from aishell.versions import parse_pin
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from aishell.config import Config
+    from aishell.engine.client import Engine
+
+
+def build_parser():  # type: ignore[no-untyped-def]
+    p = parser(
+        "aishell setup",
+        "Build the sandbox image and install the selected agents. Declarative: agents "
+        "not named are disabled. VERSION is X.Y.Z (or X.Y.Z-pre); omit it for the latest.",
+    )
+    for tool in TOOLS:
+        p.add_argument(
+            f"--with-{tool.name}",
+            nargs="?",
+            const="latest",
+            default=None,
+            metavar="VERSION",
+            help=f"install {tool.label} ({tool.package})",
+        )
+    p.add_argument("--with-gitleaks", action="store_true", help="add gitleaks to the image")
+    p.add_argument("--force", action="store_true", help="rebuild the image from scratch")
+    p.add_argument("--verbose", "-v", action="store_true", help="show the full build output")
+    return p
+
+
+def selection_from(ns: object) -> dict[str, str]:
+    selection: dict[str, str] = {}
+    for tool in TOOLS:
+        value = getattr(ns, f"with_{tool.name}")
+        if value is not None:
+            selection[tool.name] = parse_pin(tool.label, value)
+    return selection
+
+
+def global_config() -> Config:
+    from aishell import config as config_mod
+
+    return config_mod.load_config(
+        aishell_home=paths.aishell_home(),
+        project_root=None,
+        expansion=config_mod.Expansion.from_host(),
+    )
+
+
+def check_engine(engine: Engine) -> None:
+    engine.checked(
+        "version",
+        "--format",
+        "{{.Server.Version}}",
+        what=f"asking the {engine.kind} engine for its version",
+        hint=f"start the {engine.kind} engine and check '{engine.name} info'",
+    )
+
+
+def build_images(
+    engine: Engine, cfg: Config, *, gitleaks: bool, force: bool, verbose: bool
+) -> str:
+    """Foundation (when its inputs changed) and the base tier. Returns the foundation hash."""
+    from aishell.engine import images
+
+    context = images.foundation_context(
+        base_image=cfg.base_image, with_gitleaks=gitleaks, ca_certificates=cfg.ca_certificates
+    )
+    images.ensure_foundation(engine, context, force=force, verbose=verbose)
+    found = images.inspect_images(engine, [FOUNDATION_IMAGE, BASE_IMAGE])
+    foundation_id = images.image_id(found.get(FOUNDATION_IMAGE))
+    dockerfile = paths.global_dockerfile()
+    if dockerfile.is_file():
+        tier = images.Tier(
+            tag=BASE_IMAGE,
+            directory=dockerfile.parent,
+            dockerfile=dockerfile,
+            parent_tag=FOUNDATION_IMAGE,
+            title=f"Building {BASE_IMAGE} from {dockerfile}",
+            extra_labels=(("aishell.kind", "base"),),
+        )
+        tier.ensure(
+            engine, item=found.get(BASE_IMAGE), parent_id=foundation_id, verbose=verbose, force=force
+        )
+    else:
+        images.ensure_base_alias(engine, foundation_id, found.get(BASE_IMAGE))
+    return context.hash
+
+
+def fill_volume(
+    engine: Engine, selection: dict[str, str], *, volume: str, verbose: bool, refill: bool = False
+) -> state.VolumeRecord:
+    """Fill `volume`; remove it again if we created it and the fill failed."""
+    from aishell.engine import volumes
+    from aishell.errors import AishellError
+
+    existed = volumes.inspect_volume(engine, volume) is not None
+    try:
+        result = volumes.fill(
+            engine,
+            volume=volume,
+            selection=selection,
+            image=FOUNDATION_IMAGE,
+            verbose=verbose,
+            refill=refill,
+        )
+    except (AishellError, KeyboardInterrupt):
+        if not existed:
+            volumes.remove(engine, volume)
+        raise
+    item = volumes.inspect_volume(engine, volume)
+    return state.VolumeRecord(
+        created_at=volumes.created_at(item), versions=result.versions, filled_at=result.filled_at
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    ns = build_parser().parse_args(list(argv))
+    selection = selection_from(ns)  # versions are validated before any work
+    cfg = global_config()
+
+    from aishell.engine import volumes
+    from aishell.engine.client import get_engine
+
+    engine = get_engine()
+    check_engine(engine)
+    foundation_hash = build_images(
+        engine, cfg, gitleaks=ns.with_gitleaks, force=ns.force, verbose=ns.verbose
+    )
+    volume = volumes.volume_name(selection) if selection else ""
+    record = fill_volume(engine, selection, volume=volume, verbose=ns.verbose) if selection else None
+
+    def mutate(current: state.State) -> None:
+        current.tools = dict(selection)
+        current.gitleaks = bool(ns.with_gitleaks)
+        current.foundation_hash = foundation_hash
+        current.build_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        current.harness_volume = volume
+        if record is not None:
+            current.volumes[volume] = record
+
+    state.update(mutate)
+    if selection:
+        assert record is not None
+        names = ", ".join(
+            f"{tool.label} {record.versions.get(tool.name, selection[tool.name])}"
+            for tool in TOOLS
+            if tool.name in selection
+        )
+        output.info(f"Ready: {names}" + (" + gitleaks" if ns.with_gitleaks else ""))
+        first = next(t.name for t in TOOLS if t.name in selection)
+        harness = first if first != "openspec" else "shell"
+        output.info(f"Start with: aishell {harness}")
+    else:
+        output.info("Ready: no agents selected; 'aishell' opens a shell in the sandbox")
+    return 0

@@ -1,0 +1,231 @@
+"""The only module that spawns the container engine's CLI.
+
+Four verbs: `capture` (run, collect output), `stream` (run, hand each output
+line to a callback), `call` (run with our stdio, return the status) and
+`exec_` (replace this process). Failures that mean "no engine" or "engine not
+answering" become one clear EngineError.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import NoReturn
+
+from aishell.errors import EngineError
+
+_NOT_ANSWERING = (
+    "cannot connect to the docker daemon",
+    "is the docker daemon running",
+    "error during connect",
+    "cannot connect to podman",
+    "unable to connect to podman",
+)
+_PERMISSION = "permission denied while trying to connect"
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass(frozen=True)
+class Engine:
+    binary: str  # absolute path of the CLI
+    kind: str  # "docker" or "podman"
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.binary)
+
+    # -- verbs ---------------------------------------------------------------
+
+    def capture(
+        self,
+        *args: str,
+        input: str | None = None,  # noqa: A002 - mirrors subprocess
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        try:
+            proc = subprocess.run(
+                [self.binary, *args],
+                input=input,
+                capture_output=True,
+                text=True,
+                env=None if env is None else dict(env),
+                stdin=None if input is not None else subprocess.DEVNULL,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise self._missing() from exc
+        except subprocess.TimeoutExpired as exc:
+            raise EngineError(
+                f"'{self.name} {' '.join(args[:2])}' did not answer within {timeout:.0f}s",
+                hint=f"check that the {self.kind} engine is running ('{self.name} info')",
+            ) from exc
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if not result.ok:
+            self.raise_if_unreachable(result.stderr)
+        return result
+
+    def capture_many(self, *commands: Sequence[str]) -> list[Result]:
+        """Run several read-only commands at once (inspections on the launch path)."""
+        procs = []
+        for args in commands:
+            try:
+                procs.append(
+                    subprocess.Popen(
+                        [self.binary, *args],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+            except FileNotFoundError as exc:
+                raise self._missing() from exc
+        results = []
+        for proc in procs:
+            out, err = proc.communicate()
+            results.append(Result(proc.returncode, out, err))
+        for result in results:
+            if not result.ok:
+                self.raise_if_unreachable(result.stderr)
+        return results
+
+    def checked(self, *args: str, what: str, hint: str | None = None, **kw: object) -> Result:
+        """`capture`, raising EngineError (with the engine's output) on failure."""
+        result = self.capture(*args, **kw)  # type: ignore[arg-type]
+        if not result.ok:
+            raise EngineError(
+                f"{what} failed: {first_line(result.stderr) or f'exit {result.returncode}'}",
+                hint=hint,
+                details=result.stderr.strip() or result.stdout.strip() or None,
+            )
+        return result
+
+    def stream(
+        self,
+        args: Sequence[str],
+        on_line: Callable[[str], None],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin_text: str | None = None,
+    ) -> int:
+        """Run with stdout+stderr merged, calling `on_line` for each line."""
+        try:
+            proc = subprocess.Popen(
+                [self.binary, *args],
+                stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                env=None if env is None else dict(env),
+            )
+        except FileNotFoundError as exc:
+            raise self._missing() from exc
+        assert proc.stdout is not None
+        if stdin_text is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(stdin_text)
+            proc.stdin.close()
+        try:
+            for line in proc.stdout:
+                on_line(line.rstrip("\n"))
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        return proc.wait()
+
+    def call(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
+        """Run with our own stdin/stdout/stderr; return the exit status."""
+        try:
+            proc = subprocess.Popen(
+                [self.binary, *argv], env=None if env is None else dict(env)
+            )
+        except FileNotFoundError as exc:
+            raise self._missing() from exc
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                # The engine CLI forwards the signal to the container; keep waiting.
+                continue
+
+    def exec_(self, argv: Sequence[str], *, env: Mapping[str, str]) -> NoReturn:
+        """Replace this process with the engine CLI (signals and exit status are its own)."""
+        try:
+            os.execve(self.binary, [self.binary, *argv], dict(env))
+        except OSError as exc:
+            raise EngineError(f"cannot run {self.binary}: {exc.strerror}") from exc
+
+    # -- failure classification -------------------------------------------
+
+    def raise_if_unreachable(self, stderr: str) -> None:
+        low = stderr.lower()
+        if _PERMISSION in low:
+            raise EngineError(
+                f"no permission to talk to the {self.kind} engine",
+                hint="add your user to the 'docker' group (then log in again), "
+                "or set AISHELL_ENGINE=podman",
+                details=stderr.strip(),
+            )
+        if any(marker in low for marker in _NOT_ANSWERING):
+            raise EngineError(
+                f"the {self.kind} engine is not answering",
+                hint=f"start it (e.g. 'sudo systemctl start {self.kind}') "
+                f"and check with '{self.name} info'",
+                details=stderr.strip(),
+            )
+
+    def _missing(self) -> EngineError:
+        return EngineError(
+            f"the container engine CLI '{self.binary}' was not found",
+            hint="install Docker (https://docs.docker.com/engine/install/) "
+            "or set AISHELL_ENGINE to the engine's CLI",
+        )
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line.removeprefix("Error: ").removeprefix("Error response from daemon: ")
+    return ""
+
+
+def _kind_of(binary: str) -> str:
+    return "podman" if "podman" in os.path.basename(binary) else "docker"
+
+
+@cache
+def get_engine(requested: str | None = None) -> Engine:
+    """Resolve the engine CLI once: `AISHELL_ENGINE` (a name or a path) or `docker`."""
+    wanted = requested or os.environ.get("AISHELL_ENGINE") or "docker"
+    found = shutil.which(wanted)
+    if found is None:
+        if wanted in {"docker", "podman"}:
+            raise EngineError(
+                f"'{wanted}' was not found on PATH",
+                hint="install Docker (https://docs.docker.com/engine/install/) or "
+                "Podman, or set AISHELL_ENGINE to the engine's CLI",
+            )
+        raise EngineError(
+            f"AISHELL_ENGINE={wanted!r} was not found",
+            hint="set AISHELL_ENGINE to 'docker', 'podman' or the path of an engine CLI",
+        )
+    return Engine(binary=os.path.abspath(found), kind=_kind_of(found))

@@ -1,0 +1,172 @@
+"""The one pure function that turns a launch into `docker run` arguments.
+
+No I/O and no environment reads happen here: everything comes in through
+`RunSpec` (what to start) and `HostFacts` (who is starting it). Secret values
+never appear in the returned argv: variables whose value is ours to set are
+passed as `-e NAME` with the value in `RunArgs.env`, the environment of the
+engine CLI process; host variables are passed by name only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from aishell.constants import LABEL_MANAGED
+
+# Variables that steer the engine CLI itself: setting them in its environment
+# would change which engine it talks to or how. They are never secrets, so
+# when a config sets one, it goes into argv as NAME=value instead.
+ENGINE_CLI_VARIABLES: Final = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "DOCKER_HOST",
+        "DOCKER_CONFIG",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+        "DOCKER_API_VERSION",
+        "CONTAINER_HOST",
+        "CONTAINERS_CONF",
+        "XDG_RUNTIME_DIR",
+        "TMPDIR",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+    }
+)
+
+Mode = Literal["interactive", "exec", "detach"]
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    uid: int
+    gid: int
+    user: str
+    home: str
+    cwd: str
+    stdin_tty: bool
+    stdout_tty: bool
+    term: str | None = None
+    colorterm: str | None = None
+    git_name: str | None = None
+    git_email: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tty(self) -> bool:
+        return self.stdin_tty and self.stdout_tty
+
+
+@dataclass(frozen=True)
+class Bind:
+    source: str
+    target: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    image: str
+    command: tuple[str, ...]
+    project_dir: str
+    workdir: str
+    mode: Mode = "exec"
+    name: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    harness_volume: str | None = None
+    binds: tuple[Bind, ...] = ()
+    fixed_env: tuple[tuple[str, str], ...] = ()  # non-secret values set by aishell
+    env: tuple[tuple[str, str | None], ...] = ()  # config/API keys: None = pass the host's
+    ports: tuple[str, ...] = ()
+    docker_args: tuple[str, ...] = ()
+    pre_start: str | None = None
+    tmux: bool = False
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    argv: tuple[str, ...]  # arguments after the engine binary
+    env: dict[str, str]  # to add to the engine CLI's environment
+
+
+def _csv_field(text: str) -> str:
+    """Quote one `--mount` field the way the engine's CSV parser expects."""
+    if any(ch in text for ch in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def mount_arg(bind: Bind) -> str:
+    fields = ["type=bind", f"source={bind.source}", f"target={bind.target}"]
+    if bind.readonly:
+        fields.append("readonly")
+    return ",".join(_csv_field(f) for f in fields)
+
+
+def build_run_args(spec: RunSpec, host: HostFacts) -> RunArgs:
+    argv: list[str] = ["run", "--rm", "--init"]
+    child_env: dict[str, str] = {}
+
+    if spec.mode == "detach":
+        argv += ["--detach", "-it"] if spec.tmux else ["--detach"]
+    elif host.tty:
+        argv.append("-it")
+    else:
+        argv.append("-i")
+
+    if spec.name:
+        argv += ["--name", spec.name]
+    for key, value in ((LABEL_MANAGED, "1"), *spec.labels):
+        argv += ["--label", f"{key}={value}"]
+
+    argv += ["--mount", mount_arg(Bind(spec.project_dir, spec.project_dir))]
+    argv += ["-w", spec.workdir]
+
+    fixed: list[tuple[str, str]] = [
+        ("LOCAL_UID", str(host.uid)),
+        ("LOCAL_GID", str(host.gid)),
+        ("LOCAL_HOME", host.home),
+        ("LOCAL_USER", host.user),
+        ("AISHELL_PROJECT", spec.project_dir),
+        ("TERM", host.term or "xterm-256color"),
+        ("COLORTERM", host.colorterm or "truecolor"),
+    ]
+    if host.git_name:
+        fixed += [("GIT_AUTHOR_NAME", host.git_name), ("GIT_COMMITTER_NAME", host.git_name)]
+    if host.git_email:
+        fixed += [("GIT_AUTHOR_EMAIL", host.git_email), ("GIT_COMMITTER_EMAIL", host.git_email)]
+    if spec.tmux:
+        fixed.append(("AISHELL_TMUX", "1"))
+    fixed += list(spec.fixed_env)
+    for key, value in fixed:
+        argv += ["-e", f"{key}={value}"]
+
+    if spec.harness_volume:
+        argv += ["--mount", f"type=volume,source={spec.harness_volume},target=/tools,readonly"]
+    for bind in spec.binds:
+        argv += ["--mount", mount_arg(bind)]
+
+    for key, value in spec.env:
+        if value is None:
+            if key in host.env:
+                argv += ["-e", key]
+        elif key in ENGINE_CLI_VARIABLES:
+            argv += ["-e", f"{key}={value}"]
+        else:
+            argv += ["-e", key]
+            child_env[key] = value
+
+    for port in spec.ports:
+        argv += ["-p", port]
+
+    if spec.pre_start:
+        argv += ["-e", "AISHELL_PRE_START"]
+        child_env["AISHELL_PRE_START"] = spec.pre_start
+
+    argv += list(spec.docker_args)
+    argv.append(spec.image)
+    argv += list(spec.command)
+    return RunArgs(argv=tuple(argv), env=child_env)

@@ -1,0 +1,217 @@
+"""The shared harness volume: agent CLIs installed once, used by every project.
+
+A volume is ready only when the marker `/tools/.aishell-ready.json`, written
+last by the filling container, exists. The filling container has a fixed
+name per volume, so the engine itself guarantees that only one fill runs at a
+time, whichever user or process asks; a second launcher waits for it and then
+finds the marker.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aishell import output
+from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
+from aishell.errors import EngineError
+from aishell.harnesses import BY_NAME
+from aishell.hashing import selection_hash
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from aishell.engine.client import Engine
+
+LABEL_HARNESS_HASH = "aishell.harness.hash"
+LABEL_HARNESSES = "aishell.harnesses"
+LABEL_PINS = "aishell.harness.pins"
+MARKER = "/tools/.aishell-ready.json"
+
+# Runs as root in a helper container with the entrypoint bypassed. The package
+# specs arrive as positional arguments, never interpolated into the script.
+FILL_SCRIPT = r"""
+set -eu
+marker=/tools/.aishell-ready.json
+if [ -f "$marker" ] && [ "${AISHELL_REFILL:-0}" != 1 ]; then
+    echo "AISHELL-STATUS already"
+    echo "AISHELL-MARKER $(tr -d '\n' < "$marker")"
+    exit 0
+fi
+echo "AISHELL-STATUS installing"
+rm -rf /tools/npm /tools/bin "$marker" /tools/.aishell-ready.tmp
+mkdir -p /tools/npm /tools/bin
+npm install -g --prefix /tools/npm --no-fund --no-audit --no-update-notifier \
+    --loglevel=warn "$@"
+node -e '
+const fs = require("fs");
+const out = {};
+for (const spec of process.argv.slice(1)) {
+  const at = spec.lastIndexOf("@");
+  const name = at > 0 ? spec.slice(0, at) : spec;
+  const pj = "/tools/npm/lib/node_modules/" + name + "/package.json";
+  out[name] = JSON.parse(fs.readFileSync(pj, "utf8")).version;
+}
+process.stdout.write(JSON.stringify({packages: out, filled_at: new Date().toISOString()}));
+' "$@" > /tools/.aishell-ready.tmp
+date -u +%Y-%m-%dT%H:%M:%SZ >> /tools/.aishell-fill-history
+chmod -R a+rX /tools
+mv /tools/.aishell-ready.tmp "$marker"
+echo "AISHELL-STATUS installed"
+echo "AISHELL-MARKER $(tr -d '\n' < "$marker")"
+"""
+
+
+def volume_name(selection: Mapping[str, str]) -> str:
+    return HARNESS_VOLUME_PREFIX + selection_hash(selection)
+
+
+def package_specs(selection: Mapping[str, str]) -> list[str]:
+    return [f"{BY_NAME[tool].package}@{pin}" for tool, pin in sorted(selection.items())]
+
+
+def volume_labels(selection: Mapping[str, str]) -> dict[str, str]:
+    return {
+        LABEL_MANAGED: "1",
+        LABEL_KIND: "harness",
+        LABEL_HARNESS_HASH: selection_hash(selection),
+        LABEL_HARNESSES: ",".join(sorted(selection)),
+        LABEL_PINS: ",".join(f"{t}={p}" for t, p in sorted(selection.items())),
+    }
+
+
+def inspect_volume(engine: Engine, name: str) -> dict[str, Any] | None:
+    result = engine.capture("volume", "inspect", name)
+    return parse_volume_inspect(result.stdout) if result.ok else None
+
+
+def parse_volume_inspect(stdout: str) -> dict[str, Any] | None:
+    try:
+        items = json.loads(stdout)
+    except json.JSONDecodeError:
+        return None
+    return items[0] if items else None
+
+
+def created_at(item: Mapping[str, Any] | None) -> str:
+    return str(item.get("CreatedAt", "")) if item else ""
+
+
+@dataclass(frozen=True)
+class FillResult:
+    installed: bool  # False: another fill had already completed it
+    versions: dict[str, str]  # tool name -> version
+    filled_at: str
+
+
+def _versions_by_tool(marker: Mapping[str, Any]) -> dict[str, str]:
+    by_package = {t.package: t.name for t in BY_NAME.values()}
+    packages = marker.get("packages") or {}
+    return {by_package.get(pkg, pkg): str(ver) for pkg, ver in packages.items()}
+
+
+def fill(
+    engine: Engine,
+    *,
+    volume: str,
+    selection: Mapping[str, str],
+    image: str,
+    verbose: bool = False,
+    refill: bool = False,
+    wait_seconds: float = 1800,
+) -> FillResult:
+    """Make sure `volume` holds the selection, installing it unless a completed
+    fill is already there. Concurrent callers: one installs, the others wait."""
+    engine.checked(
+        "volume",
+        "create",
+        *[arg for key, value in volume_labels(selection).items()
+          for arg in ("--label", f"{key}={value}")],
+        volume,
+        what=f"creating volume {volume}",
+    )
+    fill_name = f"aishell-fill-{volume.removeprefix(HARNESS_VOLUME_PREFIX)}"
+    specs = package_specs(selection)
+    deadline = time.monotonic() + wait_seconds
+    refill_now = refill
+    while True:
+        args = [
+            "run", "--rm", "--name", fill_name,
+            "--label", f"{LABEL_MANAGED}=1", "--label", f"{LABEL_KIND}=fill",
+            "--entrypoint", "/bin/sh",
+            "--mount", f"type=volume,source={volume},target=/tools",
+            "-e", f"AISHELL_REFILL={1 if refill_now else 0}",
+            image, "-c", FILL_SCRIPT, "aishell-fill", *specs,
+        ]
+        tail: deque[str] = deque(maxlen=80)
+        status_seen: list[str] = []
+        marker: dict[str, Any] = {}
+        title = "Installing " + ", ".join(BY_NAME[t].label for t in sorted(selection))
+
+        def on_line(line: str, tail: deque[str] = tail, status_seen: list[str] = status_seen,
+                    marker: dict[str, Any] = marker) -> None:
+            if line.startswith("AISHELL-STATUS "):
+                status_seen.append(line.split(" ", 1)[1])
+                return
+            if line.startswith("AISHELL-MARKER "):
+                try:
+                    marker.update(json.loads(line.split(" ", 1)[1]))
+                except json.JSONDecodeError:
+                    pass
+                return
+            tail.append(line)
+            if verbose:
+                output.raw_err(line)
+
+        with output.Progress(title, verbose=verbose) as progress:
+            progress.update(f"into {volume}")
+            rc = engine.stream(args, on_line)
+            if rc != 0 and _name_conflict("\n".join(tail)):
+                progress.update("waiting for another aishell that is installing")
+                if time.monotonic() > deadline:
+                    raise EngineError(
+                        f"gave up waiting for {fill_name} to finish",
+                        hint=f"check it with '{engine.name} logs {fill_name}'",
+                    )
+                engine.capture("wait", fill_name)
+                time.sleep(0.2)
+                refill_now = False  # the other fill just did it
+                continue
+        if rc != 0:
+            raise EngineError(
+                f"installing {', '.join(specs)} into {volume} failed (exit {rc})",
+                hint="check the package versions and your network (npm registry); "
+                "run again with --verbose for the full output",
+                details="\n".join(tail),
+            )
+        if not marker:
+            raise EngineError(
+                f"the volume {volume} was filled but holds no readiness marker",
+                details="\n".join(tail),
+            )
+        installed = "installed" in status_seen
+        versions = _versions_by_tool(marker)
+        if installed:
+            output.info(
+                "Installed " + ", ".join(f"{BY_NAME[t].label} {v}" if t in BY_NAME else f"{t} {v}"
+                                         for t, v in sorted(versions.items()))
+            )
+        return FillResult(installed=installed, versions=versions,
+                          filled_at=str(marker.get("filled_at", "")))
+
+
+def _name_conflict(text: str) -> bool:
+    low = text.lower()
+    return "conflict" in low and "already in use" in low
+
+
+def remove(engine: Engine, name: str) -> None:
+    engine.capture("volume", "rm", name)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,38 @@
+"""Stable short hashes used in image tags, volume and container names."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+
+
+def short_hash(data: bytes | str, length: int = 12) -> str:
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()[:length]
+
+
+def project_hash(canonical_path: str, length: int = 8) -> str:
+    return short_hash(canonical_path, length)
+
+
+# Bump when the way a harness volume is filled changes, so old volumes are not reused.
+VOLUME_LAYOUT = 1
+
+
+def selection_hash(selection: Mapping[str, str]) -> str:
+    """Hash of the enabled tools with their pins, order-independent."""
+    pairs = sorted(selection.items())
+    payload = json.dumps({"layout": VOLUME_LAYOUT, "tools": pairs}, separators=(",", ":"))
+    return short_hash(payload)
+
+
+def files_hash(files: Iterable[tuple[str, bytes]], extra: Mapping[str, str] | None = None) -> str:
+    """Hash of named file contents plus extra key/values (build args), order-independent."""
+    h = hashlib.sha256()
+    for name, content in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    for key, value in sorted((extra or {}).items()):
+        h.update(b"\1" + key.encode() + b"=" + value.encode())
+    return h.hexdigest()[:12]

@@ -1,0 +1,460 @@
+"""One launch pipeline for every way of starting a sandbox.
+
+host facts -> config -> state -> image tier and harness volume -> security
+checks -> `build_run_args` (pure) -> hand over to the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from aishell import output, paths, state
+from aishell.constants import (
+    BASE_IMAGE,
+    DOCKERFILE,
+    FOUNDATION_IMAGE,
+    LABEL_HARNESS,
+    LABEL_KIND,
+    LABEL_NAME,
+    LABEL_PROJECT,
+    LABEL_PROJECT_HASH,
+)
+from aishell.engine import images, volumes
+from aishell.engine.client import get_engine
+from aishell.engine.run_args import Bind, RunArgs, RunSpec, build_run_args
+from aishell.errors import AishellError, ConfigError, UsageError
+from aishell.harnesses import BY_NAME
+
+if TYPE_CHECKING:
+    from aishell.config import Config
+    from aishell.engine.client import Engine
+    from aishell.engine.run_args import HostFacts
+    from aishell.project import Project
+
+Kind = Literal["harness", "shell", "exec", "gitleaks"]
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_NAME = 46
+RESERVED_ENV = ("LOCAL_UID", "LOCAL_GID", "LOCAL_HOME", "LOCAL_USER")
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    kind: Kind
+    harness: str | None = None
+    args: tuple[str, ...] = ()
+    name: str | None = None
+    detach: bool = False
+    unsafe: bool = False
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    engine: Engine
+    project: Project
+    config: Config
+    host: HostFacts
+    spec: RunSpec
+    run_args: RunArgs
+    container: str | None
+
+
+def validate_name(name: str) -> None:
+    if not name:
+        raise UsageError("the container name is empty", hint="give --name a value")
+    if len(name) > MAX_NAME:
+        raise UsageError(
+            f"the container name {name!r} is {len(name)} characters long",
+            hint=f"use at most {MAX_NAME} characters",
+        )
+    if not NAME_RE.match(name):
+        raise UsageError(
+            f"invalid container name {name!r}",
+            hint="use letters, digits, '_', '.' and '-', starting with a letter or digit",
+        )
+
+
+def default_name(req: LaunchRequest) -> str:
+    if req.kind == "harness" and req.harness:
+        return req.harness
+    return "shell" if req.kind == "shell" else req.kind
+
+
+def setup_hint(tools: dict[str, str], add: str | None = None) -> str:
+    wanted = dict(tools)
+    if add:
+        wanted.setdefault(add, "latest")
+    flags = " ".join(
+        f"--with-{t}" if pin == "latest" else f"--with-{t}={pin}" for t, pin in sorted(wanted.items())
+    )
+    return f"run 'aishell setup {flags}'".replace("  ", " ")
+
+
+def command_for(req: LaunchRequest, config: Config, environ: dict[str, str]) -> tuple[str, ...]:
+    if req.kind == "exec":
+        return req.args
+    if req.kind == "shell":
+        return ("bash",)
+    if req.kind == "gitleaks":
+        return ("gitleaks", *(req.args or ("dir", "--verbose", ".")))
+    assert req.harness is not None
+    tool = BY_NAME[req.harness]
+    extra: tuple[str, ...] = ()
+    if tool.name == "claude" and environ.get("AISHELL_SKIP_PERMISSIONS", "").lower() != "false":
+        extra = ("--dangerously-skip-permissions",)
+    defaults = tuple(config.harness_args.get(tool.name, ()))
+    return (tool.command, *tool.fixed_args, *extra, *defaults, *req.args)
+
+
+def ensure_host_config_paths(tools: list[str], home: str) -> list[Bind]:
+    """Create the agents' config paths on the host (right kind) and bind them."""
+    binds: list[Bind] = []
+    for name in tools:
+        tool = BY_NAME[name]
+        for rel in tool.config_dirs:
+            path = os.path.join(home, rel)
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as exc:
+                raise AishellError(
+                    f"cannot create {path}: {exc.strerror}",
+                    hint="fix the permissions of your home directory",
+                ) from exc
+            binds.append(Bind(path, path))
+        for rel in tool.config_files:
+            path = os.path.join(home, rel)
+            if not os.path.lexists(path):
+                try:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "w") as fh:
+                        fh.write("{}\n")
+                except FileExistsError:
+                    pass
+                except OSError as exc:
+                    raise AishellError(f"cannot create {path}: {exc.strerror}") from exc
+            binds.append(Bind(path, path))
+    return binds
+
+
+def config_binds(config: Config) -> list[Bind]:
+    binds = []
+    for mount in config.mounts:
+        if not os.path.exists(mount.source):
+            output.warn(f"mount source {mount.source} does not exist (from {mount.origin}); skipped")
+            continue
+        binds.append(Bind(mount.source, mount.target, mount.readonly))
+    return binds
+
+
+def config_env(config: Config, host_env: dict[str, str]) -> list[tuple[str, str | None]]:
+    entries: list[tuple[str, str | None]] = []
+    for entry in config.env:
+        if entry.name in RESERVED_ENV or entry.name.startswith("AISHELL_"):
+            raise ConfigError(
+                f"env: {entry.name} is set by aishell itself",
+                hint=f"remove {entry.name} from env in {', '.join(config.sources)}",
+            )
+        if entry.value is None and entry.name not in host_env:
+            output.warn(f"env: {entry.name} is not set on the host; not passed")
+            continue
+        entries.append((entry.name, entry.value))
+    return entries
+
+
+def _load_config(project: Project, host: HostFacts) -> Config:
+    from aishell import config as config_mod
+
+    return config_mod.load_config(
+        aishell_home=paths.aishell_home(),
+        project_root=Path(project.root),
+        expansion=config_mod.Expansion(
+            home=host.home, uid=host.uid, gid=host.gid, user=host.user
+        ),
+    )
+
+
+def resolve_image(
+    engine: Engine,
+    *,
+    project: Project,
+    config: Config,
+    st: state.State,
+    image_items: dict[str, dict],  # type: ignore[type-arg]
+    verbose: bool,
+) -> str:
+    """The image to run, building the base/extension tiers when their inputs changed."""
+    from aishell.config import find_project_config_dir
+
+    foundation = images.require(image_items.get(FOUNDATION_IMAGE), FOUNDATION_IMAGE)
+    foundation_id = images.image_id(foundation)
+    context = images.foundation_context(
+        base_image=config.base_image,
+        with_gitleaks=st.gitleaks,
+        ca_certificates=config.ca_certificates,
+    )
+    if not images.foundation_is_current(foundation, context):
+        output.warn(
+            f"{FOUNDATION_IMAGE} is out of date (aishell, base_image or ca_certificates "
+            "changed); run 'aishell update --force' to rebuild it"
+        )
+
+    base_item = image_items.get(BASE_IMAGE)
+    global_dockerfile = paths.global_dockerfile()
+    if global_dockerfile.is_file():
+        tier = images.Tier(
+            tag=BASE_IMAGE,
+            directory=global_dockerfile.parent,
+            dockerfile=global_dockerfile,
+            parent_tag=FOUNDATION_IMAGE,
+            title=f"Building {BASE_IMAGE} from {global_dockerfile}",
+            extra_labels=((LABEL_KIND, "base"),),
+        )
+        if tier.ensure(engine, item=base_item, parent_id=foundation_id, verbose=verbose):
+            base_item = images.inspect_images(engine, [BASE_IMAGE]).get(BASE_IMAGE)
+    else:
+        if images.labels_of(base_item).get(LABEL_KIND) == "base" or images.image_id(
+            base_item
+        ) != foundation_id:
+            images.ensure_base_alias(engine, foundation_id, None)
+            base_item = foundation
+    base_id = images.image_id(base_item)
+
+    config_dir = find_project_config_dir(Path(project.root), aishell_home=paths.aishell_home())
+    if config_dir is not None and (config_dir / DOCKERFILE).is_file():
+        tier = images.Tier(
+            tag=project.extension_tag,
+            directory=config_dir,
+            dockerfile=config_dir / DOCKERFILE,
+            parent_tag=BASE_IMAGE,
+            title=f"Building project image {project.extension_tag}",
+            extra_labels=((LABEL_KIND, "extension"), (images.LABEL_PROJECT, project.canonical)),
+        )
+        tier.ensure(
+            engine,
+            item=image_items.get(project.extension_tag),
+            parent_id=base_id,
+            verbose=verbose,
+        )
+        return project.extension_tag
+    return BASE_IMAGE
+
+
+def ensure_volume(
+    engine: Engine,
+    *,
+    st: state.State,
+    volume_item: dict | None,  # type: ignore[type-arg]
+    verbose: bool = False,
+) -> str | None:
+    """The harness volume to mount, filled and recorded; None when no tools are enabled."""
+    if not st.tools:
+        return None
+    name = st.harness_volume or volumes.volume_name(st.tools)
+    record = st.volumes.get(name)
+    if volume_item is not None and record and record.created_at == volumes.created_at(volume_item):
+        return name
+    result = volumes.fill(
+        engine, volume=name, selection=st.tools, image=FOUNDATION_IMAGE, verbose=verbose
+    )
+    record_fill(engine, name, result)
+    return name
+
+
+def record_fill(engine: Engine, name: str, result: volumes.FillResult) -> None:
+    item = volumes.inspect_volume(engine, name)
+
+    def mutate(current: state.State) -> None:
+        current.volumes[name] = state.VolumeRecord(
+            created_at=volumes.created_at(item),
+            versions=result.versions,
+            filled_at=result.filled_at,
+        )
+
+    state.update(mutate)
+
+
+def handle_existing_container(engine: Engine, full_name: str, item: dict | None, short: str) -> None:  # type: ignore[type-arg]
+    if item is None:
+        return
+    running = bool((item.get("State") or {}).get("Running"))
+    if running:
+        raise AishellError(
+            f"the container {full_name} is already running",
+            hint=f"attach with 'aishell attach {short}', or pick another --name",
+        )
+    engine.capture("rm", "-f", full_name)
+    output.info(f"Removed stopped container {full_name}")
+
+
+def prepare(req: LaunchRequest) -> Prepared:
+    from aishell import hostfacts
+    from aishell import project as project_mod
+
+    if req.name is not None:
+        validate_name(req.name)
+    host = hostfacts.gather()
+    project = project_mod.resolve(host.cwd, aishell_home=str(paths.aishell_home()))
+    config = _load_config(project, host)
+    st = state.load()
+    if st is None:
+        raise AishellError(
+            "no setup found", hint="run 'aishell setup --with-claude' (or another agent) first"
+        )
+    if req.kind == "harness" and req.harness not in st.tools:
+        label = BY_NAME[req.harness or ""].label
+        raise AishellError(f"{label} is not installed", hint=setup_hint(st.tools, req.harness))
+    if req.kind == "gitleaks" and not st.gitleaks:
+        raise AishellError(
+            "gitleaks is not installed",
+            hint=setup_hint(st.tools).replace("'aishell setup", "'aishell setup --with-gitleaks"),
+        )
+
+    named = req.kind != "exec"
+    short = req.name or default_name(req)
+    full_name = project.container_name(short) if named else None
+
+    engine = get_engine()
+    wanted_images = [FOUNDATION_IMAGE, BASE_IMAGE, project.extension_tag]
+    volume_name = (st.harness_volume or volumes.volume_name(st.tools)) if st.tools else None
+    commands: list[list[str]] = [["image", "inspect", *wanted_images]]
+    if volume_name:
+        commands.append(["volume", "inspect", volume_name])
+    if full_name:
+        commands.append(["container", "inspect", full_name])
+    results = engine.capture_many(*commands)
+    image_items = images.parse_image_inspect(results[0].stdout, wanted_images)
+    volume_item = (
+        volumes.parse_volume_inspect(results[1].stdout) if volume_name and results[1].ok else None
+    )
+    container_item = None
+    if full_name and results[-1].ok:
+        from aishell.engine.containers import parse_inspect
+
+        container_item = parse_inspect(results[-1].stdout)
+
+    image = resolve_image(
+        engine, project=project, config=config, st=st, image_items=image_items, verbose=req.verbose
+    )
+    volume = ensure_volume(engine, st=st, volume_item=volume_item, verbose=req.verbose)
+    if full_name:
+        handle_existing_container(engine, full_name, container_item, short)
+
+    _security_checks(req, project, config, host, st)
+
+    tools = sorted(st.tools)
+    binds = ensure_host_config_paths(tools, host.home) + config_binds(config)
+    env: list[tuple[str, str | None]] = []
+    seen: set[str] = set()
+    for name in tools:
+        for key in BY_NAME[name].api_keys:
+            if key not in seen:
+                seen.add(key)
+                env.append((key, None))
+    for key, value in config_env(config, dict(host.env)):
+        env = [(k, v) for k, v in env if k != key]
+        env.append((key, value))
+    fixed_env = [pair for name in tools for pair in BY_NAME[name].env]
+
+    labels = [
+        (LABEL_PROJECT, project.canonical),
+        (LABEL_PROJECT_HASH, project.hash),
+        (LABEL_KIND, req.kind),
+    ]
+    if named:
+        labels.append((LABEL_NAME, short))
+    if req.harness:
+        labels.append((LABEL_HARNESS, req.harness))
+
+    interactive = req.kind in ("harness", "shell")
+    spec = RunSpec(
+        image=image,
+        command=command_for(req, config, dict(host.env)),
+        project_dir=project.root,
+        workdir=host.cwd,
+        mode="detach" if req.detach else ("interactive" if interactive else "exec"),
+        name=full_name,
+        labels=tuple(labels),
+        harness_volume=volume,
+        binds=tuple(binds),
+        fixed_env=tuple(fixed_env),
+        env=tuple(env),
+        ports=tuple(config.ports),
+        docker_args=tuple(config.docker_args),
+        pre_start=config.pre_start if interactive or req.detach else None,
+        tmux=False,
+    )
+    return Prepared(
+        engine=engine,
+        project=project,
+        config=config,
+        host=host,
+        spec=spec,
+        run_args=build_run_args(spec, host),
+        container=full_name,
+    )
+
+
+def _security_checks(
+    req: LaunchRequest, project: Project, config: Config, host: HostFacts, st: state.State
+) -> None:
+    from aishell.security import validate
+
+    dangers = validate.check_docker_args(config.docker_args, home=host.home) + validate.check_mounts(
+        [(m.source, m.target) for m in config.mounts], home=host.home
+    )
+    if dangers:
+        for line in validate.render(dangers):
+            output.info(line)
+    if req.kind in ("harness", "shell") and config.detection.enabled:
+        from aishell.security import report, scan
+
+        result = scan.scan_project(
+            Path(project.root),
+            custom_patterns=config.detection.custom_patterns,
+            allowlist=config.detection.allowlist,
+        )
+        report.gate(result, interactive=host.tty, unsafe=req.unsafe)
+    if req.kind in ("harness", "shell") and st.gitleaks and config.gitleaks_freshness_check:
+        from aishell.security import freshness
+
+        message = freshness.staleness_message(
+            st.gitleaks_scans.get(project.canonical), config.gitleaks_freshness_threshold
+        )
+        if message:
+            output.warn(message)
+
+
+def launch(req: LaunchRequest) -> int:
+    prepared = prepare(req)
+    engine = prepared.engine
+    env = {**os.environ, **prepared.run_args.env}
+    if req.detach:
+        result = engine.capture(*prepared.run_args.argv, env=env)
+        if not result.ok:
+            raise AishellError(
+                f"starting {prepared.container} failed",
+                details=result.stderr.strip(),
+            )
+        short = prepared.container.removeprefix(prepared.project.container_prefix) if prepared.container else ""
+        output.info(f"Started {prepared.container} in the background.")
+        output.info(f"  Attach: aishell attach {short}")
+        output.info("  List:   aishell ps")
+        output.info(f"  Stop:   {engine.name} stop {prepared.container}")
+        return 0
+    if req.kind == "gitleaks":
+        status = engine.call(prepared.run_args.argv, env=env)
+        _record_gitleaks_scan(prepared, req, status)
+        return status
+    engine.exec_(prepared.run_args.argv, env=env)
+
+
+def _record_gitleaks_scan(prepared: Prepared, req: LaunchRequest, status: int) -> None:
+    from aishell.security import freshness
+
+    freshness.record_scan(prepared.project.canonical, req.args, status)

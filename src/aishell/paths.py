@@ -1,0 +1,40 @@
+"""Where aishell keeps its files. `AISHELL_HOME` relocates `~/.aishell`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def user_home(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    home = env.get("HOME")
+    return Path(home) if home else Path.home()
+
+
+def aishell_home(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    override = env.get("AISHELL_HOME")
+    if override:
+        return Path(override).expanduser()
+    return user_home(environ) / ".aishell"
+
+
+def state_file(environ: dict[str, str] | None = None) -> Path:
+    return aishell_home(environ) / "state.json"
+
+
+def global_config_file(environ: dict[str, str] | None = None) -> Path:
+    return aishell_home(environ) / "config.yaml"
+
+
+def global_dockerfile(environ: dict[str, str] | None = None) -> Path:
+    return aishell_home(environ) / "Dockerfile"
+
+
+def locks_dir(environ: dict[str, str] | None = None) -> Path:
+    return aishell_home(environ) / "locks"
+
+
+def logs_dir(environ: dict[str, str] | None = None) -> Path:
+    return aishell_home(environ) / "logs"

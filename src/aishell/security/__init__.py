@@ -1,0 +1,1 @@
+"""Host-side security checks: sensitive-file detection and its launch gate."""

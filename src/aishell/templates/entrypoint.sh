@@ -1,0 +1,83 @@
+#!/bin/bash
+# aishell entrypoint. Runs as root: makes an account with the host user's
+# UID/GID and home path, starts pre_start in the background as that user, then
+# hands over to the command with gosu (so the command never runs as root unless
+# the host user is root).
+set -eu
+
+uid="${LOCAL_UID:-1000}"
+gid="${LOCAL_GID:-1000}"
+home="${LOCAL_HOME:-/home/developer}"
+want="${LOCAL_USER:-developer}"
+
+# /tmp survives a stop/start of the same container: clear old sentinels.
+rm -f /tmp/aishell.ready /tmp/pre-start.done /tmp/pre-start.failed
+
+if ! getent group "$gid" >/dev/null; then
+    gname="$want"
+    getent group "$gname" >/dev/null 2>&1 && gname="aishell$gid"
+    groupadd -g "$gid" "$gname" 2>/dev/null || groupadd -o -g "$gid" "aishell$gid"
+fi
+
+if entry="$(getent passwd "$uid")"; then
+    user="${entry%%:*}"
+    old_home="$(printf '%s' "$entry" | cut -d: -f6)"
+    if [ "$old_home" != "$home" ]; then
+        usermod -d "$home" "$user" >/dev/null 2>&1 || true
+    fi
+else
+    user="$want"
+    if ! [[ "$user" =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || getent passwd "$user" >/dev/null; then
+        user="developer"
+        getent passwd "$user" >/dev/null && user="aishell$uid"
+    fi
+    useradd -o -u "$uid" -g "$gid" -d "$home" -M -s /bin/bash -c "aishell user" "$user"
+fi
+
+# The home directory exists at the host's path. Directories the engine created
+# there to hold mounts belong to root: hand them to the user, never touching a
+# mount point (those are host directories).
+mkdir -p "$home"
+if [ "$uid" != 0 ]; then
+    mountpoint -q "$home" || chown "$uid:$gid" "$home"
+    find "$home" -xdev -mindepth 1 -maxdepth 4 -type d -uid 0 -print0 2>/dev/null \
+        | while IFS= read -r -d '' dir; do
+            mountpoint -q "$dir" || chown "$uid:$gid" "$dir" 2>/dev/null || true
+        done
+fi
+
+printf '%s ALL=(ALL) NOPASSWD:ALL\n' "$user" > /etc/sudoers.d/aishell
+chmod 0440 /etc/sudoers.d/aishell
+
+if [ -n "${AISHELL_PROJECT:-}" ]; then
+    git config --system --add safe.directory "$AISHELL_PROJECT"
+fi
+
+export PATH="$home/.local/bin:$PATH"
+if [ -n "${TERM:-}" ] && ! infocmp "$TERM" >/dev/null 2>&1; then
+    export TERM=xterm-256color
+fi
+
+if [ -n "${AISHELL_PRE_START:-}" ]; then
+    : > /tmp/pre-start.log
+    chown "$uid:$gid" /tmp/pre-start.log
+    # Double fork: the runner is reparented to init, which reaps it.
+    (
+        (
+            set +e
+            gosu "$uid:$gid" sh -c "$AISHELL_PRE_START" </dev/null >/tmp/pre-start.log 2>&1
+            rc=$?
+            if [ "$rc" -eq 0 ]; then
+                touch /tmp/pre-start.done
+            else
+                echo "$rc" > /tmp/pre-start.failed
+            fi
+        ) &
+    )
+fi
+unset AISHELL_PRE_START LOCAL_UID LOCAL_GID LOCAL_USER
+
+touch /tmp/aishell.ready
+
+unset AISHELL_TMUX
+exec gosu "$uid:$gid" "$@"

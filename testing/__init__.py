@@ -1,0 +1,1 @@
+"""Helpers for aishell's tests (not part of the package)."""

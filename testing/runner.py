@@ -1,0 +1,121 @@
+"""Run the aishell CLI as a real process, as root or as a non-root user."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+NON_ROOT_USER = "aishell-it"
+_counter = itertools.count()
+
+
+def ensure_non_root_user() -> int:
+    """Create the non-root test user (docker group member) if needed; return its UID."""
+    try:
+        entry = pwd.getpwnam(NON_ROOT_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", NON_ROOT_USER], check=True)
+        entry = pwd.getpwnam(NON_ROOT_USER)
+    subprocess.run(["groupadd", "-f", "docker"], check=True)
+    subprocess.run(["usermod", "-aG", "docker", NON_ROOT_USER], check=True)
+    for sock in ("/var/run/docker.sock", "/run/docker.sock"):
+        if os.path.exists(sock):
+            subprocess.run(["chgrp", "docker", sock], check=False)
+            subprocess.run(["chmod", "g+rw", sock], check=False)
+    os.chmod(entry.pw_dir, 0o755)
+    return entry.pw_uid
+
+
+@dataclass
+class Aishell:
+    home: Path
+    aishell_home: Path
+    user: str | None  # None: the current user (root in CI)
+    src: Path
+
+    @property
+    def uid(self) -> int:
+        return pwd.getpwnam(self.user).pw_uid if self.user else os.getuid()
+
+    @property
+    def gid(self) -> int:
+        return pwd.getpwnam(self.user).pw_gid if self.user else os.getgid()
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "AISHELL_HOME": str(self.aishell_home),
+            "USER": self.user or "root",
+            "PYTHONPATH": str(self.src),
+            "LANG": "C.UTF-8",
+            "CI": "1",
+        }
+        if extra:
+            env.update(extra)
+        return env
+
+    def command(self, *args: str) -> list[str]:
+        python = sys.executable if self.user is None else "/usr/bin/python3"
+        return [python, "-m", "aishell", *args]
+
+    def argv(self, args: list[str], env: dict[str, str]) -> list[str]:
+        if self.user is None:
+            return args
+        # runuser resets the environment; pass ours explicitly.
+        return ["runuser", "-u", self.user, "--", "env", "-i",
+                *[f"{k}={v}" for k, v in env.items()], *args]
+
+    def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        input: str | None = None,  # noqa: A002
+        timeout: float = 600,
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = self.env(env)
+        argv = self.argv(self.command(*args), full_env)
+        return subprocess.run(
+            argv,
+            cwd=cwd or self.home,
+            env=full_env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            check=False,
+        )
+
+    def popen(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        full_env = self.env(env)
+        return subprocess.Popen(
+            self.argv(self.command(*args), full_env),
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def new_project(self, name: str = "proj") -> Path:
+        path = self.home / "projects" / f"{name}-{next(_counter)}"
+        path.mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", str(path)], check=True)
+        if self.user:
+            subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", str(self.home / "projects")],
+                           check=True)
+        return path
+
+    def write(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        if self.user:
+            subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", str(self.home)], check=True)

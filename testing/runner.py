@@ -64,12 +64,14 @@ class Aishell:
         python = sys.executable if self.user is None else "/usr/bin/python3"
         return [python, "-m", "aishell", *args]
 
-    def argv(self, args: list[str], env: dict[str, str]) -> list[str]:
+    def process_kwargs(self) -> dict[str, object]:
+        """Drop to the non-root user in the child (no runuser/env: nothing leaks into argv)."""
         if self.user is None:
-            return args
-        # runuser resets the environment; pass ours explicitly.
-        return ["runuser", "-u", self.user, "--", "env", "-i",
-                *[f"{k}={v}" for k, v in env.items()], *args]
+            return {}
+        import grp
+
+        groups = [g.gr_gid for g in grp.getgrall() if self.user in g.gr_mem]
+        return {"user": self.uid, "group": self.gid, "extra_groups": groups}
 
     def run(
         self,
@@ -80,9 +82,8 @@ class Aishell:
         timeout: float = 600,
     ) -> subprocess.CompletedProcess[str]:
         full_env = self.env(env)
-        argv = self.argv(self.command(*args), full_env)
         return subprocess.run(
-            argv,
+            self.command(*args),
             cwd=cwd or self.home,
             env=full_env,
             input=input,
@@ -91,18 +92,20 @@ class Aishell:
             timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
             check=False,
+            **self.process_kwargs(),  # type: ignore[arg-type]
         )
 
     def popen(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         full_env = self.env(env)
         return subprocess.Popen(
-            self.argv(self.command(*args), full_env),
+            self.command(*args),
             cwd=cwd,
             env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            **self.process_kwargs(),  # type: ignore[arg-type]
         )
 
     def new_project(self, name: str = "proj") -> Path:

@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,10 +41,13 @@ def engine() -> str:
 
 
 @pytest.fixture(scope="session")
-def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = Path(tmp_path_factory.mktemp("aishell-it"))
+def shared_root() -> Iterator[Path]:
+    # Not under pytest's tmp dir: that one is private to root, and the
+    # non-root user must read aishell's source from here.
+    root = Path(tempfile.mkdtemp(prefix="aishell-it-"))
     os.chmod(root, 0o755)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _global_config(home: Path) -> None:

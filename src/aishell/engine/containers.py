@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from aishell.engine.client import Engine, Result
 
 
 def parse_inspect(stdout: str) -> dict[str, Any] | None:
@@ -12,3 +18,95 @@ def parse_inspect(stdout: str) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return items[0] if items else None
+
+
+# -- listing (read-only) --------------------------------------------------------
+
+# `docker ps --format '{{json .}}'` gives labels as one "k=v,k2=v2" string. A value
+# may itself contain commas ("a=b,c"), so split only before something that looks
+# like the next key.
+_LABEL_SPLIT = re.compile(r",(?=[A-Za-z0-9][A-Za-z0-9._/-]*=)")
+
+
+def parse_label_string(value: object) -> dict[str, str]:
+    """Labels from the engine's listing: a mapping (podman) or "k=v,k2=v2" (docker)."""
+    if isinstance(value, dict):
+        return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    if not isinstance(value, str) or not value:
+        return {}
+    labels: dict[str, str] = {}
+    for part in _LABEL_SPLIT.split(value):
+        key, _, val = part.partition("=")
+        if key:
+            labels[key] = val
+    return labels
+
+
+def parse_json_lines(stdout: str) -> list[dict[str, Any]]:
+    """Objects from `--format '{{json .}}'` output (one per line; a JSON array is accepted)."""
+    text = stdout.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError:
+            return []
+        return [item for item in items if isinstance(item, dict)]
+    found: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(item, dict):
+            found.append(item)
+    return found
+
+
+def list_containers(engine: Engine, *filters: str) -> list[dict[str, Any]]:
+    """`ps -a` (stopped ones too) with `--filter` for each of `filters`."""
+    args = ["ps", "-a", "--no-trunc"]
+    for item in filters:
+        args += ["--filter", item]
+    result = engine.checked(*args, "--format", "{{json .}}", what="listing containers")
+    return parse_json_lines(result.stdout)
+
+
+def container_names(item: Mapping[str, Any]) -> list[str]:
+    """The names of a listed container (`Names` is a string or a list)."""
+    names = item.get("Names")
+    if isinstance(names, list):
+        return [str(n).lstrip("/") for n in names]
+    if isinstance(names, str) and names:
+        return [n.strip().lstrip("/") for n in names.split(",") if n.strip()]
+    return []
+
+
+def containers_using_volumes(engine: Engine, names: Iterable[str]) -> dict[str, list[str]]:
+    """Volume name -> names of the containers (running or not) that mount it."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    commands = [
+        ["ps", "-a", "--filter", f"volume={name}", "--format", "{{.Names}}"] for name in wanted
+    ]
+    results = engine.capture_many(*commands)
+    users: dict[str, list[str]] = {}
+    for name, result in zip(wanted, results, strict=True):
+        users[name] = sorted(
+            {n.strip() for line in result.stdout.splitlines() for n in line.split(",") if n.strip()}
+        )
+    return users
+
+
+def exec_probes(engine: Engine, containers: Iterable[str], script: str) -> dict[str, Result]:
+    """Run `sh -c script` in each running container, all at once (one exec per container)."""
+    wanted = list(dict.fromkeys(containers))
+    if not wanted:
+        return {}
+    results = engine.capture_many(*[["exec", name, "sh", "-c", script] for name in wanted])
+    return dict(zip(wanted, results, strict=True))

@@ -111,7 +111,9 @@ def build_run_args(spec: RunSpec, host: HostFacts) -> RunArgs:
     child_env: dict[str, str] = {}
 
     if spec.mode == "detach":
-        argv += ["--detach", "-it"] if spec.tmux else ["--detach"]
+        # A terminal and an open stdin keep an interactive agent or shell alive
+        # in the background until someone attaches.
+        argv += ["--detach", "-it"]
     elif host.tty:
         argv.append("-it")
     else:

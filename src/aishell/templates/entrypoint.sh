@@ -23,7 +23,9 @@ if entry="$(getent passwd "$uid")"; then
     user="${entry%%:*}"
     old_home="$(printf '%s' "$entry" | cut -d: -f6)"
     if [ "$old_home" != "$home" ]; then
-        usermod -d "$home" "$user" >/dev/null 2>&1 || true
+        # (usermod refuses while the account runs processes, as root always does)
+        awk -F: -v OFS=: -v u="$uid" -v h="$home" '$3 == u { $6 = h } 1' /etc/passwd \
+            > /etc/passwd.aishell && cat /etc/passwd.aishell > /etc/passwd && rm -f /etc/passwd.aishell
     fi
 else
     user="$want"

@@ -1,0 +1,262 @@
+"""The core sandbox, end to end on a real engine, as root and as a non-root user."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from testing.runner import Aishell
+
+
+def docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+
+
+def test_real_agent_from_npm_runs(anyone: Aishell, project: Path) -> None:
+    result = anyone.run("exec", "opencode", "--version", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"\d+\.\d+\.\d+\s*", result.stdout), result.stdout
+
+
+def test_runs_as_the_host_user_at_the_host_path(anyone: Aishell, project: Path) -> None:
+    sub = project / "sub" / "dir"
+    sub.mkdir(parents=True)
+    os.chown(project / "sub", anyone.uid, anyone.gid)
+    os.chown(sub, anyone.uid, anyone.gid)
+    result = anyone.run("exec", "sh", "-c", 'id -u; id -g; pwd; echo "$HOME"; touch made-here',
+                        cwd=sub)
+    assert result.returncode == 0, result.stderr
+    uid, gid, pwd, home = result.stdout.split("\n")[:4]
+    assert (int(uid), int(gid)) == (anyone.uid, anyone.gid)
+    assert pwd == str(sub)
+    assert home == str(anyone.home)
+    made = (sub / "made-here").stat()
+    assert (made.st_uid, made.st_gid) == (anyone.uid, anyone.gid)
+
+
+def test_home_is_writable_and_sudo_works(anyone: Aishell, project: Path) -> None:
+    result = anyone.run(
+        "exec", "sh", "-c",
+        'mkdir -p "$HOME/.config/newtool" && touch "$HOME/.config/newtool/x" && sudo -n id -u',
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
+def test_git_identity_and_safe_directory(anyone: Aishell, project: Path) -> None:
+    subprocess.run(["git", "-c", "safe.directory=*", "-C", str(project), "config", "user.name", "Ada Lovelace"], check=True)
+    subprocess.run(["git", "-c", "safe.directory=*", "-C", str(project), "config", "user.email", "ada@example.org"],
+                   check=True)
+    result = anyone.run(
+        "exec", "sh", "-c",
+        'echo "$GIT_AUTHOR_NAME <$GIT_AUTHOR_EMAIL>"; git status --short >/dev/null && echo ok',
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["Ada Lovelace <ada@example.org>", "ok"]
+
+
+def test_exit_status_and_pipes(anyone: Aishell, project: Path) -> None:
+    assert anyone.run("exec", "sh", "-c", "exit 7", cwd=project).returncode == 7
+    piped = anyone.run("exec", "cat", cwd=project, input="hi\n")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == "hi\n"
+
+
+def _all_cmdlines() -> list[str]:
+    lines = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace"))
+            except OSError:
+                pass
+    return lines
+
+
+def test_secrets_reach_the_container_but_no_argv(anyone: Aishell, project: Path) -> None:
+    passthrough = "pass-" + os.urandom(6).hex()
+    literal = "lit-" + os.urandom(6).hex()
+    anyone.write(
+        project / ".aishell" / "config.yaml",
+        f"env:\n  MY_TOKEN:\n  LITERAL_TOKEN: {literal}\n",
+    )
+    proc = anyone.popen(
+        "exec", "sh", "-c", 'echo "$MY_TOKEN $LITERAL_TOKEN"; sleep 4',
+        cwd=project, env={"MY_TOKEN": passthrough},
+    )
+    seen: list[str] = []
+    deadline = time.monotonic() + 3.5
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen += _all_cmdlines()
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.split() == [passthrough, literal]
+    assert any("run --rm --init" in line for line in seen), "never saw the engine's argv"
+    assert not [line for line in seen if passthrough in line or literal in line]
+
+
+def test_pre_start_runs_as_the_user_and_logs(anyone: Aishell, project: Path) -> None:
+    anyone.write(project / ".aishell" / "config.yaml",
+                 "pre_start:\n  - echo started-$(id -u)\n  - touch /tmp/pre-start-marker\n")
+    name = "pre" + os.urandom(3).hex()
+    result = anyone.run("--detach", "--name", name, "shell", cwd=project)
+    assert result.returncode == 0, result.stderr
+    container = re.search(r"(aishell-[0-9a-f]{8}-" + name + ")", result.stderr)
+    assert container, result.stderr
+    full = container.group(1)
+    try:
+        for _ in range(100):
+            probe = docker("exec", full, "sh", "-c",
+                           "test -f /tmp/pre-start.done && cat /tmp/pre-start.log")
+            if probe.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert probe.stdout.strip() == f"started-{anyone.uid}"
+        owner = docker("exec", full, "stat", "-c", "%u", "/tmp/pre-start-marker")
+        assert owner.stdout.strip() == str(anyone.uid)
+    finally:
+        docker("rm", "-f", full)
+
+
+def test_project_extension_builds_once_and_on_change(root_user: Aishell) -> None:
+    ai = root_user
+    project = ai.new_project("ext")
+    dockerfile = project / ".aishell" / "Dockerfile"
+    ai.write(dockerfile, "FROM aishell:base\nRUN echo one > /etc/ext-marker\n")
+    first = ai.run("exec", "cat", "/etc/ext-marker", cwd=project)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "one\n"
+    assert "Building project image" in first.stderr
+    again = ai.run("exec", "cat", "/etc/ext-marker", cwd=project)
+    assert again.stdout == "one\n"
+    assert "Building project image" not in again.stderr
+    ai.write(dockerfile, "FROM aishell:base\nRUN echo two > /etc/ext-marker\n")
+    changed = ai.run("exec", "cat", "/etc/ext-marker", cwd=project)
+    assert changed.stdout == "two\n", changed.stderr
+    assert "Building project image" in changed.stderr
+
+
+def test_second_project_same_selection_installs_nothing(anyone: Aishell) -> None:
+    state = json.loads((anyone.aishell_home / "state.json").read_text())
+    volume = state["harness_volume"]
+    history = docker("run", "--rm", "--entrypoint", "cat", "-v", f"{volume}:/tools",
+                     "aishell:foundation", "/tools/.aishell-fill-history").stdout
+    for name in ("one", "two"):
+        result = anyone.run("exec", "true", cwd=anyone.new_project(name))
+        assert result.returncode == 0, result.stderr
+        assert "Installing" not in result.stderr
+    after = docker("run", "--rm", "--entrypoint", "cat", "-v", f"{volume}:/tools",
+                   "aishell:foundation", "/tools/.aishell-fill-history").stdout
+    assert after == history
+
+
+def test_concurrent_first_launches_fill_the_volume_once(root_user: Aishell, tmp_path: Path) -> None:
+    """Two launches that both find the volume missing: one installs, the other waits."""
+    ai = Aishell(home=tmp_path / "home", aishell_home=tmp_path / "home" / ".aishell", user=None,
+                 src=root_user.src)
+    ai.aishell_home.mkdir(parents=True)
+    (ai.aishell_home / "config.yaml").write_text(
+        (root_user.aishell_home / "config.yaml").read_text())
+    version = json.loads((root_user.aishell_home / "state.json").read_text())
+    pinned = version["volumes"][version["harness_volume"]]["versions"]["opencode"]
+    setup = ai.run("setup", f"--with-opencode={pinned}", timeout=900)
+    assert setup.returncode == 0, setup.stderr
+    volume = json.loads((ai.aishell_home / "state.json").read_text())["harness_volume"]
+    assert docker("volume", "rm", volume).returncode == 0
+    project = ai.new_project("race")
+    procs = [ai.popen("exec", "opencode", "--version", cwd=project) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [o[0].strip() for o in outs] == [pinned, pinned]
+    installs = sum("Installed OpenCode" in err for _, err in outs)
+    assert installs == 1, outs
+    history = docker("run", "--rm", "--entrypoint", "cat", "-v", f"{volume}:/tools",
+                     "aishell:foundation", "/tools/.aishell-fill-history").stdout
+    assert len(history.splitlines()) == 1
+
+
+def test_half_filled_volume_is_refilled(root_user: Aishell, tmp_path: Path) -> None:
+    ai = Aishell(home=tmp_path / "home", aishell_home=tmp_path / "home" / ".aishell", user=None,
+                 src=root_user.src)
+    ai.aishell_home.mkdir(parents=True)
+    (ai.aishell_home / "config.yaml").write_text(
+        (root_user.aishell_home / "config.yaml").read_text())
+    assert ai.run("setup", "--with-opencode", timeout=900).returncode == 0
+    state_path = ai.aishell_home / "state.json"
+    volume = json.loads(state_path.read_text())["harness_volume"]
+    # Simulate an interrupted fill: marker gone, and aishell has no record of it.
+    docker("run", "--rm", "--entrypoint", "rm", "-v", f"{volume}:/tools", "aishell:foundation",
+           "-rf", "/tools/.aishell-ready.json", "/tools/npm/bin")
+    data = json.loads(state_path.read_text())
+    data["volumes"] = {}
+    state_path.write_text(json.dumps(data))
+    result = ai.run("exec", "opencode", "--version", cwd=ai.new_project("half"), timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "Installed OpenCode" in result.stderr
+
+
+def _aishell_containers() -> set[str]:
+    return set(docker("ps", "-aq", "--filter", "label=aishell.managed=1").stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("mounts: [1]\n", "mounts[0]"),
+        ("mountz: []\n", "did you mean"),
+        ("ports: ['99999:1']\n", "ports"),
+        ("env: [1, 2\n", "Invalid YAML"),
+        ("base_image: debian\n", "global"),
+    ],
+)
+def test_bad_config_is_one_error_line_and_no_container(
+    root_user: Aishell, config: str, message: str
+) -> None:
+    project = root_user.new_project("bad")
+    root_user.write(project / ".aishell" / "config.yaml", config)
+    before = _aishell_containers()
+    result = root_user.run("exec", "true", cwd=project)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert message in errors[0]
+    assert "Traceback" not in result.stderr
+    assert _aishell_containers() == before
+
+
+def test_missing_setup_and_missing_harness(root_user: Aishell, tmp_path: Path) -> None:
+    empty = Aishell(home=tmp_path, aishell_home=tmp_path / "empty", user=None, src=root_user.src)
+    result = empty.run("exec", "true", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Error: no setup found; run 'aishell setup")
+    project = root_user.new_project("nh")
+    missing = root_user.run("claude", "--version", cwd=project)
+    assert missing.returncode == 1
+    assert "Claude Code is not installed" in missing.stderr
+    assert "--with-claude --with-opencode" in missing.stderr
+
+
+def test_missing_engine_cli_is_a_clear_error(root_user: Aishell) -> None:
+    project = root_user.new_project("noengine")
+    result = root_user.run("exec", "true", cwd=project, env={"AISHELL_ENGINE": "no-such-engine"})
+    assert result.returncode == 1
+    assert "Error: AISHELL_ENGINE='no-such-engine' was not found" in result.stderr
+
+
+def test_engine_not_answering_is_a_clear_error(root_user: Aishell) -> None:
+    project = root_user.new_project("nodaemon")
+    result = root_user.run("exec", "true", cwd=project,
+                           env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert result.returncode == 1
+    assert "engine is not answering" in result.stderr
+    assert "Traceback" not in result.stderr

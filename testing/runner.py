@@ -19,7 +19,9 @@ def ensure_non_root_user() -> int:
     try:
         entry = pwd.getpwnam(NON_ROOT_USER)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", NON_ROOT_USER], check=True)
+        # Parallel test workers may race here: whoever loses finds the user made.
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", NON_ROOT_USER], check=False,
+                       capture_output=True)
         entry = pwd.getpwnam(NON_ROOT_USER)
     subprocess.run(["groupadd", "-f", "docker"], check=True)
     subprocess.run(["usermod", "-aG", "docker", NON_ROOT_USER], check=True)

@@ -5,12 +5,11 @@ after an agent name or `exec` is passed through untouched. Command modules are
 imported only when their command runs, so `--help` and `--version` stay fast.
 """
 
-from __future__ import annotations
+from typing import NamedTuple
 
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from aishell import __version__
 from aishell.constants import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
@@ -18,8 +17,7 @@ from aishell.errors import AishellError, UsageError
 from aishell.harnesses import BY_NAME, HARNESS_NAMES
 
 
-@dataclass(frozen=True)
-class GlobalOptions:
+class GlobalOptions(NamedTuple):
     name: str | None = None
     detach: bool = False
     unsafe: bool = False
@@ -53,7 +51,7 @@ def _installed_harnesses() -> list[str] | None:
     try:
         data = json.loads(paths.state_file().read_text())
         return [t for t in data.get("tools", {}) if t in HARNESS_NAMES]
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError):
         return None
 
 

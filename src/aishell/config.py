@@ -16,18 +16,14 @@ file.
 `yaml` is imported lazily: importing this module must stay cheap.
 """
 
-from __future__ import annotations
-
 import difflib
 import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple, TYPE_CHECKING
 
 from aishell.constants import CONFIG_FILE, PROJECT_CONFIG_DIRS
 from aishell.errors import ConfigError
@@ -76,35 +72,30 @@ _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
 # --------------------------------------------------------------------------- data
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     source: str  # absolute host path, expanded, normalised (symlinks kept)
     target: str  # absolute container path (the container home is the host home path)
     readonly: bool
     origin: str  # the config file it came from
 
 
-@dataclass(frozen=True)
-class EnvEntry:
+class EnvEntry(NamedTuple):
     name: str
     value: str | None  # None = passthrough from the host (`docker run -e NAME`)
 
 
-@dataclass(frozen=True)
-class CustomPattern:
+class CustomPattern(NamedTuple):
     glob: str
     severity: str  # "high" | "medium" | "low"
     description: str = DEFAULT_PATTERN_DESCRIPTION
 
 
-@dataclass(frozen=True)
-class AllowEntry:
+class AllowEntry(NamedTuple):
     path: str
     reason: str
 
 
-@dataclass(frozen=True)
-class DetectionConfig:
+class DetectionConfig(NamedTuple):
     enabled: bool = True
     custom_patterns: tuple[CustomPattern, ...] = ()
     allowlist: tuple[AllowEntry, ...] = ()
@@ -114,8 +105,10 @@ def _empty_harness_args() -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Config:
+_NO_HARNESS_ARGS: Mapping[str, tuple[str, ...]] = _empty_harness_args()
+
+
+class Config(NamedTuple):
     """The merged configuration. Immutable: `harness_args` is a read-only mapping
     (`types.MappingProxyType`) harness name → argument tokens."""
 
@@ -124,7 +117,7 @@ class Config:
     ports: tuple[str, ...] = ()
     docker_args: tuple[str, ...] = ()  # tokens
     pre_start: str | None = None
-    harness_args: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_harness_args)
+    harness_args: Mapping[str, tuple[str, ...]] = _NO_HARNESS_ARGS
     detection: DetectionConfig = DetectionConfig()
     gitleaks_freshness_check: bool = True
     gitleaks_freshness_threshold: int = 7
@@ -137,8 +130,7 @@ class Config:
         return self.harness_args.get(harness, ())
 
 
-@dataclass(frozen=True)
-class Expansion:
+class Expansion(NamedTuple):
     """Values substituted for `~`, `$HOME`, `$UID`, `$GID`, `$USER`."""
 
     home: str
@@ -147,7 +139,7 @@ class Expansion:
     user: str
 
     @classmethod
-    def from_host(cls, environ: Mapping[str, str] | None = None) -> Expansion:
+    def from_host(cls, environ: Mapping[str, str] | None = None) -> "Expansion":
         env = os.environ if environ is None else environ
         home = env.get("HOME") or str(Path.home())
         uid = os.getuid() if hasattr(os, "getuid") else 1000
@@ -163,8 +155,7 @@ class Expansion:
         return cls(home=home, uid=uid, gid=gid, user=user)
 
 
-@dataclass(frozen=True)
-class FileConfig:
+class FileConfig(NamedTuple):
     """One config file, validated and normalised; the input of `merge`.
 
     `keys` holds the top-level keys the file contains, so that a key present with
@@ -286,13 +277,13 @@ class _Builder:
         self.active: set[int] = set()
         self.checked: set[int] = set()
 
-    def fail(self, node: Node, problem: str) -> ConfigError:
+    def fail(self, node: "Node", problem: str) -> ConfigError:
         return ConfigError(
             f"Invalid YAML in {self.path} line {node.start_mark.line + 1}: {problem}",
             hint=f"fix the YAML in {self.path}",
         )
 
-    def build(self, node: Node, kpath: KeyPath) -> Any:
+    def build(self, node: "Node", kpath: KeyPath) -> Any:
         from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
         self.raw.lines.setdefault(kpath, node.start_mark.line + 1)
@@ -366,6 +357,8 @@ def _type_name(value: object) -> str:
         return "mapping"
     if isinstance(value, list | tuple):
         return "list"
+    from datetime import date, datetime
+
     if isinstance(value, datetime):
         return "timestamp"
     if isinstance(value, date):
@@ -460,7 +453,7 @@ class _Ctx:
     def string(self, kpath: KeyPath, value: object, *, what: str = "a string") -> str:
         if isinstance(value, str):
             return value
-        hint = "quote it" if isinstance(value, int | float | date) else None
+        hint = "quote it" if _is_scalar_non_string(value) else None
         raise self.type_error(kpath, what, value, hint=hint)
 
     def mapping(self, kpath: KeyPath, value: object) -> Mapping[str, Any]:
@@ -943,6 +936,55 @@ def read_config_file(path: Path) -> str | None:
         ) from exc
 
 
+_CACHE_VERSION = "1"
+
+
+def _cache_file(cache_dir: Path, text: str, path: Path, scope: Scope) -> Path:
+    import hashlib
+
+    key = hashlib.sha256(
+        "\0".join((_CACHE_VERSION, str(path), scope, text)).encode()
+    ).hexdigest()[:32]
+    return cache_dir / f"{key}.json"
+
+
+def _raw_from_cache(cache: Path) -> RawConfig | None:
+    """A parse of the same text cached as JSON (parsing YAML costs more than the launch
+    can spare); None when there is none or it is unreadable."""
+    import json
+
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        raw = RawConfig(data["data"])
+        raw.lines = {tuple(k): v for k, v in data["lines"]}
+        raw.key_lines = {tuple(k): v for k, v in data["key_lines"]}
+        raw.scalar_text = {tuple(k): v for k, v in data["scalar_text"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return raw
+
+
+def _raw_to_cache(cache: Path, raw: RawConfig) -> None:
+    import json
+    import os
+
+    try:
+        payload = json.dumps(
+            {
+                "data": dict(raw),
+                "lines": [[list(k), v] for k, v in raw.lines.items()],
+                "key_lines": [[list(k), v] for k, v in raw.key_lines.items()],
+                "scalar_text": [[list(k), v] for k, v in raw.scalar_text.items()],
+            }
+        )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(payload, encoding="utf-8")
+        os.replace(tmp, cache)
+    except (OSError, TypeError, ValueError):
+        pass  # a cache is only a cache
+
+
 def load_file(
     path: Path,
     *,
@@ -950,13 +992,21 @@ def load_file(
     base_dir: Path,
     expansion: Expansion,
     global_path: str | None = None,
+    cache_dir: Path | None = None,
 ) -> FileConfig | None:
-    """Read, parse and normalise one config file; None when it does not exist."""
+    """Read, parse and normalise one config file; None when it does not exist.
+
+    With `cache_dir`, the parse of a text that normalised cleanly before is
+    reused from a JSON cache keyed by the text itself (never stale)."""
     text = read_config_file(path)
     if text is None:
         return None
-    raw = parse_config_text(text, path=str(path), scope=scope)
-    return normalize(
+    cache = _cache_file(cache_dir, text, path, scope) if cache_dir is not None else None
+    raw = _raw_from_cache(cache) if cache is not None else None
+    cached = raw is not None
+    if raw is None:
+        raw = parse_config_text(text, path=str(path), scope=scope)
+    result = normalize(
         raw,
         path=str(path),
         scope=scope,
@@ -964,13 +1014,21 @@ def load_file(
         expansion=expansion,
         global_path=global_path,
     )
+    if cache is not None and not cached and isinstance(raw, RawConfig):
+        _raw_to_cache(cache, raw)
+    return result
 
 
 def load_config(*, aishell_home: Path, project_root: Path | None, expansion: Expansion) -> Config:
     """Load `<aishell_home>/config.yaml` and the project's config, and merge them."""
     global_path = aishell_home / CONFIG_FILE
+    cache_dir = aishell_home / "cache" / "config"
     global_part = load_file(
-        global_path, scope="global", base_dir=Path(expansion.home), expansion=expansion
+        global_path,
+        scope="global",
+        base_dir=Path(expansion.home),
+        expansion=expansion,
+        cache_dir=cache_dir,
     )
     project_part = None
     if project_root is not None:
@@ -982,5 +1040,12 @@ def load_config(*, aishell_home: Path, project_root: Path | None, expansion: Exp
                 base_dir=project_root,
                 expansion=expansion,
                 global_path=str(global_path),
+                cache_dir=cache_dir,
             )
     return merge(global_part, project_part)
+
+
+def _is_scalar_non_string(value: object) -> bool:
+    from datetime import date
+
+    return isinstance(value, int | float | date)

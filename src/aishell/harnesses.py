@@ -5,14 +5,10 @@ configuration (mounted at the same path so logins persist), which API-key
 variables it reads (passed by name only), and what it needs at run time.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 
-@dataclass(frozen=True)
-class Tool:
+class Tool(NamedTuple):
     name: str
     label: str
     package: str

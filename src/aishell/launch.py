@@ -4,13 +4,10 @@ host facts -> config -> state -> image tier and harness volume -> security
 checks -> `build_run_args` (pure) -> hand over to the engine.
 """
 
-from __future__ import annotations
-
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, NamedTuple, TYPE_CHECKING
 
 from aishell import output, paths, state
 from aishell.constants import (
@@ -29,11 +26,10 @@ from aishell.engine.run_args import Bind, RunArgs, RunSpec, build_run_args
 from aishell.errors import AishellError, ConfigError, UsageError
 from aishell.harnesses import BY_NAME
 
-if TYPE_CHECKING:
-    from aishell.config import Config
-    from aishell.engine.client import Engine
-    from aishell.engine.run_args import HostFacts
-    from aishell.project import Project
+from aishell.config import Config
+from aishell.engine.client import Engine
+from aishell.engine.run_args import HostFacts
+from aishell.project import Project
 
 Kind = Literal["harness", "shell", "exec", "gitleaks"]
 
@@ -42,8 +38,7 @@ MAX_NAME = 46
 RESERVED_ENV = ("LOCAL_UID", "LOCAL_GID", "LOCAL_HOME", "LOCAL_USER")
 
 
-@dataclass(frozen=True)
-class LaunchRequest:
+class LaunchRequest(NamedTuple):
     kind: Kind
     harness: str | None = None
     args: tuple[str, ...] = ()
@@ -53,8 +48,7 @@ class LaunchRequest:
     verbose: bool = False
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
     engine: Engine
     project: Project
     config: Config
@@ -322,12 +316,12 @@ def prepare(req: LaunchRequest) -> Prepared:
     engine = get_engine()
     wanted_images = [FOUNDATION_IMAGE, BASE_IMAGE, project.extension_tag]
     volume_name = (st.harness_volume or volumes.volume_name(st.tools)) if st.tools else None
-    commands: list[list[str]] = [["image", "inspect", *wanted_images]]
+    queries: list[tuple[str, list[str]]] = [("image", wanted_images)]
     if volume_name:
-        commands.append(["volume", "inspect", volume_name])
+        queries.append(("volume", [volume_name]))
     if full_name:
-        commands.append(["container", "inspect", full_name])
-    results = engine.capture_many(*commands)
+        queries.append(("container", [full_name]))
+    results = engine.inspect_many(*queries)
     image_items = images.parse_image_inspect(results[0].stdout, wanted_images)
     volume_item = (
         volumes.parse_volume_inspect(results[1].stdout) if volume_name and results[1].ok else None

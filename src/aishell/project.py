@@ -1,16 +1,14 @@
 """Which directory is the project, and names derived from it."""
 
-from __future__ import annotations
+from typing import NamedTuple
 
 import os
-from dataclasses import dataclass
 
 from aishell.constants import CONTAINER_PREFIX, EXTENSION_IMAGE_PREFIX, PROJECT_CONFIG_DIRS
 from aishell.hashing import project_hash, short_hash
 
 
-@dataclass(frozen=True)
-class Project:
+class Project(NamedTuple):
     root: str  # absolute path as the user sees it (containers mount this path)
     canonical: str  # symlinks resolved; what hashes are computed from
     hash: str  # 8 hex

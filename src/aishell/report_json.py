@@ -67,5 +67,7 @@ def current_project() -> Project:
 
 
 def stdout_is_utf8() -> bool:
-    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    encoding = (
+        (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    )
     return encoding in {"utf8", "utf8sig"}

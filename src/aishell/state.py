@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aishell import paths
@@ -22,27 +20,70 @@ if TYPE_CHECKING:
 SCHEMA = 1
 
 
-@dataclass
 class VolumeRecord:
-    created_at: str  # the engine's CreatedAt of the volume we saw filled
-    versions: dict[str, str] = field(default_factory=dict)  # tool -> installed version
-    filled_at: str = ""
+    """What aishell saw of a filled harness volume."""
 
+    __slots__ = ("created_at", "filled_at", "versions")
 
-@dataclass
-class State:
-    tools: dict[str, str] = field(default_factory=dict)  # tool name -> "latest" or X.Y.Z
-    gitleaks: bool = False
-    foundation_hash: str = ""
-    build_time: str = ""
-    harness_volume: str = ""
-    volumes: dict[str, VolumeRecord] = field(default_factory=dict)
-    gitleaks_scans: dict[str, str] = field(default_factory=dict)  # project path -> ISO time
+    def __init__(
+        self, created_at: str, versions: dict[str, str] | None = None, filled_at: str = ""
+    ) -> None:
+        self.created_at = created_at  # the engine's CreatedAt of the volume we saw filled
+        self.versions = dict(versions or {})  # tool -> installed version
+        self.filled_at = filled_at
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["schema"] = SCHEMA
-        return data
+        return {"created_at": self.created_at, "versions": self.versions,
+                "filled_at": self.filled_at}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VolumeRecord) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"VolumeRecord({self.to_json()!r})"
+
+
+class State:
+    """The saved setup (mutable: commands change it inside `update`)."""
+
+    __slots__ = ("build_time", "foundation_hash", "gitleaks", "gitleaks_scans",
+                 "harness_volume", "tools", "volumes")
+
+    def __init__(
+        self,
+        tools: dict[str, str] | None = None,
+        gitleaks: bool = False,
+        foundation_hash: str = "",
+        build_time: str = "",
+        harness_volume: str = "",
+        volumes: dict[str, VolumeRecord] | None = None,
+        gitleaks_scans: dict[str, str] | None = None,
+    ) -> None:
+        self.tools = dict(tools or {})  # tool name -> "latest" or X.Y.Z
+        self.gitleaks = gitleaks
+        self.foundation_hash = foundation_hash
+        self.build_time = build_time
+        self.harness_volume = harness_volume
+        self.volumes = dict(volumes or {})
+        self.gitleaks_scans = dict(gitleaks_scans or {})  # project path -> ISO time
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "tools": self.tools,
+            "gitleaks": self.gitleaks,
+            "foundation_hash": self.foundation_hash,
+            "build_time": self.build_time,
+            "harness_volume": self.harness_volume,
+            "volumes": {name: rec.to_json() for name, rec in self.volumes.items()},
+            "gitleaks_scans": self.gitleaks_scans,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, State) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"State({self.to_json()!r})"
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, path: Path) -> State:
@@ -92,6 +133,8 @@ def load(environ: dict[str, str] | None = None) -> State | None:
 def save(state: State, environ: dict[str, str] | None = None) -> None:
     path = paths.state_file(environ)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:

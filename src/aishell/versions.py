@@ -8,7 +8,8 @@ from aishell.errors import UsageError
 
 LATEST = "latest"
 
-_SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+_NUM = r"(?:0|[1-9][0-9]*)"
+_SEMVER = re.compile(rf"^{_NUM}\.{_NUM}\.{_NUM}(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$", re.ASCII)
 _SHELL_META = set(";&|`$()[]{}<>!\\\"' \t\n*?~#")
 
 

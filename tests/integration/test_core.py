@@ -205,8 +205,9 @@ def test_half_filled_volume_is_refilled(root_user: Aishell, tmp_path: Path) -> N
     assert "Installed OpenCode" in result.stderr
 
 
-def _aishell_containers() -> set[str]:
-    return set(docker("ps", "-aq", "--filter", "label=aishell.managed=1").stdout.split())
+def _project_containers(project: Path) -> set[str]:
+    label = f"label=aishell.project={os.path.realpath(project)}"
+    return set(docker("ps", "-aq", "--filter", label).stdout.split())
 
 
 @pytest.mark.parametrize(
@@ -224,14 +225,19 @@ def test_bad_config_is_one_error_line_and_no_container(
 ) -> None:
     project = root_user.new_project("bad")
     root_user.write(project / ".aishell" / "config.yaml", config)
-    before = _aishell_containers()
+    since = str(int(time.time()) - 1)
     result = root_user.run("exec", "true", cwd=project)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, result.stderr
     assert message in errors[0]
     assert "Traceback" not in result.stderr
-    assert _aishell_containers() == before
+    assert _project_containers(project) == set()
+    created = docker("events", "--since", since, "--until", str(int(time.time()) + 1),
+                     "--filter", "event=create",
+                     "--filter", f"label=aishell.project={os.path.realpath(project)}")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == "", "a container was created despite the bad config"
 
 
 def test_missing_setup_and_missing_harness(root_user: Aishell, tmp_path: Path) -> None:

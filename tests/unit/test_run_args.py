@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 from typing import Any
 
 import pytest
@@ -24,26 +23,28 @@ PROJECT = "/home/alice/proj"
 SUB = "/home/alice/proj/src/pkg"
 IMAGE = "aishell:base"
 
-ALICE = HostFacts(
-    uid=1000,
-    gid=1000,
-    user="alice",
-    home=HOME,
-    cwd=SUB,
-    stdin_tty=False,
-    stdout_tty=False,
-)
-ROOT = HostFacts(
-    uid=0,
-    gid=0,
-    user="root",
-    home="/root",
-    cwd="/root/work",
-    stdin_tty=True,
-    stdout_tty=True,
-    term="screen-256color",
-    colorterm="24bit",
-)
+ALICE_FACTS: dict[str, Any] = {
+    "uid": 1000,
+    "gid": 1000,
+    "user": "alice",
+    "home": HOME,
+    "cwd": SUB,
+    "stdin_tty": False,
+    "stdout_tty": False,
+}
+ROOT_FACTS: dict[str, Any] = {
+    "uid": 0,
+    "gid": 0,
+    "user": "root",
+    "home": "/root",
+    "cwd": "/root/work",
+    "stdin_tty": True,
+    "stdout_tty": True,
+    "term": "screen-256color",
+    "colorterm": "24bit",
+}
+ALICE = HostFacts(**ALICE_FACTS)
+ROOT = HostFacts(**ROOT_FACTS)
 
 
 def spec(**overrides: Any) -> RunSpec:
@@ -58,7 +59,7 @@ def spec(**overrides: Any) -> RunSpec:
 
 
 def host(**overrides: Any) -> HostFacts:
-    return dataclasses.replace(ALICE, **overrides)
+    return HostFacts(**{**ALICE_FACTS, **overrides})
 
 
 def pairs(argv: tuple[str, ...], flag: str) -> list[str]:
@@ -196,7 +197,7 @@ def test_full_argv_detached_root() -> None:
         mode="detach",
         name="aishell-00000000-shell",
     )
-    result = build_run_args(s, dataclasses.replace(ROOT, stdin_tty=False, stdout_tty=False))
+    result = build_run_args(s, HostFacts(**{**ROOT_FACTS, "stdin_tty": False, "stdout_tty": False}))
     assert result == RunArgs(
         argv=(
             "run", "--rm", "--init", "--detach", "-it",
@@ -258,23 +259,22 @@ def test_hostfacts_tty_needs_both_ends(stdin_tty: bool, stdout_tty: bool, tty: b
 # --------------------------------------------------------------------- host facts
 
 
+def ids(uid: str, gid: str, home: str, user: str) -> dict[str, str]:
+    return {"LOCAL_UID": uid, "LOCAL_GID": gid, "LOCAL_HOME": home, "LOCAL_USER": user}
+
+
 @pytest.mark.parametrize(
     ("facts", "expected"),
     [
-        (ALICE, {"LOCAL_UID": "1000", "LOCAL_GID": "1000", "LOCAL_HOME": HOME, "LOCAL_USER": "alice"}),
-        (ROOT, {"LOCAL_UID": "0", "LOCAL_GID": "0", "LOCAL_HOME": "/root", "LOCAL_USER": "root"}),
+        (ALICE, ids("1000", "1000", HOME, "alice")),
+        (ROOT, ids("0", "0", "/root", "root")),
         (
             host(uid=501, gid=20, user="bob", home="/Users/bob"),
-            {"LOCAL_UID": "501", "LOCAL_GID": "20", "LOCAL_HOME": "/Users/bob", "LOCAL_USER": "bob"},
+            ids("501", "20", "/Users/bob", "bob"),
         ),
         (
             host(uid=123456, gid=654321, user="svc", home="/var/lib/svc"),
-            {
-                "LOCAL_UID": "123456",
-                "LOCAL_GID": "654321",
-                "LOCAL_HOME": "/var/lib/svc",
-                "LOCAL_USER": "svc",
-            },
+            ids("123456", "654321", "/var/lib/svc", "svc"),
         ),
     ],
     ids=["alice", "root", "mac-staff-gid", "large-ids"],
@@ -439,7 +439,7 @@ def test_project_mount_survives_csv_special_paths(project_dir: str) -> None:
         (Bind("/a,b", "/t"), 'type=bind,"source=/a,b",target=/t'),
         (Bind("/s", "/t,u", readonly=True), 'type=bind,source=/s,"target=/t,u",readonly'),
         (Bind('/q"x', "/t"), 'type=bind,"source=/q""x",target=/t'),
-        (Bind('/q",x', '/"'), 'type=bind,"source=/q"",x","target="""'),
+        (Bind('/q",x', '/"'), 'type=bind,"source=/q"",x","target=/"""'),
         (Bind("/n\nl", "/t"), 'type=bind,"source=/n\nl",target=/t'),
         (Bind("/a=b", "/t"), "type=bind,source=/a=b,target=/t"),
         (Bind("/a'b", "/t"), "type=bind,source=/a'b,target=/t"),
@@ -581,8 +581,8 @@ def test_every_engine_cli_variable_goes_into_argv_not_child_env(name: str) -> No
 
 
 def test_engine_cli_variables_cover_the_engine_steering_ones() -> None:
-    for name in ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "CONTAINER_HOST"):
-        assert name in ENGINE_CLI_VARIABLES
+    steering = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "CONTAINER_HOST")
+    assert set(steering) <= ENGINE_CLI_VARIABLES
 
 
 @pytest.mark.parametrize(

@@ -6,15 +6,11 @@ line to a callback), `call` (run with our stdio, return the status) and
 answering" become one clear EngineError.
 """
 
-from __future__ import annotations
-
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from aishell.errors import EngineError
 
@@ -28,8 +24,7 @@ _NOT_ANSWERING = (
 _PERMISSION = "permission denied while trying to connect"
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     returncode: int
     stdout: str
     stderr: str
@@ -39,8 +34,7 @@ class Result:
         return self.returncode == 0
 
 
-@dataclass(frozen=True)
-class Engine:
+class Engine(NamedTuple):
     binary: str  # absolute path of the CLI
     kind: str  # "docker" or "podman"
 
@@ -104,6 +98,47 @@ class Engine:
             if not result.ok:
                 self.raise_if_unreachable(result.stderr)
         return results
+
+    def inspect_many(self, *queries: tuple[str, Sequence[str]]) -> list[Result]:
+        """Inspect objects ("image"/"volume"/"container", names) as `<cli> <kind> inspect`
+        would print them. Read-only; on the launch path, so it asks the Docker API
+        socket directly when it can (a CLI start costs more than the whole query)."""
+        socket_path = self._api_socket()
+        if socket_path is not None:
+            try:
+                return [self._api_inspect(socket_path, kind, names) for kind, names in queries]
+            except OSError:
+                pass  # fall back to the CLI, which explains what is wrong
+        return self.capture_many(*[[kind, "inspect", *names] for kind, names in queries])
+
+    def _api_socket(self) -> str | None:
+        if self.kind != "docker" or os.environ.get("DOCKER_CONTEXT"):
+            return None
+        host = os.environ.get("DOCKER_HOST", "")
+        if host and not host.startswith("unix://"):
+            return None
+        path = host.removeprefix("unix://") or "/var/run/docker.sock"
+        if not host and os.path.exists(os.path.expanduser("~/.docker/config.json")):
+            return None  # the CLI may be pointed at another context; let it decide
+        return path if os.path.exists(path) else None
+
+    def _api_inspect(self, socket_path: str, kind: str, names: Sequence[str]) -> Result:
+        import json
+
+        endpoint = {"image": "/images/{}/json", "volume": "/volumes/{}",
+                    "container": "/containers/{}/json"}[kind]
+        found: list[object] = []
+        missing: list[str] = []
+        for name in names:
+            status, body = _api_get(socket_path, endpoint.format(name))
+            if status == 200:
+                found.append(json.loads(body))
+            elif status == 404:
+                missing.append(name)
+            else:
+                raise OSError(f"engine API answered {status}")
+        stderr = "".join(f"Error: No such {kind}: {n}\n" for n in missing)
+        return Result(1 if missing else 0, json.dumps(found) if found else "[]\n", stderr)
 
     def checked(self, *args: str, what: str, hint: str | None = None, **kw: object) -> Result:
         """`capture`, raising EngineError (with the engine's output) on failure."""
@@ -177,6 +212,7 @@ class Engine:
 
     def raise_if_unreachable(self, stderr: str) -> None:
         low = stderr.lower()
+        stderr = "\n".join(dict.fromkeys(stderr.strip().splitlines()))
         if _PERMISSION in low:
             raise EngineError(
                 f"no permission to talk to the {self.kind} engine",
@@ -200,12 +236,44 @@ class Engine:
         )
 
 
+def _api_get(socket_path: str, path: str) -> tuple[int, bytes]:
+    """One HTTP/1.0 GET on the engine's unix socket: (status, body)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(20)
+        sock.connect(socket_path)
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    try:
+        status = int(head.split(b" ", 2)[1])
+    except (IndexError, ValueError) as exc:
+        raise OSError("unreadable answer from the engine API") from exc
+    if b"transfer-encoding: chunked" in head.lower():
+        raise OSError("chunked answer from the engine API")
+    return status, body
+
+
 def first_line(text: str) -> str:
     for line in text.splitlines():
         line = line.strip()
         if line:
             return line.removeprefix("Error: ").removeprefix("Error response from daemon: ")
     return ""
+
+
+def _which(name: str) -> str | None:
+    """`shutil.which` without importing shutil (it costs more than the launch can spare)."""
+    if os.sep in name:
+        return name if os.access(name, os.X_OK) and not os.path.isdir(name) else None
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
 
 
 def _kind_of(binary: str) -> str:
@@ -216,7 +284,7 @@ def _kind_of(binary: str) -> str:
 def get_engine(requested: str | None = None) -> Engine:
     """Resolve the engine CLI once: `AISHELL_ENGINE` (a name or a path) or `docker`."""
     wanted = requested or os.environ.get("AISHELL_ENGINE") or "docker"
-    found = shutil.which(wanted)
+    found = _which(wanted)
     if found is None:
         if wanted in {"docker", "podman"}:
             raise EngineError(

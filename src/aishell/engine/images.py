@@ -5,28 +5,22 @@ ID of the image it was built on), so a tier is rebuilt exactly when its
 inputs change and never otherwise.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections import deque
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from aishell import output
 from aishell.constants import BASE_IMAGE, FOUNDATION_IMAGE, LABEL_KIND, LABEL_MANAGED
 from aishell.errors import AishellError, ConfigError, EngineError
 from aishell.hashing import files_hash
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
-    from aishell.engine.client import Engine
+from aishell.engine.client import Engine
 
 DEFAULT_BASE_IMAGE = "debian:trixie-slim"
 NODE_VERSION = "24.21.0"
@@ -41,10 +35,9 @@ TEMPLATE_FILES = ("Dockerfile", "entrypoint.sh", "bashrc", "profile.sh", "tmux.c
 _CERTS_README = b"Extra CA certificates added by aishell (config key ca_certificates).\n"
 
 
-@dataclass(frozen=True)
-class BuildContext:
+class BuildContext(NamedTuple):
     files: dict[str, bytes]
-    build_args: dict[str, str] = field(default_factory=dict)
+    build_args: Mapping[str, str] = MappingProxyType({})
 
     @property
     def hash(self) -> str:
@@ -76,7 +69,7 @@ def _read_cert(path: str) -> bytes:
 def foundation_context(
     *, base_image: str | None, with_gitleaks: bool, ca_certificates: Iterable[str] = ()
 ) -> BuildContext:
-    pkg = resources.files("aishell") / "templates"
+    pkg = Path(__file__).resolve().parent.parent / "templates"
     files = {name: (pkg / name).read_bytes() for name in TEMPLATE_FILES}
     files["certs/README"] = _CERTS_README
     for index, cert in enumerate(ca_certificates):
@@ -90,13 +83,22 @@ def foundation_context(
     return BuildContext(files=files, build_args=args)
 
 
+# aishell's own files in ~/.aishell, never part of an image's inputs.
+BOOKKEEPING_DIRS = frozenset({"cache", "logs", "locks"})
+BOOKKEEPING_PREFIXES = (".state.",)
+
+
 def directory_context(directory: Path, *, exclude: Iterable[str] = ()) -> BuildContext:
     """All files of a (small) directory, for hashing a base or extension tier."""
     skip = set(exclude)
     files: dict[str, bytes] = {}
     for dirpath, dirnames, filenames in os.walk(directory):
+        if Path(dirpath) == directory:
+            dirnames[:] = [d for d in dirnames if d not in BOOKKEEPING_DIRS]
         dirnames.sort()
         for name in filenames:
+            if name.startswith(BOOKKEEPING_PREFIXES):
+                continue
             full = Path(dirpath) / name
             rel = full.relative_to(directory).as_posix()
             if rel in skip:
@@ -212,6 +214,9 @@ def build_from_context(
     verbose: bool,
     no_cache: bool = False,
 ) -> None:
+    import shutil
+    import tempfile
+
     tmp = Path(tempfile.mkdtemp(prefix="aishell-build-"))
     try:
         context.write(tmp)
@@ -284,8 +289,7 @@ def image_id(item: Mapping[str, Any] | None) -> str:
     return str(item.get("Id", "")) if item else ""
 
 
-@dataclass(frozen=True)
-class Tier:
+class Tier(NamedTuple):
     """A base or extension tier: a Dockerfile in a directory, built on a parent image."""
 
     tag: str

@@ -7,11 +7,9 @@ passed as `-e NAME` with the value in `RunArgs.env`, the environment of the
 engine CLI process; host variables are passed by name only.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Final, Literal
+from types import MappingProxyType
+from typing import Final, Literal, NamedTuple
 
 from aishell.constants import LABEL_MANAGED
 
@@ -40,8 +38,7 @@ ENGINE_CLI_VARIABLES: Final = frozenset(
 Mode = Literal["interactive", "exec", "detach"]
 
 
-@dataclass(frozen=True)
-class HostFacts:
+class HostFacts(NamedTuple):
     uid: int
     gid: int
     user: str
@@ -53,22 +50,20 @@ class HostFacts:
     colorterm: str | None = None
     git_name: str | None = None
     git_email: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = MappingProxyType({})
 
     @property
     def tty(self) -> bool:
         return self.stdin_tty and self.stdout_tty
 
 
-@dataclass(frozen=True)
-class Bind:
+class Bind(NamedTuple):
     source: str
     target: str
     readonly: bool = False
 
 
-@dataclass(frozen=True)
-class RunSpec:
+class RunSpec(NamedTuple):
     image: str
     command: tuple[str, ...]
     project_dir: str
@@ -86,8 +81,7 @@ class RunSpec:
     tmux: bool = False
 
 
-@dataclass(frozen=True)
-class RunArgs:
+class RunArgs(NamedTuple):
     argv: tuple[str, ...]  # arguments after the engine binary
     env: dict[str, str]  # to add to the engine CLI's environment
 

@@ -7,14 +7,10 @@ time, whichever user or process asks; a second launcher waits for it and then
 finds the marker.
 """
 
-from __future__ import annotations
-
 import json
 import time
 from collections import deque
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from aishell import output
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
@@ -22,10 +18,9 @@ from aishell.errors import EngineError
 from aishell.harnesses import BY_NAME
 from aishell.hashing import selection_hash
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+from collections.abc import Mapping
 
-    from aishell.engine.client import Engine
+from aishell.engine.client import Engine
 
 LABEL_HARNESS_HASH = "aishell.harness.hash"
 LABEL_HARNESSES = "aishell.harnesses"
@@ -101,8 +96,7 @@ def created_at(item: Mapping[str, Any] | None) -> str:
     return str(item.get("CreatedAt", "")) if item else ""
 
 
-@dataclass(frozen=True)
-class FillResult:
+class FillResult(NamedTuple):
     installed: bool  # False: another fill had already completed it
     versions: dict[str, str]  # tool name -> version
     filled_at: str
@@ -214,4 +208,6 @@ def remove(engine: Engine, name: str) -> None:
 
 
 def now_iso() -> str:
+    from datetime import UTC, datetime
+
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -12,13 +12,12 @@ takes one is never mistaken for an option (`-e X=--privileged` is an environment
 variable, not `--privileged`).
 """
 
-from __future__ import annotations
+from typing import NamedTuple
 
 import csv
 import posixpath
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 __all__ = [
     "DANGEROUS_CAPABILITIES",
@@ -38,8 +37,7 @@ RENDER_FOOTER = (
 )
 
 
-@dataclass(frozen=True)
-class Danger:
+class Danger(NamedTuple):
     """One option or mount that weakens the sandbox."""
 
     what: str  # the offending option or path as the user wrote it
@@ -167,8 +165,7 @@ _ALIASES: dict[str, str] = {"net": "network", "net-alias": "network-alias"}
 _FALSE_WORDS = frozenset({"0", "f", "false"})
 
 
-@dataclass(frozen=True)
-class _Option:
+class _Option(NamedTuple):
     name: str  # canonical long name, e.g. "volume"
     value: str  # "true" for a bare boolean flag
     written: str  # as the user wrote it, e.g. "-v /:/host" or "--cap-add=SYS_ADMIN"
@@ -317,8 +314,7 @@ _HOME_PATHS: tuple[tuple[str, str], ...] = (
 _HOME_WHY = "your home directory: SSH keys, cloud credentials, shell start-up files"
 
 
-@dataclass(frozen=True)
-class _PathRule:
+class _PathRule(NamedTuple):
     key: str  # normalised, case-folded absolute path
     label: str  # how it is shown: "/etc" or "~/.ssh"
     why: str

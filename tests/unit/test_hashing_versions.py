@@ -289,11 +289,6 @@ def test_non_metacharacter_errors_say_what_is_expected() -> None:
     assert "X.Y.Z" in info.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _SEMVER uses \\d, which matches non-ASCII (Unicode) digits, so pins "
-    "npm cannot resolve pass validation",
-)
 @pytest.mark.parametrize(
     "value",
     ["\u0661.\u0662.\u0663", "\uff11.\uff12.\uff13", "1.2.\u0663"],  # Arabic-Indic, fullwidth

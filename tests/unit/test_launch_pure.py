@@ -274,16 +274,17 @@ def test_gitleaks_command(args: tuple[str, ...], expected: tuple[str, ...]) -> N
         ),
         # already selected: the existing pin is kept, not reset to latest
         ({"claude": "1.0.0"}, "claude", "run 'aishell setup --with-claude=1.0.0'"),
-        ({"claude": "latest", "openspec": "0.1.0"}, None, None),
+        (
+            {"claude": "latest", "openspec": "0.1.0"},
+            None,
+            "run 'aishell setup --with-claude --with-openspec=0.1.0'",
+        ),
     ],
 )
 def test_setup_hint_keeps_existing_selection(
-    tools: dict[str, str], add: str | None, expected: str | None
+    tools: dict[str, str], add: str | None, expected: str
 ) -> None:
-    hint = setup_hint(tools, add)
-    if expected is None:
-        expected = "run 'aishell setup --with-claude --with-openspec=0.1.0'"
-    assert hint == expected
+    assert setup_hint(tools, add) == expected
 
 
 def test_setup_hint_does_not_mutate_tools() -> None:

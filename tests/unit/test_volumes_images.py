@@ -607,12 +607,6 @@ def test_directory_context_of_copy_has_same_hash(tmp_path: Path) -> None:
     assert images.directory_context(src).hash == images.directory_context(tmp_path / "dst").hash
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the base tier's context is all of ~/.aishell minus config.yaml/state.json, "
-    "so aishell's own .state.lock (created by the first state.update, after setup built "
-    "aishell:base) changes the hash and the next launch rebuilds aishell:base",
-)
 @pytest.mark.parametrize("bookkeeping", [".state.lock", ".state.abc123.tmp"])
 def test_global_home_bookkeeping_files_do_not_change_the_base_tier(
     tmp_path: Path, bookkeeping: str

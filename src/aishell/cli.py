@@ -154,6 +154,13 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
     if command in HARNESS_NAMES or command in ("shell", "exec", "gitleaks"):
         from aishell.launch import LaunchRequest, launch
 
+        if rest[:1] in (["-h"], ["--help"]) and command in ("exec", "gitleaks"):
+            print(RUN_HELP[command])
+            return 0
+        if command in ("exec", "gitleaks") and opts.detach:
+            raise UsageError(f"{command} runs in the foreground; --detach does not apply")
+        if command == "exec" and opts.name is not None:
+            raise UsageError("exec containers have no name; --name applies to agent and shell runs")
         if command == "exec":
             if opts.detach:
                 raise UsageError("exec runs in the foreground; --detach does not apply")
@@ -186,6 +193,18 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
             hint=f"{_suggest(command, choices)}see 'aishell --help'",
         )
     return handler(rest)
+
+
+RUN_HELP = {
+    "exec": "usage: aishell exec COMMAND [ARGS...]\n\n"
+    "Run one command in the sandbox (same image, mounts and environment as an agent),\n"
+    "without the sensitive-file prompt, pre_start or tmux. Standard input and output\n"
+    "are passed through; the exit status is the command's own.",
+    "gitleaks": "usage: aishell gitleaks [GITLEAKS ARGS...]\n\n"
+    "Run gitleaks inside the sandbox on the project (needs 'aishell setup --with-gitleaks').\n"
+    "Without arguments: 'gitleaks dir --verbose .'. Completed scans are recorded, and\n"
+    "agent runs warn when the last scan is older than gitleaks_freshness_threshold days.",
+}
 
 
 def _cmd_setup(rest: list[str]) -> int:

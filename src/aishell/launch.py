@@ -33,7 +33,7 @@ from aishell.project import Project
 
 Kind = Literal["harness", "shell", "exec", "gitleaks"]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_NAME = 46
 RESERVED_ENV = ("LOCAL_UID", "LOCAL_GID", "LOCAL_HOME", "LOCAL_USER")
 
@@ -66,7 +66,7 @@ def validate_name(name: str) -> None:
             f"the container name {name!r} is {len(name)} characters long",
             hint=f"use at most {MAX_NAME} characters",
         )
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(
             f"invalid container name {name!r}",
             hint="use letters, digits, '_', '.' and '-', starting with a letter or digit",
@@ -79,14 +79,18 @@ def default_name(req: LaunchRequest) -> str:
     return "shell" if req.kind == "shell" else req.kind
 
 
-def setup_hint(tools: dict[str, str], add: str | None = None) -> str:
+def setup_hint(tools: dict[str, str], add: str | None = None, *, gitleaks: bool = False) -> str:
+    """The setup command that keeps the current selection and adds `add` (setup is
+    declarative: whatever it does not name is disabled)."""
     wanted = dict(tools)
     if add:
         wanted.setdefault(add, "latest")
-    flags = " ".join(
+    flags = [
         f"--with-{t}" if pin == "latest" else f"--with-{t}={pin}" for t, pin in sorted(wanted.items())
-    )
-    return f"run 'aishell setup {flags}'".replace("  ", " ")
+    ]
+    if gitleaks:
+        flags.append("--with-gitleaks")
+    return "run 'aishell setup " + " ".join(flags) + "'"
 
 
 def command_for(req: LaunchRequest, config: Config, environ: dict[str, str]) -> tuple[str, ...]:
@@ -302,11 +306,13 @@ def prepare(req: LaunchRequest) -> Prepared:
         )
     if req.kind == "harness" and req.harness not in st.tools:
         label = BY_NAME[req.harness or ""].label
-        raise AishellError(f"{label} is not installed", hint=setup_hint(st.tools, req.harness))
+        raise AishellError(
+            f"{label} is not installed", hint=setup_hint(st.tools, req.harness, gitleaks=st.gitleaks)
+        )
     if req.kind == "gitleaks" and not st.gitleaks:
         raise AishellError(
             "gitleaks is not installed",
-            hint=setup_hint(st.tools).replace("'aishell setup", "'aishell setup --with-gitleaks"),
+            hint=setup_hint(st.tools, gitleaks=True),
         )
 
     named = req.kind != "exec"

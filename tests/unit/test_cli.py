@@ -199,7 +199,7 @@ def test_unknown_option_suggests(option: str, suggestion: str) -> None:
         (["exec", "--", "ls"], {"kind": "exec", "args": ("--", "ls")}),
         (["exec", "sh", "-c", "a; b | c"], {"kind": "exec", "args": ("sh", "-c", "a; b | c")}),
         (["--unsafe", "exec", "true"], {"kind": "exec", "unsafe": True, "args": ("true",)}),
-        (["--name", "n", "exec", "true"], {"kind": "exec", "name": "n"}),
+        (["--name", "n", "gitleaks"], {"kind": "gitleaks", "name": "n"}),
         (["gitleaks"], {"kind": "gitleaks", "args": ()}),
         (["gitleaks", "git", "-v"], {"kind": "gitleaks", "args": ("git", "-v")}),
         (["--", "claude", "--name", "y"], {"harness": "claude", "args": ("--name", "y")}),
@@ -498,7 +498,11 @@ FORBIDDEN = ("yaml", "rich", "aishell.config", "aishell.launch", "aishell.engine
 
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:
+    """A fresh interpreter that imports this checkout's aishell, with no extras."""
+    import aishell
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(Path(aishell.__file__).resolve().parent.parent)
     env["AISHELL_HOME"] = str(tmp_path / "aishell-home")
     return env
 
@@ -545,3 +549,31 @@ def test_python_m_aishell_importtime(tmp_path: Path, flag: str) -> None:
         assert proc.stdout == f"aishell {__version__}\n"
     else:
         assert "Commands:" in proc.stdout
+
+
+# ------------------------------------------------------------ known bugs
+
+
+def test_help_exec_prints_help_without_launching(
+    launches: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["help", "exec"]) == 0
+    assert launches == []
+    assert "exec" in capsys.readouterr().out
+
+
+def test_detach_gitleaks_is_not_silently_dropped(
+    launches: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["--detach", "gitleaks"])
+    if status == 2:
+        assert launches == []
+        assert len(error_lines(capsys.readouterr().err)) == 1
+    else:
+        assert launches and launches[0].detach is True
+
+
+def test_name_with_exec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--name", "n", "exec", "true"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: exec containers have no name")

@@ -97,11 +97,6 @@ def test_invalid_names(name: str, fragment: str) -> None:
     assert info.value.exit_code == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: NAME_RE ends in '$', which also matches before a trailing newline, "
-    "so validate_name accepts 'abc\\n'",
-)
 @pytest.mark.parametrize("name", ["abc\n", "a\n"])
 def test_trailing_newline_name_rejected(name: str) -> None:
     with pytest.raises(UsageError):

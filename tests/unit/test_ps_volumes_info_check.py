@@ -976,3 +976,101 @@ def test_run_checks_honours_detection_disabled(tmp_path: Path) -> None:
     checks, sensitive = check.run_checks(g_on, {})
     assert sensitive["enabled"] is True and sensitive["total"] == 1
     assert_shape(check.check_json(checks, sensitive), CHECK_SHAPE)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["prune", "--yes", "--json", "a", "b"],
+        ["prune", "a", "--yes", "b", "--json"],
+        ["--json", "prune", "-y", "a", "b"],
+    ],
+)
+def test_volumes_options_and_names_intermix(argv: list[str]) -> None:
+    ns = volumes.build_parser().parse_intermixed_args(argv)
+    assert (ns.subcommand, ns.names, ns.yes, ns.json) == ("prune", ["a", "b"], True, True)
+
+
+def test_server_version() -> None:
+    docker = '{"Client": {"Version": "28.2.2"}, "Server": {"Version": "20.10.24"}}'
+    assert info.server_version(docker) == "20.10.24"
+    podman_local = '{"Client": {"Version": "5.0.1"}, "Server": null}'
+    assert info.server_version(podman_local) == "5.0.1"
+    assert info.server_version("[]") is None
+    assert info.server_version("not json\n") == "not json"
+
+
+class FakeVolumeEngine:
+    """Stands in for the engine: records `volume rm` calls, never spawns anything."""
+
+    name = "docker"
+
+    def __init__(self, refuse: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.removed: list[str] = []
+        self.refuse = refuse
+
+    def capture_many(self, *commands: list[str]) -> list[Any]:
+        from aishell.engine.client import Result
+
+        results = []
+        for cmd in commands:
+            assert cmd[:2] == ["volume", "rm"]
+            if cmd[2] in self.refuse:
+                results.append(
+                    Result(
+                        1,
+                        "",
+                        f"Error response from daemon: remove {cmd[2]}: volume is in use - [abc]\n",
+                    )
+                )
+            else:
+                self.removed.append(cmd[2])
+                results.append(Result(0, cmd[2] + "\n", ""))
+        return results
+
+
+def test_prune_asks_and_declining_removes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from aishell import output
+    from aishell.errors import Aborted
+
+    engine = FakeVolumeEngine()
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    asked: list[str] = []
+    monkeypatch.setattr(output, "ask_yes_no", lambda q: asked.append(q) or False)
+    with pytest.raises(Aborted):
+        volumes._prune(engine, volume_rows(), only=(), yes=False, as_json=False)  # type: ignore[arg-type]
+    assert asked == ["Remove 1 volume(s)?"] and engine.removed == []
+
+
+def test_prune_without_terminal_needs_yes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
+    engine = FakeVolumeEngine()
+    with pytest.raises(AishellError, match="without confirmation") as info_:
+        volumes._prune(engine, volume_rows(), only=(), yes=False, as_json=True)  # type: ignore[arg-type]
+    assert "--yes" in (info_.value.hint or "")
+    assert engine.removed == []
+
+
+def test_prune_yes_json(capsys: pytest.CaptureFixture[str]) -> None:
+    engine = FakeVolumeEngine()
+    assert volumes._prune(engine, volume_rows(), only=(), yes=True, as_json=True) == 0  # type: ignore[arg-type]
+    data = json.loads(capsys.readouterr().out)
+    assert_shape(data, PRUNE_SHAPE)
+    assert data == {
+        "removed": ["aishell-harness-aaa"],
+        "skipped": [{"name": "aishell-harness-ccc", "reason": "in use by containers a-box, b-box"}],
+    }
+
+
+def test_prune_engine_refusal_is_reported_as_skipped(capsys: pytest.CaptureFixture[str]) -> None:
+    engine = FakeVolumeEngine(refuse={"aishell-harness-aaa"})
+    assert volumes._prune(engine, volume_rows(), only=(), yes=True, as_json=False) == 0  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert (
+        "Skipping aishell-harness-aaa (in use (remove aishell-harness-aaa: volume is in use" in out
+    )
+    assert "Removed" not in out and out.rstrip().endswith("Prune complete.")

@@ -176,7 +176,7 @@ def _ask_engine(g: Gathered) -> None:
     g.engine = engine
     wanted = [FOUNDATION_IMAGE, BASE_IMAGE, g.project.extension_tag]
     commands: list[list[str]] = [
-        ["version", "--format", "{{.Server.Version}}"],
+        ["version", "--format", "{{json .}}"],
         ["image", "inspect", *wanted],
     ]
     if g.volume_name:
@@ -193,13 +193,31 @@ def _ask_engine(g: Gathered) -> None:
             f"{first_line(version.stderr) or f'exit {version.returncode}'}"
         )
         return
-    g.server_version = version.stdout.strip() or None
+    g.server_version = server_version(version.stdout)
     g.images = images.parse_image_inspect(results[1].stdout, wanted)
     if g.volume_name:
         g.volume_known = True
         g.volume_item = (
             volumes_mod.parse_volume_inspect(results[2].stdout) if results[2].ok else None
         )
+
+
+def server_version(stdout: str) -> str | None:
+    """The engine's version from `version --format '{{json .}}'` (server, else client:
+    podman without a service has no server part)."""
+    import json
+
+    try:
+        data = json.loads(stdout)
+    except json.JSONDecodeError:
+        return stdout.strip() or None
+    if not isinstance(data, dict):
+        return None
+    for part in ("Server", "Client"):
+        section = data.get(part)
+        if isinstance(section, dict) and section.get("Version"):
+            return str(section["Version"])
+    return None
 
 
 def gather(*, ask_engine: bool = True) -> Gathered:

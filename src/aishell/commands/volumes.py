@@ -332,7 +332,8 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str]) -> int:
-    ns = build_parser().parse_args(list(argv))
+    # Intermixed: `prune --yes NAME` and `prune NAME --yes` both work.
+    ns = build_parser().parse_intermixed_args(list(argv))
     if ns.subcommand not in SUBCOMMANDS:
         raise UsageError(
             f"unknown volumes subcommand {ns.subcommand!r}",

@@ -31,7 +31,15 @@ LABEL_TIER_HASH = "aishell.tier.hash"  # hash of a base/extension's own inputs
 LABEL_TIER_PARENT = "aishell.tier.parent"  # image ID it was built on
 LABEL_PROJECT = "aishell.project"
 
-TEMPLATE_FILES = ("Dockerfile", "entrypoint.sh", "bashrc", "profile.sh", "tmux.conf")
+TEMPLATE_FILES = (
+    "Dockerfile",
+    "entrypoint.sh",
+    "aishell-run",
+    "aishell-attach",
+    "bashrc",
+    "profile.sh",
+    "tmux.conf",
+)
 _CERTS_README = b"Extra CA certificates added by aishell (config key ca_certificates).\n"
 
 

@@ -81,5 +81,27 @@ unset AISHELL_PRE_START LOCAL_UID LOCAL_GID LOCAL_USER
 
 touch /tmp/aishell.ready
 
-unset AISHELL_TMUX
+if [ "${AISHELL_TMUX:-}" = 1 ]; then
+    unset AISHELL_TMUX
+    rm -f /tmp/aishell.exit /tmp/aishell.exit.tmp
+    # The agent runs as the only window of tmux session "main", as the user.
+    # Detaching leaves it running; when it exits, the session ends, and so does
+    # this script (the container's main process) with the agent's status.
+    gosu "$uid:$gid" tmux -u new-session -d -s main -x "${AISHELL_COLUMNS:-200}" \
+        -y "${AISHELL_LINES:-50}" -- /usr/local/bin/aishell-run "$@"
+    checks=0
+    until [ -f /tmp/aishell.exit ]; do
+        sleep 0.2
+        checks=$((checks + 1))
+        if [ $((checks % 5)) -eq 0 ] && ! gosu "$uid:$gid" tmux has-session -t main 2>/dev/null; then
+            [ -f /tmp/aishell.exit ] || echo 1 > /tmp/aishell.exit
+        fi
+    done
+    # Give attached clients a moment to read the status before the container goes.
+    for _ in $(seq 1 30); do
+        pgrep -f aishell-attach >/dev/null 2>&1 || break
+        sleep 0.1
+    done
+    exit "$(cat /tmp/aishell.exit)"
+fi
 exec gosu "$uid:$gid" "$@"

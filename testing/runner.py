@@ -124,3 +124,59 @@ class Aishell:
         path.write_text(text)
         if self.user:
             subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", str(self.home)], check=True)
+
+
+def shell_line(ai: Aishell, *args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """A shell command line that runs aishell as `ai`'s user in `cwd` (for a tmux pane).
+    The environment is passed explicitly: only use it with values that are not secrets."""
+    import shlex
+
+    full = ai.env(env)
+    full.pop("CI", None)  # a person at a terminal
+    full["TERM"] = "xterm-256color"
+    inner = " ".join(
+        ["cd", shlex.quote(str(cwd)), "&&", "env", "-i",
+         *[shlex.quote(f"{k}={v}") for k, v in full.items()],
+         *[shlex.quote(a) for a in ai.command(*args)]]
+    )
+    if ai.user is None:
+        return inner
+    return f"runuser -u {ai.user} -- sh -c {shlex.quote(inner)}"
+
+
+class HostTmux:
+    """A private host tmux server: panes a test can type into and read, like a person."""
+
+    def __init__(self, name: str) -> None:
+        self.socket = name
+
+    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
+                              check=False)
+
+    def start(self, session: str, command: str) -> None:
+        # The pane survives the command so the final output and status can be read.
+        line = f"{command}; echo HOST-RC=$?; sleep 3600"
+        result = self.tmux("new-session", "-d", "-s", session, "-x", "150", "-y", "40", line)
+        assert result.returncode == 0, result.stderr
+
+    def keys(self, session: str, *keys: str) -> None:
+        self.tmux("send-keys", "-t", session, *keys)
+
+    def screen(self, session: str) -> str:
+        return self.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", session).stdout
+
+    def wait_for(self, session: str, predicate: object, timeout: float = 60) -> str:
+        import time
+
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.screen(session)
+            if predicate(text):  # type: ignore[operator]
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting; the screen shows:\n{text}")
+
+    def kill(self) -> None:
+        self.tmux("kill-server")

@@ -15,6 +15,7 @@ LABEL_PROJECT_HASH: Final = "aishell.project.hash"
 LABEL_NAME: Final = "aishell.name"
 LABEL_HARNESS: Final = "aishell.harness"
 LABEL_KIND: Final = "aishell.kind"
+LABEL_TMUX: Final = "aishell.tmux"
 
 FOUNDATION_IMAGE: Final = "aishell:foundation"
 BASE_IMAGE: Final = "aishell:base"

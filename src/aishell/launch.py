@@ -19,6 +19,7 @@ from aishell.constants import (
     LABEL_NAME,
     LABEL_PROJECT,
     LABEL_PROJECT_HASH,
+    LABEL_TMUX,
 )
 from aishell.engine import images, volumes
 from aishell.engine.client import get_engine
@@ -372,12 +373,16 @@ def prepare(req: LaunchRequest) -> Prepared:
         labels.append((LABEL_HARNESS, req.harness))
 
     interactive = req.kind in ("harness", "shell")
+    tmux = interactive and config.tmux and (host.tty or req.detach)
+    if tmux:
+        labels.append((LABEL_TMUX, "1"))
+    fixed_env += _terminal_size(tmux)
     spec = RunSpec(
         image=image,
         command=command_for(req, config, dict(host.env)),
         project_dir=project.root,
         workdir=host.cwd,
-        mode="detach" if req.detach else ("interactive" if interactive else "exec"),
+        mode="detach" if (req.detach or tmux) else ("interactive" if interactive else "exec"),
         name=full_name,
         labels=tuple(labels),
         harness_volume=volume,
@@ -387,7 +392,7 @@ def prepare(req: LaunchRequest) -> Prepared:
         ports=tuple(config.ports),
         docker_args=tuple(config.docker_args),
         pre_start=config.pre_start if interactive or req.detach else None,
-        tmux=False,
+        tmux=tmux,
     )
     return Prepared(
         engine=engine,
@@ -430,18 +435,45 @@ def _security_checks(
             output.warn(message)
 
 
+def _terminal_size(tmux: bool) -> list[tuple[str, str]]:
+    if not tmux:
+        return []
+    try:
+        size = os.get_terminal_size(1)
+    except OSError:
+        return []
+    return [("AISHELL_COLUMNS", str(size.columns)), ("AISHELL_LINES", str(size.lines))]
+
+
+def _start_detached(prepared: Prepared, env: dict[str, str]) -> None:
+    result = prepared.engine.capture(*prepared.run_args.argv, env=env)
+    if not result.ok:
+        raise AishellError(
+            f"starting {prepared.container} failed: "
+            f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}",
+            hint="see the engine's message above",
+            details=result.stderr.strip() or None,
+        )
+
+
 def launch(req: LaunchRequest) -> int:
     prepared = prepare(req)
     engine = prepared.engine
     env = {**os.environ, **prepared.run_args.env}
+    short = (
+        prepared.container.removeprefix(prepared.project.container_prefix)
+        if prepared.container
+        else ""
+    )
+    if prepared.spec.tmux and not req.detach:
+        from aishell.commands.attach import attach_session
+
+        _start_detached(prepared, env)
+        return attach_session(
+            engine, prepared.container or "", short, prepared.host, wait_for_start=True
+        )
     if req.detach:
-        result = engine.capture(*prepared.run_args.argv, env=env)
-        if not result.ok:
-            raise AishellError(
-                f"starting {prepared.container} failed",
-                details=result.stderr.strip(),
-            )
-        short = prepared.container.removeprefix(prepared.project.container_prefix) if prepared.container else ""
+        _start_detached(prepared, env)
         output.info(f"Started {prepared.container} in the background.")
         output.info(f"  Attach: aishell attach {short}")
         output.info("  List:   aishell ps")

@@ -1005,7 +1005,7 @@ class FakeVolumeEngine:
 
     name = "docker"
 
-    def __init__(self, refuse: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
         self.removed: list[str] = []
         self.refuse = refuse
 
@@ -1071,6 +1071,6 @@ def test_prune_engine_refusal_is_reported_as_skipped(capsys: pytest.CaptureFixtu
     assert volumes._prune(engine, volume_rows(), only=(), yes=True, as_json=False) == 0  # type: ignore[arg-type]
     out = capsys.readouterr().out
     assert (
-        "Skipping aishell-harness-aaa (in use (remove aishell-harness-aaa: volume is in use" in out
+        "Skipping aishell-harness-aaa (remove aishell-harness-aaa: volume is in use - [abc])" in out
     )
     assert "Removed" not in out and out.rstrip().endswith("Prune complete.")

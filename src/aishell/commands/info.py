@@ -450,15 +450,19 @@ def _yes_no_unknown(value: bool | None, yes: str, no: str) -> str:
     return "unknown" if value is None else (yes if value else no)
 
 
-def _tier_line(tier: Mapping[str, Any]) -> str:
+def _tier_line(tier: Mapping[str, Any], *, foundation: bool = False) -> str:
     if tier.get("configured") is False:
         return "not configured"
     if tier["exists"] is None:
         return "unknown"
     if not tier["exists"]:
-        return "missing"
-    current = _yes_no_unknown(tier["current"], "current", "out of date (rebuilt on next launch)")
-    return f"present, {current}"
+        return "missing (run 'aishell setup')" if foundation else "missing (built on next launch)"
+    stale = (
+        "out of date (run 'aishell update --force')"
+        if foundation
+        else "out of date (rebuilt on next launch)"
+    )
+    return f"present, {_yes_no_unknown(tier['current'], 'current', stale)}"
 
 
 def render_info(data: Mapping[str, Any]) -> list[str]:
@@ -486,7 +490,7 @@ def render_info(data: Mapping[str, Any]) -> list[str]:
     )
     ext = img["extension"]
     rows = [
-        [img["foundation"]["tag"], _tier_line(img["foundation"])],
+        [img["foundation"]["tag"], _tier_line(img["foundation"], foundation=True)],
         [base["tag"], f"{_tier_line(base)} ({base_kind})"],
         [
             ext["tag"],
@@ -503,30 +507,30 @@ def render_info(data: Mapping[str, Any]) -> list[str]:
         lines.append("  none installed ('aishell setup --with-<agent>')")
     for h in enabled.values():
         version = h["version"] or "version unknown"
-        lines.append(f"  {h['label']:<16} {version} (pin {h['pin']})")
+        lines.append(f"  {h['label'] + ':':<18} {version} (pin {h['pin']})")
     vol = data["harness_volume"]
     if vol["name"]:
         state = _yes_no_unknown(vol["exists"], "present", "missing: filled on next launch")
-        lines.append(f"  Harness volume:   {vol['name']} ({state})")
+        lines.append(f"  Harness volume:    {vol['name']} ({state})")
     gl = data["gitleaks"]
     gl_text = "installed" if gl["installed"] else "not installed"
     if gl["installed"]:
         gl_text += f", last scan of this project: {gl['last_scan'] or 'never'}"
-    lines.append(f"  Gitleaks:         {gl_text}")
+    lines.append(f"  Gitleaks:          {gl_text}")
     if enabled:
         lines += ["", "Host config paths (mounted at the same path)"]
         for h in enabled.values():
             for entry in h["config_paths"]:
                 missing = "" if entry["exists"] else " (created on next launch)"
-                lines.append(f"  {h['label']:<16} {short(entry['path'])}{missing}")
+                lines.append(f"  {h['label'] + ':':<18} {short(entry['path'])}{missing}")
     f = data["files"]
     eng = data["engine"]
     lines += ["", "Files"]
-    lines.append(f"  aishell home:     {f['aishell_home']}")
+    lines.append(f"  aishell home:      {f['aishell_home']}")
     state_text = "found" if f["state_found"] else (f["state_error"] or "not found (no setup)")
     if f["build_time"]:
         state_text += f", built {f['build_time']}"
-    lines.append(f"  State:            {f['state_file']} ({state_text})")
+    lines.append(f"  State:             {f['state_file']} ({state_text})")
     for entry in f["config"]:
         status = (
             "error: " + entry["error"]
@@ -537,9 +541,9 @@ def render_info(data: Mapping[str, Any]) -> list[str]:
                 else ("present" if entry["exists"] else "not present")
             )
         )
-        lines.append(f"  {entry['scope'].capitalize() + ' config:':<17} {entry['path']} ({status})")
+        lines.append(f"  {entry['scope'].capitalize() + ' config:':<18} {entry['path']} ({status})")
     if f["config_error"] and not any(e["error"] for e in f["config"]):
-        lines.append(f"  Config error:     {f['config_error']}")
+        lines.append(f"  Config error:      {f['config_error']}")
     lines += ["", "Engine"]
     if eng["cli"]:
         answer = f"server {eng['server_version']}" if eng["answering"] else "not answering"

@@ -294,8 +294,6 @@ def remove_volumes(engine: Engine, names: Sequence[str]) -> tuple[list[str], lis
             removed.append(name)
         else:
             reason = first_line(result.stderr) or f"exit {result.returncode}"
-            if "in use" in reason.lower():
-                reason = f"in use ({reason})"
             failed.append({"name": name, "reason": reason})
     return removed, failed
 

@@ -5,22 +5,28 @@ last by the filling container, exists. The filling container has a fixed
 name per volume, so the engine itself guarantees that only one fill runs at a
 time, whichever user or process asks; a second launcher waits for it and then
 finds the marker.
+
+Names: `setup` fills `aishell-harness-<hash12>` (hash of the selection);
+`update` fills a fresh `aishell-harness-<hash12>-<stamp>-<token>` for the same
+selection, so that containers still running keep their volume untouched. The
+saved state names the volume in use; every form carries the selection hash in
+its name and in the `aishell.harness.hash` label.
 """
 
+import contextlib
 import json
+import re
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from aishell import output
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
+from aishell.engine.client import Engine
 from aishell.errors import EngineError
 from aishell.harnesses import BY_NAME
 from aishell.hashing import selection_hash
-
-from collections.abc import Mapping
-
-from aishell.engine.client import Engine
 
 LABEL_HARNESS_HASH = "aishell.harness.hash"
 LABEL_HARNESSES = "aishell.harnesses"
@@ -62,7 +68,59 @@ echo "AISHELL-MARKER $(tr -d '\n' < "$marker")"
 
 
 def volume_name(selection: Mapping[str, str]) -> str:
+    """The volume `setup` fills for a selection: `aishell-harness-<hash12>`."""
     return HARNESS_VOLUME_PREFIX + selection_hash(selection)
+
+
+_STAMP = re.compile(r"[0-9]{8}t[0-9]{6}")
+_TOKEN = re.compile(r"[0-9a-f]{4}")
+_FRESH_SUFFIX = re.compile(r"-[0-9]{8}t[0-9]{6}-[0-9a-f]{4}")
+
+
+def fresh_volume_name(selection: Mapping[str, str], *, stamp: str, token: str) -> str:
+    """A new volume for the same selection (`aishell update`):
+    `aishell-harness-<hash12>-<YYYYmmddtHHMMSS>-<token>`.
+
+    `stamp` is a UTC time `YYYYmmddtHHMMSS` (one selection's volumes sort by
+    age), `token` four hex digits (two updates in the same second differ).
+    """
+    if not _STAMP.fullmatch(stamp) or not _TOKEN.fullmatch(token):
+        raise ValueError(f"bad stamp or token for a fresh volume name: {stamp!r}, {token!r}")
+    return f"{volume_name(selection)}-{stamp}-{token}"
+
+
+def new_stamp_and_token() -> tuple[str, str]:
+    import os
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y%m%dt%H%M%S"), os.urandom(2).hex()
+
+
+def selection_hash_of(volume: str) -> str | None:
+    """The selection hash a harness volume name carries (setup's or update's form)."""
+    if not volume.startswith(HARNESS_VOLUME_PREFIX):
+        return None
+    rest = volume[len(HARNESS_VOLUME_PREFIX) :]
+    digest, suffix = rest[:12], rest[12:]
+    if not re.fullmatch(r"[0-9a-f]{12}", digest):
+        return None
+    if suffix and not _FRESH_SUFFIX.fullmatch(suffix):
+        return None
+    return digest
+
+
+def volume_for(selection: Mapping[str, str], current: str | None) -> str:
+    """The volume a selection should use: `current` (the saved one) when it holds
+    this selection (e.g. a volume `aishell update` filled), else setup's name."""
+    if current and selection_hash_of(current) == selection_hash(selection):
+        return current
+    return volume_name(selection)
+
+
+def fill_container_name(volume: str) -> str:
+    """The helper container that fills `volume`; one per volume, so the engine
+    refuses a second concurrent fill of the same volume."""
+    return f"aishell-fill-{volume.removeprefix(HARNESS_VOLUME_PREFIX)}"
 
 
 def package_specs(selection: Mapping[str, str]) -> list[str]:
@@ -123,39 +181,57 @@ def fill(
     engine.checked(
         "volume",
         "create",
-        *[arg for key, value in volume_labels(selection).items()
-          for arg in ("--label", f"{key}={value}")],
+        *[
+            arg
+            for key, value in volume_labels(selection).items()
+            for arg in ("--label", f"{key}={value}")
+        ],
         volume,
         what=f"creating volume {volume}",
     )
-    fill_name = f"aishell-fill-{volume.removeprefix(HARNESS_VOLUME_PREFIX)}"
+    fill_name = fill_container_name(volume)
     specs = package_specs(selection)
     deadline = time.monotonic() + wait_seconds
     refill_now = refill
     while True:
         args = [
-            "run", "--rm", "--name", fill_name,
-            "--label", f"{LABEL_MANAGED}=1", "--label", f"{LABEL_KIND}=fill",
-            "--entrypoint", "/bin/sh",
-            "--mount", f"type=volume,source={volume},target=/tools",
-            "-e", f"AISHELL_REFILL={1 if refill_now else 0}",
-            image, "-c", FILL_SCRIPT, "aishell-fill", *specs,
+            "run",
+            "--rm",
+            "--name",
+            fill_name,
+            "--label",
+            f"{LABEL_MANAGED}=1",
+            "--label",
+            f"{LABEL_KIND}=fill",
+            "--entrypoint",
+            "/bin/sh",
+            "--mount",
+            f"type=volume,source={volume},target=/tools",
+            "-e",
+            f"AISHELL_REFILL={1 if refill_now else 0}",
+            image,
+            "-c",
+            FILL_SCRIPT,
+            "aishell-fill",
+            *specs,
         ]
         tail: deque[str] = deque(maxlen=80)
         status_seen: list[str] = []
         marker: dict[str, Any] = {}
         title = "Installing " + ", ".join(BY_NAME[t].label for t in sorted(selection))
 
-        def on_line(line: str, tail: deque[str] = tail, status_seen: list[str] = status_seen,
-                    marker: dict[str, Any] = marker) -> None:
+        def on_line(
+            line: str,
+            tail: deque[str] = tail,
+            status_seen: list[str] = status_seen,
+            marker: dict[str, Any] = marker,
+        ) -> None:
             if line.startswith("AISHELL-STATUS "):
                 status_seen.append(line.split(" ", 1)[1])
                 return
             if line.startswith("AISHELL-MARKER "):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     marker.update(json.loads(line.split(" ", 1)[1]))
-                except json.JSONDecodeError:
-                    pass
                 return
             tail.append(line)
             if verbose:
@@ -191,11 +267,15 @@ def fill(
         versions = _versions_by_tool(marker)
         if installed:
             output.info(
-                "Installed " + ", ".join(f"{BY_NAME[t].label} {v}" if t in BY_NAME else f"{t} {v}"
-                                         for t, v in sorted(versions.items()))
+                "Installed "
+                + ", ".join(
+                    f"{BY_NAME[t].label} {v}" if t in BY_NAME else f"{t} {v}"
+                    for t, v in sorted(versions.items())
+                )
             )
-        return FillResult(installed=installed, versions=versions,
-                          filled_at=str(marker.get("filled_at", "")))
+        return FillResult(
+            installed=installed, versions=versions, filled_at=str(marker.get("filled_at", ""))
+        )
 
 
 def _name_conflict(text: str) -> bool:
@@ -205,6 +285,14 @@ def _name_conflict(text: str) -> bool:
 
 def remove(engine: Engine, name: str) -> None:
     engine.capture("volume", "rm", name)
+
+
+def discard(engine: Engine, volume: str) -> bool:
+    """Remove a volume we created and failed to fill, with any fill container an
+    interruption left running on it. True when the volume is gone."""
+    engine.capture("rm", "-f", fill_container_name(volume))
+    result = engine.capture("volume", "rm", volume)
+    return result.ok or "no such volume" in result.stderr.lower()
 
 
 def now_iso() -> str:

@@ -11,7 +11,7 @@ home="${LOCAL_HOME:-/home/developer}"
 want="${LOCAL_USER:-developer}"
 
 # /tmp survives a stop/start of the same container: clear old sentinels.
-rm -f /tmp/aishell.ready /tmp/pre-start.done /tmp/pre-start.failed
+rm -f /tmp/aishell.ready /tmp/pre-start.done /tmp/pre-start.failed /tmp/pre-start.log
 
 if ! getent group "$gid" >/dev/null; then
     gname="$want"

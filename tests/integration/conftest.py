@@ -102,7 +102,9 @@ def project(anyone: Aishell, tmp_path: Path) -> Path:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Remove containers the tests left behind (by label); images and volumes are a cache.
-    if shutil.which("docker") is None:
+    # Only once everything is over: an xdist worker that finishes early must not
+    # remove what the other worker's tests still use.
+    if hasattr(session.config, "workerinput") or shutil.which("docker") is None:
         return
     ids = subprocess.run(
         ["docker", "ps", "-aq", "--filter", "label=aishell.test=1"], capture_output=True, text=True

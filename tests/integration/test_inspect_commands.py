@@ -291,7 +291,7 @@ def orphans() -> Iterator[list[str]]:
         assert created.returncode == 0, created.stderr
     user = docker(
         "run", "-d", "--rm", "--label", "aishell.test=1", "--entrypoint", "sleep",
-        "-v", f"{names[1]}:/x", "aishell:foundation", "60",
+        "-v", f"{names[1]}:/x", "aishell:foundation", "600",
     )  # fmt: skip
     assert user.returncode == 0, user.stderr
     yield names

@@ -197,12 +197,12 @@ def check_canary(facts: Mapping[str, Sequence[str]], exp: Expected) -> Check:
     problems: list[str] = []
     for canary in exp.canaries:
         for probe in canary.probes:
-            state = states.get(probe)
-            if state is None:
+            found = states.get(probe)
+            if found is None:
                 return Check("canary", label, FAIL, NO_RESULT)
-            if state != "absent":
+            if found != "absent":
                 where = probe if probe == canary.path else f"{canary.path} (as {probe})"
-                reason = "readable" if state == "readable" else "visible"
+                reason = "readable" if found == "readable" else "visible"
                 via = f", through the configured mount {canary.via}" if canary.via else ""
                 problems.append(f"{where} is {reason} inside{via}")
     if problems:

@@ -240,7 +240,8 @@ def fill(
         with output.Progress(title, verbose=verbose) as progress:
             progress.update(f"into {volume}")
             rc = engine.stream(args, on_line)
-            if rc != 0 and _name_conflict("\n".join(tail)):
+            conflict = rc != 0 and _name_conflict("\n".join(tail))
+            if conflict:
                 progress.update("waiting for another aishell that is installing")
                 if time.monotonic() > deadline:
                     raise EngineError(
@@ -248,21 +249,23 @@ def fill(
                         hint=f"check it with '{engine.name} logs {fill_name}'",
                     )
                 engine.capture("wait", fill_name)
-                time.sleep(0.2)
-                refill_now = False  # the other fill just did it
-                continue
-        if rc != 0:
-            raise EngineError(
-                f"installing {', '.join(specs)} into {volume} failed (exit {rc})",
-                hint="check the package versions and your network (npm registry); "
-                "run again with --verbose for the full output",
-                details="\n".join(tail),
-            )
-        if not marker:
-            raise EngineError(
-                f"the volume {volume} was filled but holds no readiness marker",
-                details="\n".join(tail),
-            )
+            elif rc != 0:
+                # Raised inside the progress block, so that it ends as "failed".
+                raise EngineError(
+                    f"installing {', '.join(specs)} into {volume} failed (exit {rc})",
+                    hint="check the package versions and your network (npm registry)"
+                    + ("" if verbose else "; run again with --verbose for the full output"),
+                    details=None if verbose else "\n".join(tail),
+                )
+            elif not marker:
+                raise EngineError(
+                    f"the volume {volume} was filled but holds no readiness marker",
+                    details="\n".join(tail),
+                )
+        if conflict:
+            time.sleep(0.2)
+            refill_now = False  # the other fill just did it
+            continue
         installed = "installed" in status_seen
         versions = _versions_by_tool(marker)
         if installed:

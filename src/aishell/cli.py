@@ -242,7 +242,11 @@ for _name, _module in (
 
 def report_error(exc: AishellError) -> None:
     from aishell import output
+    from aishell.errors import Aborted
 
+    if isinstance(exc, Aborted):  # the user said no: not an error to explain
+        output.info(exc.message)
+        return
     if exc.details:
         output.raw_err(exc.details)
     message = exc.message

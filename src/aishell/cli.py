@@ -5,11 +5,10 @@ after an agent name or `exec` is passed through untouched. Command modules are
 imported only when their command runs, so `--help` and `--version` stay fast.
 """
 
-from typing import NamedTuple
-
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from aishell import __version__
 from aishell.constants import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
@@ -146,11 +145,11 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
         print(help_text())
         return 0
     command = ALIASES.get(command, command)
-    if command not in RUN_OPTIONS_COMMANDS and command not in ("exec", "gitleaks"):
-        if opts.name is not None or opts.detach or opts.unsafe:
-            raise UsageError(
-                f"--name, --detach and --unsafe apply to agent and shell runs, not '{command}'"
-            )
+    runs = command in RUN_OPTIONS_COMMANDS or command in ("exec", "gitleaks")
+    if not runs and (opts.name is not None or opts.detach or opts.unsafe):
+        raise UsageError(
+            f"--name, --detach and --unsafe apply to agent and shell runs, not '{command}'"
+        )
     if command in HARNESS_NAMES or command in ("shell", "exec", "gitleaks"):
         from aishell.launch import LaunchRequest, launch
 
@@ -171,10 +170,14 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
             req = LaunchRequest(kind="gitleaks", args=tuple(rest), name=opts.name)
         elif command == "shell":
             if rest and rest[0] in ("-h", "--help"):
-                print("usage: aishell [--name N] [--detach] [--unsafe] [shell]\n\n"
-                      "Start an interactive bash in the sandbox.")
+                print(
+                    "usage: aishell [--name N] [--detach] [--unsafe] [shell]\n\n"
+                    "Start an interactive bash in the sandbox."
+                )
                 return 0
-            req = LaunchRequest(kind="shell", name=opts.name, detach=opts.detach, unsafe=opts.unsafe)
+            req = LaunchRequest(
+                kind="shell", name=opts.name, detach=opts.detach, unsafe=opts.unsafe
+            )
         else:
             req = LaunchRequest(
                 kind="harness",
@@ -274,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_ERROR
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
+    except Exception as exc:
         if debug:
             raise
         sys.stderr.write(

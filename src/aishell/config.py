@@ -23,7 +23,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from aishell.constants import CONFIG_FILE, PROJECT_CONFIG_DIRS
 from aishell.errors import ConfigError

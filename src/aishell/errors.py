@@ -31,5 +31,5 @@ class EngineError(AishellError):
     """The container engine is missing, not answering, or failed."""
 
 
-class Aborted(AishellError):  # noqa: N818 - it is a user decision, not an error
+class Aborted(AishellError):
     """The user declined to continue."""

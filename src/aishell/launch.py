@@ -7,9 +7,10 @@ checks -> `build_run_args` (pure) -> hand over to the engine.
 import os
 import re
 from pathlib import Path
-from typing import Literal, NamedTuple, TYPE_CHECKING
+from typing import Literal, NamedTuple
 
 from aishell import output, paths, state
+from aishell.config import Config
 from aishell.constants import (
     BASE_IMAGE,
     DOCKERFILE,
@@ -22,14 +23,10 @@ from aishell.constants import (
     LABEL_TMUX,
 )
 from aishell.engine import images, volumes
-from aishell.engine.client import get_engine
-from aishell.engine.run_args import Bind, RunArgs, RunSpec, build_run_args
+from aishell.engine.client import Engine, get_engine
+from aishell.engine.run_args import Bind, HostFacts, RunArgs, RunSpec, build_run_args
 from aishell.errors import AishellError, ConfigError, UsageError
 from aishell.harnesses import BY_NAME
-
-from aishell.config import Config
-from aishell.engine.client import Engine
-from aishell.engine.run_args import HostFacts
 from aishell.project import Project
 
 Kind = Literal["harness", "shell", "exec", "gitleaks"]
@@ -87,7 +84,8 @@ def setup_hint(tools: dict[str, str], add: str | None = None, *, gitleaks: bool 
     if add:
         wanted.setdefault(add, "latest")
     flags = [
-        f"--with-{t}" if pin == "latest" else f"--with-{t}={pin}" for t, pin in sorted(wanted.items())
+        f"--with-{t}" if pin == "latest" else f"--with-{t}={pin}"
+        for t, pin in sorted(wanted.items())
     ]
     if gitleaks:
         flags.append("--with-gitleaks")
@@ -145,7 +143,9 @@ def config_binds(config: Config) -> list[Bind]:
     binds = []
     for mount in config.mounts:
         if not os.path.exists(mount.source):
-            output.warn(f"mount source {mount.source} does not exist (from {mount.origin}); skipped")
+            output.warn(
+                f"mount source {mount.source} does not exist (from {mount.origin}); skipped"
+            )
             continue
         binds.append(Bind(mount.source, mount.target, mount.readonly))
     return binds
@@ -172,9 +172,7 @@ def _load_config(project: Project, host: HostFacts) -> Config:
     return config_mod.load_config(
         aishell_home=paths.aishell_home(),
         project_root=Path(project.root),
-        expansion=config_mod.Expansion(
-            home=host.home, uid=host.uid, gid=host.gid, user=host.user
-        ),
+        expansion=config_mod.Expansion(home=host.home, uid=host.uid, gid=host.gid, user=host.user),
     )
 
 
@@ -217,9 +215,10 @@ def resolve_image(
         if tier.ensure(engine, item=base_item, parent_id=foundation_id, verbose=verbose):
             base_item = images.inspect_images(engine, [BASE_IMAGE]).get(BASE_IMAGE)
     else:
-        if images.labels_of(base_item).get(LABEL_KIND) == "base" or images.image_id(
-            base_item
-        ) != foundation_id:
+        if (
+            images.labels_of(base_item).get(LABEL_KIND) == "base"
+            or images.image_id(base_item) != foundation_id
+        ):
             images.ensure_base_alias(engine, foundation_id, None)
             base_item = foundation
     base_id = images.image_id(base_item)
@@ -278,7 +277,9 @@ def record_fill(engine: Engine, name: str, result: volumes.FillResult) -> None:
     state.update(mutate)
 
 
-def handle_existing_container(engine: Engine, full_name: str, item: dict | None, short: str) -> None:  # type: ignore[type-arg]
+def handle_existing_container(
+    engine: Engine, full_name: str, item: dict | None, short: str
+) -> None:  # type: ignore[type-arg]
     if item is None:
         return
     running = bool((item.get("State") or {}).get("Running"))
@@ -308,7 +309,8 @@ def prepare(req: LaunchRequest) -> Prepared:
     if req.kind == "harness" and req.harness not in st.tools:
         label = BY_NAME[req.harness or ""].label
         raise AishellError(
-            f"{label} is not installed", hint=setup_hint(st.tools, req.harness, gitleaks=st.gitleaks)
+            f"{label} is not installed",
+            hint=setup_hint(st.tools, req.harness, gitleaks=st.gitleaks),
         )
     if req.kind == "gitleaks" and not st.gitleaks:
         raise AishellError(
@@ -410,9 +412,9 @@ def _security_checks(
 ) -> None:
     from aishell.security import validate
 
-    dangers = validate.check_docker_args(config.docker_args, home=host.home) + validate.check_mounts(
-        [(m.source, m.target) for m in config.mounts], home=host.home
-    )
+    dangers = validate.check_docker_args(
+        config.docker_args, home=host.home
+    ) + validate.check_mounts([(m.source, m.target) for m in config.mounts], home=host.home)
     if dangers:
         for line in validate.render(dangers):
             output.info(line)

@@ -102,9 +102,7 @@ class Progress:
         self._start = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.animated = (
-            not verbose and self.stream.isatty() and not os.environ.get("CI")
-        )
+        self.animated = not verbose and self.stream.isatty() and not os.environ.get("CI")
 
     def __enter__(self) -> Progress:
         self._start = time.monotonic()

@@ -1,8 +1,7 @@
 """Which directory is the project, and names derived from it."""
 
-from typing import NamedTuple
-
 import os
+from typing import NamedTuple
 
 from aishell.constants import CONTAINER_PREFIX, EXTENSION_IMAGE_PREFIX, PROJECT_CONFIG_DIRS
 from aishell.hashing import project_hash, short_hash

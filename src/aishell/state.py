@@ -33,8 +33,11 @@ class VolumeRecord:
         self.filled_at = filled_at
 
     def to_json(self) -> dict[str, Any]:
-        return {"created_at": self.created_at, "versions": self.versions,
-                "filled_at": self.filled_at}
+        return {
+            "created_at": self.created_at,
+            "versions": self.versions,
+            "filled_at": self.filled_at,
+        }
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VolumeRecord) and self.to_json() == other.to_json()
@@ -46,8 +49,15 @@ class VolumeRecord:
 class State:
     """The saved setup (mutable: commands change it inside `update`)."""
 
-    __slots__ = ("build_time", "foundation_hash", "gitleaks", "gitleaks_scans",
-                 "harness_volume", "tools", "volumes")
+    __slots__ = (
+        "build_time",
+        "foundation_hash",
+        "gitleaks",
+        "gitleaks_scans",
+        "harness_volume",
+        "tools",
+        "volumes",
+    )
 
     def __init__(
         self,

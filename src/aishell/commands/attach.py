@@ -29,11 +29,18 @@ def _exec_prefix(item: dict[str, Any], host: HostFacts) -> list[str]:
     gid = env.get("LOCAL_GID", str(host.gid))
     home = env.get("LOCAL_HOME", host.home)
     return [
-        "exec", "-it", "-u", f"{uid}:{gid}",
-        "-e", f"HOME={home}",
-        "-e", f"TERM={host.term or 'xterm-256color'}",
-        "-e", f"COLORTERM={host.colorterm or 'truecolor'}",
-        "-e", "LANG=C.UTF-8",
+        "exec",
+        "-it",
+        "-u",
+        f"{uid}:{gid}",
+        "-e",
+        f"HOME={home}",
+        "-e",
+        f"TERM={host.term or 'xterm-256color'}",
+        "-e",
+        f"COLORTERM={host.colorterm or 'truecolor'}",
+        "-e",
+        "LANG=C.UTF-8",
     ]
 
 

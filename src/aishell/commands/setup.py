@@ -68,9 +68,7 @@ def check_engine(engine: Engine) -> None:
     )
 
 
-def build_images(
-    engine: Engine, cfg: Config, *, gitleaks: bool, force: bool, verbose: bool
-) -> str:
+def build_images(engine: Engine, cfg: Config, *, gitleaks: bool, force: bool, verbose: bool) -> str:
     """Foundation (when its inputs changed) and the base tier. Returns the foundation hash."""
     from aishell.engine import images
 
@@ -91,7 +89,11 @@ def build_images(
             extra_labels=(("aishell.kind", "base"),),
         )
         tier.ensure(
-            engine, item=found.get(BASE_IMAGE), parent_id=foundation_id, verbose=verbose, force=force
+            engine,
+            item=found.get(BASE_IMAGE),
+            parent_id=foundation_id,
+            verbose=verbose,
+            force=force,
         )
     else:
         images.ensure_base_alias(engine, foundation_id, found.get(BASE_IMAGE))
@@ -139,7 +141,9 @@ def main(argv: Sequence[str]) -> int:
         engine, cfg, gitleaks=ns.with_gitleaks, force=ns.force, verbose=ns.verbose
     )
     volume = volumes.volume_name(selection) if selection else ""
-    record = fill_volume(engine, selection, volume=volume, verbose=ns.verbose) if selection else None
+    record = (
+        fill_volume(engine, selection, volume=volume, verbose=ns.verbose) if selection else None
+    )
 
     def mutate(current: state.State) -> None:
         current.tools = dict(selection)

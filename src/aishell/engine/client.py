@@ -47,7 +47,7 @@ class Engine(NamedTuple):
     def capture(
         self,
         *args: str,
-        input: str | None = None,  # noqa: A002 - mirrors subprocess
+        input: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> Result:
@@ -125,8 +125,11 @@ class Engine(NamedTuple):
     def _api_inspect(self, socket_path: str, kind: str, names: Sequence[str]) -> Result:
         import json
 
-        endpoint = {"image": "/images/{}/json", "volume": "/volumes/{}",
-                    "container": "/containers/{}/json"}[kind]
+        endpoint = {
+            "image": "/images/{}/json",
+            "volume": "/volumes/{}",
+            "container": "/containers/{}/json",
+        }[kind]
         found: list[object] = []
         missing: list[str] = []
         for name in names:
@@ -189,9 +192,7 @@ class Engine(NamedTuple):
     def call(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
         """Run with our own stdin/stdout/stderr; return the exit status."""
         try:
-            proc = subprocess.Popen(
-                [self.binary, *argv], env=None if env is None else dict(env)
-            )
+            proc = subprocess.Popen([self.binary, *argv], env=None if env is None else dict(env))
         except FileNotFoundError as exc:
             raise self._missing() from exc
         while True:

@@ -9,18 +9,16 @@ import json
 import os
 import re
 from collections import deque
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from aishell import output
 from aishell.constants import BASE_IMAGE, FOUNDATION_IMAGE, LABEL_KIND, LABEL_MANAGED
+from aishell.engine.client import Engine
 from aishell.errors import AishellError, ConfigError, EngineError
 from aishell.hashing import files_hash
-
-from collections.abc import Iterable, Mapping
-
-from aishell.engine.client import Engine
 
 DEFAULT_BASE_IMAGE = "debian:trixie-slim"
 NODE_VERSION = "24.21.0"
@@ -286,11 +284,22 @@ def ensure_foundation(
 
 def _looks_like_pull_failure(text: str, base: str) -> bool:
     low = text.lower()
-    return base.split(":")[0] in low and any(
-        marker in low
-        for marker in ("pull access denied", "not found", "manifest unknown", "dial tcp",
-                       "no such host", "failed to resolve", "connection refused")
-    ) and "step 2/" not in low
+    return (
+        base.split(":")[0] in low
+        and any(
+            marker in low
+            for marker in (
+                "pull access denied",
+                "not found",
+                "manifest unknown",
+                "dial tcp",
+                "no such host",
+                "failed to resolve",
+                "connection refused",
+            )
+        )
+        and "step 2/" not in low
+    )
 
 
 def image_id(item: Mapping[str, Any] | None) -> str:
@@ -347,7 +356,9 @@ class Tier(NamedTuple):
         return True
 
 
-def ensure_base_alias(engine: Engine, foundation_id: str, base_item: Mapping[str, Any] | None) -> None:
+def ensure_base_alias(
+    engine: Engine, foundation_id: str, base_item: Mapping[str, Any] | None
+) -> None:
     """Without a global Dockerfile, `aishell:base` is another name for the foundation."""
     if image_id(base_item) == foundation_id:
         return

@@ -12,12 +12,11 @@ takes one is never mistaken for an option (`-e X=--privileged` is an environment
 variable, not `--privileged`).
 """
 
-from typing import NamedTuple
-
 import csv
 import posixpath
 import shlex
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 __all__ = [
     "DANGEROUS_CAPABILITIES",

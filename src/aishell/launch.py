@@ -318,6 +318,9 @@ def prepare(req: LaunchRequest) -> Prepared:
             hint=setup_hint(st.tools, gitleaks=True),
         )
 
+    # Cheap checks (and the user's decision) before any engine work.
+    _security_checks(req, project, config, host, st)
+
     named = req.kind != "exec"
     short = req.name or default_name(req)
     full_name = project.container_name(short) if named else None
@@ -348,7 +351,6 @@ def prepare(req: LaunchRequest) -> Prepared:
     if full_name:
         handle_existing_container(engine, full_name, container_item, short)
 
-    _security_checks(req, project, config, host, st)
 
     tools = sorted(st.tools)
     binds = ensure_host_config_paths(tools, host.home) + config_binds(config)

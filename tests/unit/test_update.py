@@ -373,3 +373,45 @@ def test_unknown_option_is_a_usage_error() -> None:
 
     with pytest.raises(UsageError):
         update.main(["--with-claude"])
+
+
+# ------------------------------------------------- a failed fill, as the user sees it
+
+
+class FailingFillEngine:
+    name = "docker"
+    kind = "docker"
+
+    def checked(self, *args: str, **_kw: Any) -> Result:
+        return Result(0, "", "")
+
+    def stream(self, args: Any, on_line: Any, **_kw: Any) -> int:
+        on_line("AISHELL-STATUS installing")
+        on_line("npm error code ETARGET")
+        on_line("npm error notarget No matching version found for opencode-ai@0.0.0-nope.")
+        return 1
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_failed_fill_ends_its_progress_as_failed(
+    verbose: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(EngineError) as info:
+        volumes.fill(
+            FailingFillEngine(),  # type: ignore[arg-type]
+            volume="v",
+            selection={"opencode": "0.0.0-nope"},
+            image="img",
+            verbose=verbose,
+        )
+    err = capsys.readouterr().err
+    assert "Installing OpenCode: failed" in err
+    assert "done" not in err
+    assert "opencode-ai@0.0.0-nope into v failed (exit 1)" in info.value.message
+    if verbose:  # the output was streamed already: not repeated
+        assert info.value.details is None
+        assert "npm error code ETARGET" in err
+    else:
+        assert info.value.details is not None
+        assert "npm error code ETARGET" in info.value.details
+        assert "--verbose" in (info.value.hint or "")

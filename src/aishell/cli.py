@@ -8,12 +8,15 @@ imported only when their command runs, so `--help` and `--version` stay fast.
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from aishell import __version__
 from aishell.constants import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 from aishell.errors import AishellError, UsageError
 from aishell.harnesses import BY_NAME, HARNESS_NAMES
+
+if TYPE_CHECKING:
+    from aishell.launch import LaunchRequest
 
 
 class GlobalOptions(NamedTuple):
@@ -21,6 +24,7 @@ class GlobalOptions(NamedTuple):
     detach: bool = False
     unsafe: bool = False
     debug: bool = False
+    worktree: str | None = None  # --worktree[=BRANCH]: "" without a value, None when absent
 
 
 # name -> (summary, handler name in this module)
@@ -36,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "check": "read-only pre-flight checks",
     "info": "project, image stack and installed agents",
     "verify": "start a sandbox and test that its walls hold",
+    "worktrees": "list the repository's git worktrees and their containers, or remove one",
 }
 ALIASES = {"build": "setup", "a": "attach"}
 RUN_OPTIONS_COMMANDS = {"shell", *HARNESS_NAMES}
@@ -76,6 +81,9 @@ def help_text() -> str:
         "  --name N      container name suffix (default: the agent's name, or 'shell')",
         "  --detach, -d  start in the background; reconnect with 'aishell attach N'",
         "  --unsafe      skip the sensitive-file prompt",
+        "  --worktree[=BRANCH]",
+        "                run in the git worktree of BRANCH (created next to the repository",
+        "                if needed; default branch aishell/<name>); see 'aishell worktrees'",
         "  --debug       show tracebacks for unexpected errors",
         "  --version     print the version",
         "  -h, --help    this help; 'aishell help COMMAND' or 'aishell COMMAND --help' for more",
@@ -96,6 +104,7 @@ def _suggest(word: str, choices: Sequence[str]) -> str:
 def parse_global(argv: Sequence[str]) -> tuple[GlobalOptions, str | None, list[str]]:
     """Split argv into aishell's options, the command word and the rest."""
     name: str | None = None
+    worktree: str | None = None
     detach = unsafe = debug = False
     i = 0
     while i < len(argv):
@@ -119,12 +128,24 @@ def parse_global(argv: Sequence[str]) -> tuple[GlobalOptions, str | None, list[s
             unsafe = True
         elif arg == "--debug":
             debug = True
+        elif arg == "--worktree":
+            worktree = ""
+        elif arg.startswith("--worktree="):
+            worktree = arg.split("=", 1)[1]
+            if not worktree:
+                raise UsageError(
+                    "--worktree= needs a branch name",
+                    hint="e.g. --worktree=feature, or --worktree alone for aishell/<name>",
+                )
         elif arg in ("-h", "--help"):
-            return GlobalOptions(name, detach, unsafe, debug), "help", []
+            return GlobalOptions(name, detach, unsafe, debug, worktree), "help", []
         elif arg in ("-V", "--version"):
-            return GlobalOptions(name, detach, unsafe, debug), "version", []
+            return GlobalOptions(name, detach, unsafe, debug, worktree), "version", []
         else:
-            known = ["--name", "--detach", "--unsafe", "--debug", "--help", "--version"]
+            known = [
+                *("--name", "--detach", "--unsafe", "--debug", "--worktree"),
+                *("--help", "--version"),
+            ]
             raise UsageError(
                 f"unknown option {arg!r}",
                 hint=f"{_suggest(arg, known)}options go before the command; see 'aishell --help'",
@@ -132,7 +153,7 @@ def parse_global(argv: Sequence[str]) -> tuple[GlobalOptions, str | None, list[s
         i += 1
     command = argv[i] if i < len(argv) else None
     rest = list(argv[i + 1 :]) if command is not None else []
-    return GlobalOptions(name, detach, unsafe, debug), command, rest
+    return GlobalOptions(name, detach, unsafe, debug, worktree), command, rest
 
 
 def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
@@ -149,6 +170,10 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
     if not runs and (opts.name is not None or opts.detach or opts.unsafe):
         raise UsageError(
             f"--name, --detach and --unsafe apply to agent and shell runs, not '{command}'"
+        )
+    if not runs and opts.worktree is not None:
+        raise UsageError(
+            f"--worktree applies to agent, shell, exec and gitleaks runs, not '{command}'"
         )
     if command in HARNESS_NAMES or command in ("shell", "exec", "gitleaks"):
         from aishell.launch import LaunchRequest, launch
@@ -187,6 +212,8 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
                 detach=opts.detach,
                 unsafe=opts.unsafe,
             )
+        if opts.worktree is not None:
+            req = _in_worktree(req, opts.worktree)
         return launch(req)
     handler = _HANDLERS.get(command)
     if handler is None:
@@ -198,6 +225,17 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
     return handler(rest)
 
 
+def _in_worktree(req: "LaunchRequest", branch: str) -> "LaunchRequest":
+    """The request, run in the worktree of `branch` (created or reused)."""
+    from aishell.launch import default_name, validate_name
+    from aishell.worktrees import enter
+
+    if req.name is not None:
+        validate_name(req.name)
+    cwd = enter(branch or None, req.name or default_name(req), os.getcwd())
+    return req._replace(cwd=cwd)
+
+
 RUN_HELP = {
     "exec": "usage: aishell exec COMMAND [ARGS...]\n\n"
     "Run one command in the sandbox (same image, mounts and environment as an agent),\n"
@@ -205,7 +243,7 @@ RUN_HELP = {
     "are passed through; the exit status is the command's own.",
     "gitleaks": "usage: aishell gitleaks [GITLEAKS ARGS...]\n\n"
     "Run gitleaks inside the sandbox on the project (needs 'aishell setup --with-gitleaks').\n"
-    "Without arguments: 'gitleaks dir --verbose .'. Completed scans are recorded, and\n"
+    "Without arguments: 'gitleaks detect --no-git --verbose --source .'. Completed scans are recorded, and\n"
     "agent runs warn when the last scan is older than gitleaks_freshness_threshold days.",
 }
 
@@ -239,6 +277,7 @@ for _name, _module in (
     ("check", "check"),
     ("info", "info"),
     ("verify", "verify"),
+    ("worktrees", "worktrees"),
 ):
     _HANDLERS[_name] = _command_handler(_name, _module)
 

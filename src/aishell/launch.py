@@ -28,6 +28,7 @@ from aishell.engine.run_args import Bind, HostFacts, RunArgs, RunSpec, build_run
 from aishell.errors import AishellError, ConfigError, UsageError
 from aishell.harnesses import BY_NAME
 from aishell.project import Project
+from aishell.worktrees import git_dir_binds
 
 Kind = Literal["harness", "shell", "exec", "gitleaks"]
 
@@ -44,6 +45,7 @@ class LaunchRequest(NamedTuple):
     detach: bool = False
     unsafe: bool = False
     verbose: bool = False
+    cwd: str | None = None  # where to run (a --worktree checkout); None: the current dir
 
 
 class Prepared(NamedTuple):
@@ -98,7 +100,9 @@ def command_for(req: LaunchRequest, config: Config, environ: dict[str, str]) -> 
     if req.kind == "shell":
         return ("bash",)
     if req.kind == "gitleaks":
-        return ("gitleaks", *(req.args or ("dir", "--verbose", ".")))
+        from aishell.security.freshness import DEFAULT_ARGS
+
+        return ("gitleaks", *(req.args or DEFAULT_ARGS))
     assert req.harness is not None
     tool = BY_NAME[req.harness]
     extra: tuple[str, ...] = ()
@@ -298,7 +302,7 @@ def prepare(req: LaunchRequest) -> Prepared:
 
     if req.name is not None:
         validate_name(req.name)
-    host = hostfacts.gather()
+    host = hostfacts.gather(cwd=req.cwd)
     project = project_mod.resolve(host.cwd, aishell_home=str(paths.aishell_home()))
     config = _load_config(project, host)
     st = state.load()
@@ -354,6 +358,8 @@ def prepare(req: LaunchRequest) -> Prepared:
 
     tools = sorted(st.tools)
     binds = ensure_host_config_paths(tools, host.home) + config_binds(config)
+    # A linked worktree's objects and refs live in the repository's git dir.
+    binds += git_dir_binds(project.root, taken=[b.target for b in binds])
     env: list[tuple[str, str | None]] = []
     seen: set[str] = set()
     for name in tools:

@@ -124,12 +124,6 @@ def test_the_scan_sees_the_project_at_its_path_as_the_user(gl: Aishell) -> None:
     assert (project / "report.json").stat().st_uid == gl.uid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="launch.command_for defaults to 'gitleaks dir --verbose .', but Debian trixie "
-    "ships gitleaks 8.16, which has no 'dir' command (exit 1, recorded as a scan); the "
-    "default should be freshness.DEFAULT_ARGS",
-)
 def test_default_scan_of_a_clean_project(gl: Aishell) -> None:
     project = project_in(gl, "default", {"app.py": "print('hello')\n"})
     result = gl.run("gitleaks", cwd=project)

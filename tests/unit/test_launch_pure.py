@@ -239,7 +239,7 @@ def test_shell_is_bash() -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ((), ("gitleaks", "dir", "--verbose", ".")),
+        ((), ("gitleaks", "detect", "--no-git", "--verbose", "--source", ".")),
         (("git", "-v"), ("gitleaks", "git", "-v")),
         (("dir", "src"), ("gitleaks", "dir", "src")),
         (("version",), ("gitleaks", "version")),

@@ -140,7 +140,13 @@ def main(argv: Sequence[str]) -> int:
     foundation_hash = build_images(
         engine, cfg, gitleaks=ns.with_gitleaks, force=ns.force, verbose=ns.verbose
     )
-    volume = volumes.volume_name(selection) if selection else ""
+    # Keep a volume `aishell update` filled for this same selection.
+    previous = state.load()
+    volume = (
+        volumes.volume_for(selection, previous.harness_volume if previous else None)
+        if selection
+        else ""
+    )
     record = (
         fill_volume(engine, selection, volume=volume, verbose=ns.verbose) if selection else None
     )

@@ -1,0 +1,348 @@
+"""Git worktrees: what a linked worktree needs mounted, and `--worktree[=BRANCH]`.
+
+A linked worktree's `.git` is a file (`gitdir: <repo>/.git/worktrees/<name>`); the
+objects and refs a commit needs live in the repository's *common* git directory,
+outside the worktree. `git_dir_binds` finds it by reading that file and the
+`commondir` file next to it (no git subprocess: this runs on every launch and
+costs one stat when `.git` is a directory).
+
+`enter` creates (or reuses) the worktree for a branch, by default next to the
+repository in `<repo-parent>/<repo-name>.worktrees/<branch>` (`/` in the branch
+becomes `-`), and returns the directory to run in.
+
+This module is on the launch path: keep its imports light.
+"""
+
+import os
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
+
+from aishell.engine.run_args import Bind
+from aishell.errors import AishellError, UsageError
+
+DEFAULT_LOCATION = "../{repo}.worktrees"
+LOCATION_ENV = "AISHELL_WORKTREE_DIR"
+BRANCH_PREFIX = "aishell/"
+
+# Options for every git command aishell runs on the host. The common git
+# directory is writable from inside the containers, so an agent could plant a
+# hook or an fsmonitor command there; aishell's own git calls never run them.
+GIT_SAFETY = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
+# ----------------------------------------------------------------- mounts (pure-ish)
+
+
+def parse_gitfile(text: str) -> str | None:
+    """The path of a `.git` file's `gitdir: <path>` line (None if there is none)."""
+    for line in text.splitlines():
+        if line.startswith("gitdir:"):
+            path = line[len("gitdir:") :].strip()
+            return path or None
+    return None
+
+
+def is_within(path: str, root: str) -> bool:
+    """`path` is `root` or lies below it (whole path segments: /a/bc is not in /a/b)."""
+    if path == root:
+        return True
+    prefix = root if root.endswith("/") else root + "/"
+    return path.startswith(prefix)
+
+
+def git_dirs(root: str) -> list[str]:
+    """The git directories of the repository checked out at `root`, as paths that
+    work inside the container (lexically joined, not symlink-resolved): the
+    worktree's own git dir and the common dir. Empty unless `<root>/.git` is a file."""
+    dotgit = os.path.join(root, ".git")
+    if not os.path.isfile(dotgit):
+        return []
+    try:
+        with open(dotgit, encoding="utf-8") as fh:
+            gitdir = parse_gitfile(fh.read(8192))
+    except (OSError, UnicodeDecodeError):
+        return []
+    if gitdir is None:
+        return []
+    gitdir = os.path.normpath(os.path.join(root, gitdir))
+    dirs = [gitdir]
+    try:
+        with open(os.path.join(gitdir, "commondir"), encoding="utf-8") as fh:
+            common = fh.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        common = ""  # no commondir file: the gitdir is a whole repository (a submodule)
+    if common:
+        dirs.append(os.path.normpath(os.path.join(gitdir, common)))
+    return dirs
+
+
+def plan_binds(
+    project_canonical: str, dirs: Sequence[tuple[str, str]], taken: Iterable[str] = ()
+) -> list[Bind]:
+    """Read-write binds (at the same path) for `dirs` — (path in the container,
+    canonical host path) pairs — that lie outside the project and outside each
+    other, skipping destinations already mounted."""
+    taken = set(taken)
+    kept: list[tuple[str, str]] = []
+    # Outermost first, so a gitdir inside the common dir is covered by it.
+    for target, canonical in sorted(dirs, key=lambda d: len(d[1])):
+        if is_within(canonical, project_canonical):
+            continue
+        if any(is_within(canonical, other) for _, other in kept):
+            continue
+        kept.append((target, canonical))
+    return [Bind(canonical, target) for target, canonical in kept if target not in taken]
+
+
+def git_dir_binds(root: str, taken: Iterable[str] = ()) -> list[Bind]:
+    """What a linked worktree (or a submodule) at `root` needs mounted so that git
+    works inside: its git directories outside the project, at their own paths."""
+    dirs = git_dirs(root)
+    if not dirs:
+        return []
+    pairs = [(d, os.path.realpath(d)) for d in dirs]
+    pairs = [(d, real) for d, real in pairs if os.path.isdir(real)]
+    return plan_binds(os.path.realpath(root), pairs, taken)
+
+
+# ----------------------------------------------------------- worktree list (pure)
+
+
+class Worktree(NamedTuple):
+    path: str
+    head: str | None = None  # commit id; None for a bare repository or an unborn branch
+    branch: str | None = None  # full ref, e.g. refs/heads/feature; None when detached
+    bare: bool = False
+    detached: bool = False
+    locked: bool = False
+    prunable: bool = False
+
+    @property
+    def branch_name(self) -> str | None:
+        if self.branch is None:
+            return None
+        return self.branch.removeprefix("refs/heads/")
+
+
+def parse_porcelain(text: str) -> list[Worktree]:
+    """`git worktree list --porcelain` output -> worktrees (the main one first)."""
+    found: list[Worktree] = []
+    fields: dict[str, str] = {}
+
+    def flush() -> None:
+        if "worktree" in fields:
+            found.append(
+                Worktree(
+                    path=fields["worktree"],
+                    head=fields.get("HEAD"),
+                    branch=fields.get("branch"),
+                    bare="bare" in fields,
+                    detached="detached" in fields,
+                    locked="locked" in fields,
+                    prunable="prunable" in fields,
+                )
+            )
+        fields.clear()
+
+    for line in text.splitlines():
+        if not line.strip():
+            flush()
+            continue
+        key, _, value = line.partition(" ")
+        if key == "worktree" and "worktree" in fields:
+            flush()
+        fields[key] = value
+    flush()
+    return found
+
+
+def owner_of(path: str, worktrees: Sequence[Worktree]) -> Worktree | None:
+    """The worktree `path` (canonical) lies in; the innermost one when they nest."""
+    best: Worktree | None = None
+    best_len = -1
+    for wt in worktrees:
+        if wt.bare:
+            continue
+        real = os.path.realpath(wt.path)
+        if is_within(path, real) and len(real) > best_len:
+            best, best_len = wt, len(real)
+    return best
+
+
+def for_branch(worktrees: Sequence[Worktree], branch: str) -> Worktree | None:
+    ref = "refs/heads/" + branch
+    for wt in worktrees:
+        if wt.branch == ref:
+            return wt
+    return None
+
+
+# ------------------------------------------------------------- naming (pure)
+
+_FORBIDDEN = set(" ~^:?*[\\\x7f")
+
+
+def check_branch_name(name: str) -> None:
+    """Reject names git would refuse as a branch (git's check-ref-format rules), with
+    a clear message before anything is created."""
+    problem = None
+    if not name:
+        problem = "it is empty"
+    elif name.startswith("-"):
+        problem = "it starts with '-'"
+    elif name == "@" or "@{" in name:
+        problem = "it contains '@{' or is '@'"
+    elif any(ch in _FORBIDDEN or ord(ch) < 32 for ch in name):
+        problem = "it contains a space, a control character or one of ~ ^ : ? * [ \\"
+    elif ".." in name or "//" in name or name.endswith(("/", ".")) or name.startswith("/"):
+        problem = "it contains '..' or '//', or starts or ends with '/', or ends with '.'"
+    elif any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        problem = "a part of it starts with '.' or ends with '.lock'"
+    if problem:
+        raise UsageError(
+            f"invalid branch name {name!r} for --worktree: {problem}",
+            hint="use e.g. --worktree=feature/login",
+        )
+
+
+def default_branch(name: str) -> str:
+    """The branch `--worktree` without a value uses: `aishell/<container name>`."""
+    return BRANCH_PREFIX + name
+
+
+def branch_slug(branch: str) -> str:
+    """The directory name of a branch's worktree: `/` becomes `-`."""
+    return branch.replace("/", "-")
+
+
+def repo_name(main: Worktree) -> str:
+    base = os.path.basename(main.path.rstrip("/")) or "repo"
+    if main.bare and base.endswith(".git") and len(base) > 4:
+        base = base[:-4]
+    return base
+
+
+def worktrees_dir(main: Worktree, setting: str | None, home: str | None = None) -> str:
+    """The directory that holds this repository's worktrees: `setting` (AISHELL_WORKTREE_DIR)
+    or `../{repo}.worktrees`; `{repo}` is the repository's directory name, `~` is the
+    home directory, a relative path is relative to the repository's directory."""
+    template = setting or DEFAULT_LOCATION
+    template = template.replace("{repo}", repo_name(main))
+    if template == "~" or template.startswith("~/"):
+        template = (home or os.path.expanduser("~")) + template[1:]
+    return os.path.normpath(os.path.join(main.path, template))
+
+
+def worktree_path(
+    directory: str, branch: str, exists: Callable[[str], bool] = os.path.lexists
+) -> str:
+    """`<directory>/<slug>`, or `<slug>-2`, `-3`, … when that path is taken."""
+    base = os.path.join(directory, branch_slug(branch))
+    candidate, n = base, 1
+    while exists(candidate):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+# ----------------------------------------------------------------------- git
+
+
+class GitResult(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def message(self) -> str:
+        for line in self.stderr.splitlines():
+            if line.strip():
+                return line.strip().removeprefix("fatal: ").removeprefix("error: ")
+        return f"exit {self.returncode}"
+
+
+def git(cwd: str, *args: str) -> GitResult:
+    """Run git on the host (hooks and fsmonitor off), capturing its output."""
+    try:
+        proc = subprocess.run(
+            ["git", *GIT_SAFETY, "-C", cwd, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise AishellError(
+            f"cannot run git: {exc.strerror or exc}", hint="install git on this machine"
+        ) from exc
+    return GitResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def list_worktrees(cwd: str, *, purpose: str) -> list[Worktree]:
+    result = git(cwd, "worktree", "list", "--porcelain")
+    if not result.ok:
+        if "not a git repository" in result.stderr:
+            raise AishellError(
+                f"{cwd} is not inside a git repository",
+                hint=f"{purpose} works in a git repository (or one of its worktrees)",
+            )
+        raise AishellError(
+            f"git worktree list failed: {result.message}", details=result.stderr.strip() or None
+        )
+    worktrees = parse_porcelain(result.stdout)
+    if not worktrees:
+        raise AishellError(f"git listed no worktrees for {cwd}")
+    return worktrees
+
+
+def enter(branch: str | None, name: str, cwd: str) -> str:
+    """Create (or reuse) the worktree for `branch` (default `aishell/<name>`) of the
+    repository around `cwd`; the directory to run in (the same subdirectory when it
+    exists there, else the worktree's top)."""
+    from aishell import output
+
+    branch = branch or default_branch(name)
+    check_branch_name(branch)
+    worktrees = list_worktrees(cwd, purpose="--worktree")
+    main = worktrees[0]
+    here = owner_of(os.path.realpath(cwd), worktrees)
+    rel = os.path.relpath(os.path.realpath(cwd), os.path.realpath(here.path)) if here else "."
+
+    existing = for_branch(worktrees, branch)
+    if existing is not None and existing.bare:
+        existing = None
+    if existing is not None and os.path.isdir(existing.path):
+        path = existing.path
+        output.info(f"Using worktree {path} (branch {branch})")
+    else:
+        if existing is not None:  # registered, but its directory is gone
+            git(main.path, "worktree", "prune")
+        directory = worktrees_dir(main, os.environ.get(LOCATION_ENV))
+        path = worktree_path(directory, branch)
+        known = git(main.path, "show-ref", "--verify", "--quiet", "refs/heads/" + branch).ok
+        if known:
+            args = ["worktree", "add", path, branch]
+        else:
+            args = ["worktree", "add", "-b", branch, path]
+        # New branches start from the commit checked out where aishell was run.
+        result = git(here.path if here else cwd, *args)
+        if not result.ok:
+            hint = None
+            if "invalid reference" in result.stderr or "not a valid object" in result.stderr:
+                hint = "the repository has no commit yet; commit something first"
+            raise AishellError(
+                f"creating the worktree for {branch} failed: {result.message}",
+                hint=hint,
+                details=result.stderr.strip() or None,
+            )
+        how = "existing branch" if known else "new branch"
+        output.info(f"Created worktree {path} ({how} {branch})")
+    target = os.path.normpath(os.path.join(path, rel)) if rel not in (".", "") else path
+    if rel.startswith("..") or not os.path.isdir(target):
+        target = path
+    return target

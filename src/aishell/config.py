@@ -1002,7 +1002,7 @@ def load_file(
     if text is None:
         return None
     cache = _cache_file(cache_dir, text, path, scope) if cache_dir is not None else None
-    raw = _raw_from_cache(cache) if cache is not None else None
+    raw: Mapping[str, Any] | None = _raw_from_cache(cache) if cache is not None else None
     cached = raw is not None
     if raw is None:
         raw = parse_config_text(text, path=str(path), scope=scope)

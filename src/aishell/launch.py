@@ -7,7 +7,8 @@ checks -> `build_run_args` (pure) -> hand over to the engine.
 import os
 import re
 from pathlib import Path
-from typing import Literal, NamedTuple
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple
 
 from aishell import output, paths, state
 from aishell.config import Config
@@ -205,7 +206,7 @@ def resolve_image(
             "changed); run 'aishell update --force' to rebuild it"
         )
 
-    base_item = image_items.get(BASE_IMAGE)
+    base_item: Mapping[str, Any] | None = image_items.get(BASE_IMAGE)
     global_dockerfile = paths.global_dockerfile()
     if global_dockerfile.is_file():
         tier = images.Tier(
@@ -282,8 +283,8 @@ def record_fill(engine: Engine, name: str, result: volumes.FillResult) -> None:
 
 
 def handle_existing_container(
-    engine: Engine, full_name: str, item: dict | None, short: str
-) -> None:  # type: ignore[type-arg]
+    engine: Engine, full_name: str, item: Mapping[str, Any] | None, short: str
+) -> None:
     if item is None:
         return
     running = bool((item.get("State") or {}).get("Running"))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aishell import output, paths, state
-from aishell.commands._args import parser
+from aishell.commands._args import Parser, parser
 from aishell.constants import BASE_IMAGE, FOUNDATION_IMAGE
 from aishell.harnesses import TOOLS
 from aishell.versions import parse_pin
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from aishell.engine.client import Engine
 
 
-def build_parser():  # type: ignore[no-untyped-def]
+def build_parser() -> Parser:
     p = parser(
         "aishell setup",
         "Build the sandbox image and install the selected agents. Declarative: agents "

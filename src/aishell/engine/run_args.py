@@ -151,15 +151,15 @@ def build_run_args(spec: RunSpec, host: HostFacts) -> RunArgs:
     for bind in spec.binds:
         argv += ["--mount", mount_arg(bind)]
 
-    for key, value in spec.env:
-        if value is None:
-            if key in host.env:
-                argv += ["-e", key]
-        elif key in ENGINE_CLI_VARIABLES:
-            argv += ["-e", f"{key}={value}"]
+    for name, maybe in spec.env:
+        if maybe is None:
+            if name in host.env:
+                argv += ["-e", name]
+        elif name in ENGINE_CLI_VARIABLES:
+            argv += ["-e", f"{name}={maybe}"]
         else:
-            argv += ["-e", key]
-            child_env[key] = value
+            argv += ["-e", name]
+            child_env[name] = maybe
 
     for port in spec.ports:
         argv += ["-p", port]

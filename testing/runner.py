@@ -7,7 +7,7 @@ import os
 import pwd
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 NON_ROOT_USER = "aishell-it"
@@ -20,8 +20,9 @@ def ensure_non_root_user() -> int:
         entry = pwd.getpwnam(NON_ROOT_USER)
     except KeyError:
         # Parallel test workers may race here: whoever loses finds the user made.
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", NON_ROOT_USER], check=False,
-                       capture_output=True)
+        subprocess.run(
+            ["useradd", "-m", "-s", "/bin/bash", NON_ROOT_USER], check=False, capture_output=True
+        )
         entry = pwd.getpwnam(NON_ROOT_USER)
     subprocess.run(["groupadd", "-f", "docker"], check=True)
     subprocess.run(["usermod", "-aG", "docker", NON_ROOT_USER], check=True)
@@ -39,6 +40,8 @@ class Aishell:
     aishell_home: Path
     user: str | None  # None: the current user (root in CI)
     src: Path
+    # e.g. AISHELL_ENGINE=podman and CONTAINERS_CONF: added to every run's environment
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def uid(self) -> int:
@@ -58,6 +61,7 @@ class Aishell:
             "LANG": "C.UTF-8",
             "CI": "1",
         }
+        env.update(self.extra_env)
         if extra:
             env.update(extra)
         return env
@@ -80,7 +84,7 @@ class Aishell:
         *args: str,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
-        input: str | None = None,  # noqa: A002
+        input: str | None = None,
         timeout: float = 600,
     ) -> subprocess.CompletedProcess[str]:
         full_env = self.env(env)
@@ -97,7 +101,9 @@ class Aishell:
             **self.process_kwargs(),  # type: ignore[arg-type]
         )
 
-    def popen(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    def popen(
+        self, *args: str, cwd: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         full_env = self.env(env)
         return subprocess.Popen(
             self.command(*args),
@@ -110,13 +116,33 @@ class Aishell:
             **self.process_kwargs(),  # type: ignore[arg-type]
         )
 
+    def engine_cli(
+        self, *args: str, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the engine CLI aishell uses (AISHELL_ENGINE, else docker) as this user,
+        with this user's environment (rootless podman: their own storage)."""
+        binary = self.extra_env.get("AISHELL_ENGINE", "docker")
+        return subprocess.run(
+            [binary, *args],
+            cwd="/",
+            env=self.env(),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            **self.process_kwargs(),  # type: ignore[arg-type]
+        )
+
     def new_project(self, name: str = "proj") -> Path:
         path = self.home / "projects" / f"{name}-{next(_counter)}"
         path.mkdir(parents=True)
         subprocess.run(["git", "init", "-q", str(path)], check=True)
         if self.user:
-            subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", str(self.home / "projects")],
-                           check=True)
+            subprocess.run(
+                ["chown", "-R", f"{self.uid}:{self.gid}", str(self.home / "projects")], check=True
+            )
         return path
 
     def write(self, path: Path, text: str) -> None:
@@ -135,9 +161,15 @@ def shell_line(ai: Aishell, *args: str, cwd: Path, env: dict[str, str] | None = 
     full.pop("CI", None)  # a person at a terminal
     full["TERM"] = "xterm-256color"
     inner = " ".join(
-        ["cd", shlex.quote(str(cwd)), "&&", "env", "-i",
-         *[shlex.quote(f"{k}={v}") for k, v in full.items()],
-         *[shlex.quote(a) for a in ai.command(*args)]]
+        [
+            "cd",
+            shlex.quote(str(cwd)),
+            "&&",
+            "env",
+            "-i",
+            *[shlex.quote(f"{k}={v}") for k, v in full.items()],
+            *[shlex.quote(a) for a in ai.command(*args)],
+        ]
     )
     if ai.user is None:
         return inner
@@ -151,8 +183,9 @@ class HostTmux:
         self.socket = name
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
-                              check=False)
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False
+        )
 
     def start(self, session: str, command: str) -> None:
         # The pane survives the command so the final output and status can be read.

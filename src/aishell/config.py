@@ -9,7 +9,7 @@ turns into characters and a list-form `env` merges with a map-form one. Every ke
 project file contains reaches the merged result; nothing is silently dropped.
 
 `extends: none` in the project file drops everything the project would inherit from
-the global file. The global-only keys (`base_image`, `ca_certificates`) describe the
+the global file. The global-only keys (`base_image`, `ca_certificates`, `engine`) describe the
 user's image stack, which a project cannot set, so they always come from the global
 file.
 
@@ -49,8 +49,11 @@ TOP_LEVEL_KEYS: Final[tuple[str, ...]] = (
     "tmux",
     "base_image",
     "ca_certificates",
+    "network",
+    "engine",
 )
-GLOBAL_ONLY_KEYS: Final = frozenset({"base_image", "ca_certificates"})
+GLOBAL_ONLY_KEYS: Final = frozenset({"base_image", "ca_certificates", "engine"})
+ENGINES: Final[tuple[str, ...]] = ("docker", "podman")
 PROJECT_ONLY_KEYS: Final = frozenset({"extends"})
 SEVERITIES: Final[tuple[str, ...]] = ("high", "medium", "low")
 DEFAULT_PATTERN_DESCRIPTION: Final = "Custom pattern match"
@@ -101,6 +104,15 @@ class DetectionConfig(NamedTuple):
     allowlist: tuple[AllowEntry, ...] = ()
 
 
+class NetworkConfig(NamedTuple):
+    """`network`: mode none < allowlist < open; `allow` host patterns and opt-in
+    `presets` (see aishell/network.py and docs/network.md)."""
+
+    mode: str = "open"
+    allow: tuple[str, ...] = ()
+    presets: tuple[str, ...] = ()
+
+
 def _empty_harness_args() -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({})
 
@@ -123,8 +135,10 @@ class Config(NamedTuple):
     gitleaks_freshness_threshold: int = 7
     tmux: bool = True
     base_image: str | None = None  # global only
+    engine: str | None = None  # global only: "docker" or "podman"; None: auto-detect
     ca_certificates: tuple[str, ...] = ()  # global only; absolute paths of PEM files
     sources: tuple[str, ...] = ()  # config files that were loaded, in order
+    network: NetworkConfig = NetworkConfig()
 
     def args_for(self, harness: str) -> tuple[str, ...]:
         return self.harness_args.get(harness, ())
@@ -180,7 +194,11 @@ class FileConfig(NamedTuple):
     gitleaks_freshness_threshold: int | None = None
     tmux: bool | None = None
     base_image: str | None = None
+    engine: str | None = None
     ca_certificates: tuple[str, ...] = ()
+    network_mode: str | None = None
+    network_allow: tuple[str, ...] | None = None
+    network_presets: tuple[str, ...] | None = None
 
 
 class RawConfig(dict[str, Any]):
@@ -542,8 +560,12 @@ def normalize(
             fields[key] = value
         elif key == "base_image":
             fields[key] = _base_image(ctx, value)
+        elif key == "engine":
+            fields[key] = _engine(ctx, value)
         elif key == "ca_certificates":
             fields[key] = _ca_certificates(ctx, value)
+        elif key == "network":
+            fields.update(_network(ctx, value))
     return FileConfig(path=path, scope=scope, keys=frozenset(raw), **fields)
 
 
@@ -821,6 +843,20 @@ def _detection(
     return enabled, tuple(patterns), tuple(allow)
 
 
+def _engine(ctx: _Ctx, value: object) -> str | None:
+    if value is None:
+        return None
+    kp: KeyPath = ("engine",)
+    text = ctx.string(kp, value, what="'docker' or 'podman'")
+    if text not in ENGINES:
+        raise ctx.error(
+            kp,
+            f"expected 'docker' or 'podman', got {text!r}",
+            hint="leave engine out to use Docker when it answers, else Podman",
+        )
+    return text
+
+
 def _base_image(ctx: _Ctx, value: object) -> str | None:
     if value is None:
         return None
@@ -842,6 +878,88 @@ def _ca_certificates(ctx: _Ctx, value: object) -> tuple[str, ...]:
             raise ctx.error((*kp, i), "empty path")
         result.append(_abs_path(expand_vars(text, ctx.expansion), ctx.expansion.home))
     return tuple(result)
+
+
+def _network(ctx: _Ctx, value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    from aishell import network as netmod
+
+    kp: KeyPath = ("network",)
+    if isinstance(value, str):  # shorthand: `network: none`
+        value = {"mode": value}
+    mapping = ctx.mapping(kp, value)
+    ctx.check_keys(kp, mapping, ("mode", "allow", "presets"))
+    fields: dict[str, Any] = {}
+    if "mode" in mapping:
+        mode = ctx.string((*kp, "mode"), mapping["mode"], what="open, none or allowlist")
+        if mode not in netmod.MODES:
+            raise ctx.error(
+                (*kp, "mode"),
+                f"unknown mode '{mode}'{_suggest(mode, netmod.MODES)}",
+                hint="use open (default), none or allowlist",
+            )
+        fields["network_mode"] = mode
+    if mapping.get("allow") is not None:
+        akp: KeyPath = (*kp, "allow")
+        allow: list[str] = []
+        for i, item in enumerate(ctx.items(akp, mapping["allow"], "a list of host patterns")):
+            text = ctx.string((*akp, i), item, what="a host pattern").strip().lower()
+            problem = netmod.host_problem(text)
+            if problem is not None:
+                raise ctx.error((*akp, i), problem)
+            allow.append(text)
+        fields["network_allow"] = tuple(dict.fromkeys(allow))
+    if mapping.get("presets") is not None:
+        pkp: KeyPath = (*kp, "presets")
+        presets: list[str] = []
+        names = sorted(netmod.PRESETS)
+        for i, item in enumerate(ctx.items(pkp, mapping["presets"], "a list of preset names")):
+            name = ctx.string((*pkp, i), item, what="a preset name")
+            if name not in netmod.PRESETS:
+                raise ctx.error(
+                    (*pkp, i),
+                    f"unknown preset '{name}'{_suggest(name, names)}",
+                    hint=f"presets: {', '.join(names)} (each agent's own hosts are added "
+                    "automatically)",
+                )
+            presets.append(name)
+        fields["network_presets"] = tuple(dict.fromkeys(presets))
+    return fields
+
+
+def merge_network(global_part: FileConfig | None, project_part: FileConfig | None) -> NetworkConfig:
+    """The project may only tighten: mode none < allowlist < open. When both are
+    allowlists, the project's entries are kept only where the global allows them
+    (presets named by both; hosts covered by a global host or preset host). A project
+    that names no hosts inherits the global allowlist. `extends: none` does not lift
+    the global network policy."""
+    from aishell import network as netmod
+
+    g_mode = (global_part.network_mode if global_part else None) or "open"
+    g_allow = (global_part.network_allow if global_part else None) or ()
+    g_presets = (global_part.network_presets if global_part else None) or ()
+    if project_part is None or (
+        project_part.network_mode is None
+        and project_part.network_allow is None
+        and project_part.network_presets is None
+    ):
+        return NetworkConfig(g_mode, g_allow, g_presets)
+    p_mode = project_part.network_mode or g_mode
+    mode = min(g_mode, p_mode, key=netmod.RANK.__getitem__)
+    names_project = project_part.network_allow is not None or (
+        project_part.network_presets is not None
+    )
+    if g_mode != "allowlist" or not names_project:
+        if g_mode == "allowlist":
+            return NetworkConfig(mode, g_allow, g_presets)
+        return NetworkConfig(
+            mode, project_part.network_allow or (), project_part.network_presets or ()
+        )
+    ceiling = [*g_allow, *(h for name in g_presets for h in netmod.PRESETS[name])]
+    presets = tuple(p for p in project_part.network_presets or () if p in g_presets)
+    allow = netmod.merge_allow(ceiling, project_part.network_allow or ())
+    return NetworkConfig(mode, allow, presets)
 
 
 # -------------------------------------------------------------------------- merge
@@ -887,8 +1005,14 @@ def merge(global_part: FileConfig | None, project_part: FileConfig | None) -> Co
         gitleaks_freshness_threshold=last("gitleaks_freshness_threshold", 7),
         tmux=last("tmux", True),
         base_image=global_part.base_image if global_part else None,
+        engine=global_part.engine if global_part else None,
         ca_certificates=global_part.ca_certificates if global_part else (),
         sources=tuple(p.path for p in (global_part, project_part) if p is not None),
+        network=(
+            merge_network(global_part, project_part)
+            if any(p is not None and "network" in p.keys for p in (global_part, project_part))
+            else NetworkConfig()
+        ),
     )
 
 

@@ -6,8 +6,8 @@ checks -> `build_run_args` (pure) -> hand over to the engine.
 
 import os
 import re
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from aishell import output, paths, state
@@ -29,7 +29,6 @@ from aishell.engine.run_args import Bind, HostFacts, RunArgs, RunSpec, build_run
 from aishell.errors import AishellError, ConfigError, UsageError
 from aishell.harnesses import BY_NAME
 from aishell.project import Project
-from aishell.worktrees import git_dir_binds
 
 Kind = Literal["harness", "shell", "exec", "gitleaks"]
 
@@ -57,6 +56,7 @@ class Prepared(NamedTuple):
     spec: RunSpec
     run_args: RunArgs
     container: str | None
+    egress: object = None  # network.Plan when the policy is not `open`
 
 
 def validate_name(name: str) -> None:
@@ -330,7 +330,7 @@ def prepare(req: LaunchRequest) -> Prepared:
     short = req.name or default_name(req)
     full_name = project.container_name(short) if named else None
 
-    engine = get_engine()
+    engine = get_engine(config.engine)
     wanted_images = [FOUNDATION_IMAGE, BASE_IMAGE, project.extension_tag]
     volume_name = (st.harness_volume or volumes.volume_name(st.tools)) if st.tools else None
     queries: list[tuple[str, list[str]]] = [("image", wanted_images)]
@@ -356,11 +356,12 @@ def prepare(req: LaunchRequest) -> Prepared:
     if full_name:
         handle_existing_container(engine, full_name, container_item, short)
 
-
     tools = sorted(st.tools)
     binds = ensure_host_config_paths(tools, host.home) + config_binds(config)
-    # A linked worktree's objects and refs live in the repository's git dir.
-    binds += git_dir_binds(project.root, taken=[b.target for b in binds])
+    if os.path.isfile(os.path.join(project.root, ".git")):  # maybe a linked worktree:
+        from aishell.worktrees import git_dir_binds  # its objects and refs are outside it
+
+        binds += git_dir_binds(project.root, taken=[b.target for b in binds])
     env: list[tuple[str, str | None]] = []
     seen: set[str] = set()
     for name in tools:
@@ -388,6 +389,13 @@ def prepare(req: LaunchRequest) -> Prepared:
     if tmux:
         labels.append((LABEL_TMUX, "1"))
     fixed_env += _terminal_size(tmux)
+    egress = None
+    if config.network.mode != "open":
+        from aishell import network
+
+        egress = network.plan(config, st.tools, config.docker_args)
+        labels += egress.labels
+        fixed_env += egress.env
     spec = RunSpec(
         image=image,
         command=command_for(req, config, dict(host.env)),
@@ -404,6 +412,9 @@ def prepare(req: LaunchRequest) -> Prepared:
         docker_args=tuple(config.docker_args),
         pre_start=config.pre_start if interactive or req.detach else None,
         tmux=tmux,
+        flavour=engine.flavour,
+        network=egress.network if egress else None,
+        dns=egress.dns if egress else None,
     )
     return Prepared(
         engine=engine,
@@ -413,6 +424,7 @@ def prepare(req: LaunchRequest) -> Prepared:
         spec=spec,
         run_args=build_run_args(spec, host),
         container=full_name,
+        egress=egress,
     )
 
 
@@ -469,6 +481,32 @@ def _start_detached(prepared: Prepared, env: dict[str, str]) -> None:
 
 def launch(req: LaunchRequest) -> int:
     prepared = prepare(req)
+    egress = prepared.egress
+    if egress is None or not getattr(egress, "session", None):
+        return _launch(req, prepared)
+    # Allowlist: the proxy and the internal network first; the agent runs as a child
+    # so they can be removed when it ends (a detached agent's are collected later).
+    from aishell import network
+
+    network.start(
+        prepared.engine,
+        egress,  # type: ignore[arg-type]
+        base_image=prepared.config.base_image,
+        uid=prepared.host.uid,
+        gid=prepared.host.gid,
+        verbose=req.verbose,
+    )
+    keep = False
+    try:
+        status = _launch(req, prepared, child=True)
+        keep = req.detach or prepared.spec.tmux
+        return status
+    finally:
+        if not keep:
+            network.stop(prepared.engine, egress)  # type: ignore[arg-type]
+
+
+def _launch(req: LaunchRequest, prepared: Prepared, *, child: bool = False) -> int:
     engine = prepared.engine
     env = {**os.environ, **prepared.run_args.env}
     short = (
@@ -486,14 +524,21 @@ def launch(req: LaunchRequest) -> int:
     if req.detach:
         _start_detached(prepared, env)
         output.info(f"Started {prepared.container} in the background.")
-        output.info(f"  Attach: aishell attach {short}")
-        output.info("  List:   aishell ps")
+        where = ""
+        if req.cwd:  # --worktree: the container belongs to the worktree's directory
+            import shlex
+
+            where = f"cd {shlex.quote(req.cwd)} && "
+        output.info(f"  Attach: {where}aishell attach {short}")
+        output.info(f"  List:   {where}aishell ps")
         output.info(f"  Stop:   {engine.name} stop {prepared.container}")
         return 0
     if req.kind == "gitleaks":
         status = engine.call(prepared.run_args.argv, env=env)
         _record_gitleaks_scan(prepared, req, status)
         return status
+    if child:
+        return engine.call(prepared.run_args.argv, env=env)
     engine.exec_(prepared.run_args.argv, env=env)
 
 

@@ -3,8 +3,8 @@
 A linked worktree's `.git` is a file (`gitdir: <repo>/.git/worktrees/<name>`); the
 objects and refs a commit needs live in the repository's *common* git directory,
 outside the worktree. `git_dir_binds` finds it by reading that file and the
-`commondir` file next to it (no git subprocess: this runs on every launch and
-costs one stat when `.git` is a directory).
+`commondir` file next to it (no git subprocess: launches call it only when `.git`
+is a file), and checks that they really are this worktree's before mounting.
 
 `enter` creates (or reuses) the worktree for a branch, by default next to the
 repository in `<repo-parent>/<repo-name>.worktrees/<branch>` (`/` in the branch
@@ -31,7 +31,7 @@ BRANCH_PREFIX = "aishell/"
 GIT_SAFETY = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 
 
-# ----------------------------------------------------------------- mounts (pure-ish)
+# ----------------------------------------------------------------------- mounts
 
 
 def parse_gitfile(text: str) -> str | None:
@@ -51,59 +51,103 @@ def is_within(path: str, root: str) -> bool:
     return path.startswith(prefix)
 
 
-def git_dirs(root: str) -> list[str]:
-    """The git directories of the repository checked out at `root`, as paths that
-    work inside the container (lexically joined, not symlink-resolved): the
-    worktree's own git dir and the common dir. Empty unless `<root>/.git` is a file."""
+def _first_line(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.readline(4096).rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+class LinkedGitDir(NamedTuple):
+    """A linked worktree's git directories: `*_path` as git inside the container finds
+    them (lexically from the `.git` file, since the container has the same paths),
+    `*_real` with symlinks resolved on the host."""
+
+    gitdir_path: str
+    gitdir_real: str
+    common_path: str
+    common_real: str
+
+
+def read_linked_git_dir(root: str) -> LinkedGitDir | None:
+    """The git directories named by `<root>/.git` when it is a linked worktree's `.git`
+    file (a `commondir` file next to the gitdir); None otherwise (a `.git` directory,
+    no `.git`, a submodule)."""
     dotgit = os.path.join(root, ".git")
-    if not os.path.isfile(dotgit):
-        return []
-    try:
-        with open(dotgit, encoding="utf-8") as fh:
-            gitdir = parse_gitfile(fh.read(8192))
-    except (OSError, UnicodeDecodeError):
-        return []
+    text = _first_line(dotgit) if os.path.isfile(dotgit) else None
+    gitdir = parse_gitfile(text or "")
     if gitdir is None:
-        return []
-    gitdir = os.path.normpath(os.path.join(root, gitdir))
-    dirs = [gitdir]
-    try:
-        with open(os.path.join(gitdir, "commondir"), encoding="utf-8") as fh:
-            common = fh.readline().rstrip("\r\n")
-    except (OSError, UnicodeDecodeError):
-        common = ""  # no commondir file: the gitdir is a whole repository (a submodule)
-    if common:
-        dirs.append(os.path.normpath(os.path.join(gitdir, common)))
-    return dirs
+        return None
+    gitdir_path = os.path.normpath(os.path.join(root, gitdir))
+    gitdir_real = os.path.realpath(gitdir_path)
+    common = _first_line(os.path.join(gitdir_real, "commondir"))
+    if not common:
+        return None
+    return LinkedGitDir(
+        gitdir_path=gitdir_path,
+        gitdir_real=gitdir_real,
+        common_path=os.path.normpath(os.path.join(gitdir_path, common)),
+        common_real=os.path.realpath(os.path.join(gitdir_real, common)),
+    )
 
 
-def plan_binds(
-    project_canonical: str, dirs: Sequence[tuple[str, str]], taken: Iterable[str] = ()
-) -> list[Bind]:
-    """Read-write binds (at the same path) for `dirs` — (path in the container,
-    canonical host path) pairs — that lie outside the project and outside each
-    other, skipping destinations already mounted."""
+def verify_linked(root: str, found: LinkedGitDir) -> str | None:
+    """Why `found` must not be mounted (None: it is this worktree's repository).
+
+    The `.git` file is in the project, which the agent can rewrite; pointing it
+    elsewhere must not get any other directory mounted. So the gitdir must be
+    `<common>/worktrees/<name>` of a real git directory, and its `gitdir` file,
+    which only git on the host writes, must point back to this `.git` file (all
+    compared with symlinks resolved)."""
+    common = found.common_real
+    if os.path.dirname(found.gitdir_real) != os.path.join(common, "worktrees"):
+        return f"{found.gitdir_path} is not in the worktrees directory of {found.common_path}"
+    if not (
+        os.path.isfile(os.path.join(common, "HEAD"))
+        and os.path.isdir(os.path.join(common, "objects"))
+        and os.path.isdir(os.path.join(common, "refs"))
+    ):
+        return f"{found.common_path} is not a git directory"
+    back = _first_line(os.path.join(found.gitdir_real, "gitdir"))
+    here = os.path.realpath(os.path.join(root, ".git"))
+    if not back or os.path.realpath(os.path.join(found.gitdir_real, back)) != here:
+        return f"{found.gitdir_path} does not point back to {os.path.join(root, '.git')}"
+    return None
+
+
+def plan_binds(project_real: str, found: LinkedGitDir, taken: Iterable[str] = ()) -> list[Bind]:
+    """Read-write binds at the same path for what lies outside the project: the common
+    dir (it holds the gitdir too, unless symlinks place that elsewhere)."""
+    binds: list[Bind] = []
+    if not is_within(found.common_real, project_real):
+        binds.append(Bind(found.common_real, found.common_path))
+    if not is_within(found.gitdir_path, found.common_path) and not is_within(
+        found.gitdir_real, project_real
+    ):
+        binds.append(Bind(found.gitdir_real, found.gitdir_path))
     taken = set(taken)
-    kept: list[tuple[str, str]] = []
-    # Outermost first, so a gitdir inside the common dir is covered by it.
-    for target, canonical in sorted(dirs, key=lambda d: len(d[1])):
-        if is_within(canonical, project_canonical):
-            continue
-        if any(is_within(canonical, other) for _, other in kept):
-            continue
-        kept.append((target, canonical))
-    return [Bind(canonical, target) for target, canonical in kept if target not in taken]
+    return [b for b in binds if b.target not in taken]
 
 
 def git_dir_binds(root: str, taken: Iterable[str] = ()) -> list[Bind]:
-    """What a linked worktree (or a submodule) at `root` needs mounted so that git
-    works inside: its git directories outside the project, at their own paths."""
-    dirs = git_dirs(root)
-    if not dirs:
+    """What a linked worktree at `root` needs mounted so that git works inside: the
+    repository's common git directory, at its own path. Warns (and mounts nothing)
+    when the `.git` file names a directory that is not this worktree's."""
+    found = read_linked_git_dir(root)
+    if found is None:
         return []
-    pairs = [(d, os.path.realpath(d)) for d in dirs]
-    pairs = [(d, real) for d, real in pairs if os.path.isdir(real)]
-    return plan_binds(os.path.realpath(root), pairs, taken)
+    problem = verify_linked(root, found)
+    if problem:
+        from aishell import output
+
+        output.warn(
+            f"{os.path.join(root, '.git')}: {problem}; the repository's git directory is "
+            "not mounted, so git will not work inside (if the worktree was moved, run "
+            "'git worktree repair' in the repository)"
+        )
+        return []
+    return plan_binds(os.path.realpath(root), found, taken)
 
 
 # ----------------------------------------------------------- worktree list (pure)
@@ -300,6 +344,28 @@ def list_worktrees(cwd: str, *, purpose: str) -> list[Worktree]:
     return worktrees
 
 
+def _usable(wt: Worktree | None) -> bool:
+    return wt is not None and not wt.bare and os.path.isdir(wt.path)
+
+
+def _lock_repository(main: Worktree) -> int | None:
+    """An exclusive lock on the repository's git directory (a directory fd with flock),
+    so that concurrent launches do not create the same worktree twice."""
+    import fcntl
+
+    directory = main.path if main.bare else os.path.join(main.path, ".git")
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def enter(branch: str | None, name: str, cwd: str) -> str:
     """Create (or reuse) the worktree for `branch` (default `aishell/<name>`) of the
     repository around `cwd`; the directory to run in (the same subdirectory when it
@@ -314,35 +380,50 @@ def enter(branch: str | None, name: str, cwd: str) -> str:
     rel = os.path.relpath(os.path.realpath(cwd), os.path.realpath(here.path)) if here else "."
 
     existing = for_branch(worktrees, branch)
-    if existing is not None and existing.bare:
-        existing = None
-    if existing is not None and os.path.isdir(existing.path):
-        path = existing.path
-        output.info(f"Using worktree {path} (branch {branch})")
-    else:
-        if existing is not None:  # registered, but its directory is gone
-            git(main.path, "worktree", "prune")
-        directory = worktrees_dir(main, os.environ.get(LOCATION_ENV))
-        path = worktree_path(directory, branch)
-        known = git(main.path, "show-ref", "--verify", "--quiet", "refs/heads/" + branch).ok
-        if known:
-            args = ["worktree", "add", path, branch]
-        else:
-            args = ["worktree", "add", "-b", branch, path]
-        # New branches start from the commit checked out where aishell was run.
-        result = git(here.path if here else cwd, *args)
-        if not result.ok:
-            hint = None
-            if "invalid reference" in result.stderr or "not a valid object" in result.stderr:
-                hint = "the repository has no commit yet; commit something first"
-            raise AishellError(
-                f"creating the worktree for {branch} failed: {result.message}",
-                hint=hint,
-                details=result.stderr.strip() or None,
-            )
-        how = "existing branch" if known else "new branch"
-        output.info(f"Created worktree {path} ({how} {branch})")
-    target = os.path.normpath(os.path.join(path, rel)) if rel not in (".", "") else path
-    if rel.startswith("..") or not os.path.isdir(target):
-        target = path
-    return target
+    if not _usable(existing):
+        lock = _lock_repository(main)
+        try:
+            existing = for_branch(list_worktrees(cwd, purpose="--worktree"), branch)
+            if not _usable(existing):
+                path = _create(main, here.path if here else cwd, branch, existing is not None)
+                return _same_subdir(path, rel)
+        finally:
+            if lock is not None:
+                os.close(lock)
+    assert existing is not None
+    output.info(f"Using worktree {existing.path} (branch {branch})")
+    return _same_subdir(existing.path, rel)
+
+
+def _create(main: Worktree, start: str, branch: str, stale: bool) -> str:
+    """`git worktree add` for `branch` (created from the commit checked out in `start`
+    when it does not exist yet); the new worktree's path."""
+    from aishell import output
+
+    if stale:  # registered, but its directory is gone
+        git(main.path, "worktree", "prune")
+    directory = worktrees_dir(main, os.environ.get(LOCATION_ENV))
+    path = worktree_path(directory, branch)
+    known = git(main.path, "show-ref", "--verify", "--quiet", "refs/heads/" + branch).ok
+    args = ["worktree", "add", path, branch] if known else ["worktree", "add", "-b", branch, path]
+    result = git(start, *args)
+    if not result.ok:
+        hint = None
+        if "invalid reference" in result.stderr or "not a valid object" in result.stderr:
+            hint = "the repository has no commit yet; commit something first"
+        raise AishellError(
+            f"creating the worktree for {branch} failed: {result.message}",
+            hint=hint,
+            details=result.stderr.strip() or None,
+        )
+    how = "existing branch" if known else "new branch"
+    output.info(f"Created worktree {path} ({how} {branch})")
+    return path
+
+
+def _same_subdir(path: str, rel: str) -> str:
+    """`path/rel` when that directory exists (and `rel` stays inside), else `path`."""
+    if rel in (".", "") or rel == ".." or rel.startswith("../"):
+        return path
+    target = os.path.normpath(os.path.join(path, rel))
+    return target if os.path.isdir(target) else path

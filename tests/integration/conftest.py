@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.runner import Aishell, NON_ROOT_USER, ensure_non_root_user
+from testing.runner import NON_ROOT_USER, Aishell, ensure_non_root_user
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,6 +89,114 @@ def user(engine: str, shared_root: Path, root_user: Aishell) -> Aishell:
     return ai
 
 
+# -- Podman ----------------------------------------------------------------------
+# scripts/prepare-engine (AISHELL_TEST_PODMAN=1) installs podman, writes these
+# files and loads the base image into root's and the test user's storage.
+CI_ETC = Path(os.environ.get("AISHELL_CI_ETC", "/etc/aishell-ci"))
+CONTAINERS_CONF = CI_ETC / "containers.conf"
+
+
+def podman_env(user: str | None) -> dict[str, str]:
+    """The environment podman needs here (rootful: root; rootless: `user`)."""
+    env = {"AISHELL_ENGINE": "podman", "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+    if user is not None:
+        import pwd
+
+        uid = pwd.getpwnam(user).pw_uid
+        env["CONTAINERS_STORAGE_CONF"] = str(CI_ETC / f"storage-{user}.conf")
+        env["XDG_RUNTIME_DIR"] = f"/run/user/{uid}"
+    return env
+
+
+def _podman_answers(user: str | None) -> str | None:
+    """None when podman runs a container for `user` (None: root); else the error."""
+    import pwd
+
+    home = Path(pwd.getpwnam(user).pw_dir if user else "/root")
+    probe = Aishell(
+        home=home,
+        aishell_home=home / ".aishell-probe",
+        user=user,
+        src=REPO / "src",
+        extra_env=podman_env(user),
+    )
+    try:
+        result = probe.engine_cli(
+            "run", "--rm", "--network", "none", "debian:trixie-slim", "true", timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return None if result.returncode == 0 else (result.stderr.strip() or "exit status")
+
+
+@pytest.fixture(scope="session")
+def podman_engine(engine: str) -> str:
+    """Podman prepared for root and the non-root test user (idempotent)."""
+    prep = subprocess.run(
+        [str(REPO / "scripts" / "prepare-engine")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AISHELL_TEST_PODMAN": "1"},
+        check=False,
+    )
+    problem = (prep.stderr.strip() or "prepare-engine failed") if prep.returncode else None
+    problem = problem or _podman_answers(None)
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"podman is not usable and CI is set: {problem}")
+        pytest.skip(f"podman is not usable: {problem}")
+    return "podman"
+
+
+@pytest.fixture(scope="session")
+def podman_root(podman_engine: str, shared_root: Path) -> Aishell:
+    """aishell as root with rootful Podman (AISHELL_ENGINE=podman), set up with OpenCode."""
+    home = shared_root / "podman-root-home"
+    home.mkdir()
+    ai = Aishell(
+        home=home,
+        aishell_home=home / ".aishell",
+        user=None,
+        src=REPO / "src",
+        extra_env=podman_env(None),
+    )
+    _global_config(ai.aishell_home)
+    result = ai.run("setup", "--with-opencode", timeout=1500)
+    assert result.returncode == 0, result.stderr
+    return ai
+
+
+@pytest.fixture(scope="session")
+def podman_user(podman_engine: str, shared_root: Path, podman_root: Aishell) -> Aishell:
+    """aishell as the non-root test user with rootless Podman (keep-id), set up with OpenCode."""
+    uid = ensure_non_root_user()
+    problem = _podman_answers(NON_ROOT_USER)
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"rootless podman does not work for {NON_ROOT_USER}: {problem}")
+        pytest.skip(f"rootless podman does not work for {NON_ROOT_USER}: {problem}")
+    home = Path(f"/home/{NON_ROOT_USER}") / f"pm-{os.getpid()}"
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    src = shared_root / "src"
+    if not src.exists():
+        shutil.copytree(REPO / "src", src)
+        subprocess.run(["chmod", "-R", "a+rX", str(shared_root)], check=True)
+    ai = Aishell(
+        home=home,
+        aishell_home=home / ".aishell",
+        user=NON_ROOT_USER,
+        src=src,
+        extra_env=podman_env(NON_ROOT_USER),
+    )
+    _global_config(ai.aishell_home)
+    subprocess.run(["chown", "-R", f"{uid}:{uid}", str(home)], check=True)
+    result = ai.run("setup", "--with-opencode", timeout=1500)
+    assert result.returncode == 0, result.stderr
+    return ai
+
+
 @pytest.fixture(params=["root", "user"])
 def anyone(request: pytest.FixtureRequest) -> Aishell:
     """Each test using this runs once as root and once as a non-root user."""
@@ -111,4 +219,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ).stdout.split()
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+    if shutil.which("podman") and CONTAINERS_CONF.exists():
+        env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+        ids = subprocess.run(
+            ["podman", "ps", "-aq", "--filter", "label=aishell.test=1"],
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout.split()
+        if ids:
+            subprocess.run(["podman", "rm", "-f", *ids], capture_output=True, env=env)
     _ = sys

@@ -29,8 +29,9 @@ def test_runs_as_the_host_user_at_the_host_path(anyone: Aishell, project: Path) 
     sub.mkdir(parents=True)
     os.chown(project / "sub", anyone.uid, anyone.gid)
     os.chown(sub, anyone.uid, anyone.gid)
-    result = anyone.run("exec", "sh", "-c", 'id -u; id -g; pwd; echo "$HOME"; touch made-here',
-                        cwd=sub)
+    result = anyone.run(
+        "exec", "sh", "-c", 'id -u; id -g; pwd; echo "$HOME"; touch made-here', cwd=sub
+    )
     assert result.returncode == 0, result.stderr
     uid, gid, pwd, home = result.stdout.split("\n")[:4]
     assert (int(uid), int(gid)) == (anyone.uid, anyone.gid)
@@ -42,7 +43,9 @@ def test_runs_as_the_host_user_at_the_host_path(anyone: Aishell, project: Path) 
 
 def test_home_is_writable_and_sudo_works(anyone: Aishell, project: Path) -> None:
     result = anyone.run(
-        "exec", "sh", "-c",
+        "exec",
+        "sh",
+        "-c",
         'mkdir -p "$HOME/.config/newtool" && touch "$HOME/.config/newtool/x" && sudo -n id -u',
         cwd=project,
     )
@@ -51,11 +54,36 @@ def test_home_is_writable_and_sudo_works(anyone: Aishell, project: Path) -> None
 
 
 def test_git_identity_and_safe_directory(anyone: Aishell, project: Path) -> None:
-    subprocess.run(["git", "-c", "safe.directory=*", "-C", str(project), "config", "user.name", "Ada Lovelace"], check=True)
-    subprocess.run(["git", "-c", "safe.directory=*", "-C", str(project), "config", "user.email", "ada@example.org"],
-                   check=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "safe.directory=*",
+            "-C",
+            str(project),
+            "config",
+            "user.name",
+            "Ada Lovelace",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "safe.directory=*",
+            "-C",
+            str(project),
+            "config",
+            "user.email",
+            "ada@example.org",
+        ],
+        check=True,
+    )
     result = anyone.run(
-        "exec", "sh", "-c",
+        "exec",
+        "sh",
+        "-c",
         'echo "$GIT_AUTHOR_NAME <$GIT_AUTHOR_EMAIL>"; git status --short >/dev/null && echo ok',
         cwd=project,
     )
@@ -75,8 +103,12 @@ def _all_cmdlines() -> list[str]:
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-                    errors="replace"))
+                lines.append(
+                    Path(f"/proc/{pid}/cmdline")
+                    .read_bytes()
+                    .replace(b"\0", b" ")
+                    .decode(errors="replace")
+                )
             except OSError:
                 pass
     return lines
@@ -90,8 +122,12 @@ def test_secrets_reach_the_container_but_no_argv(anyone: Aishell, project: Path)
         f"env:\n  MY_TOKEN:\n  LITERAL_TOKEN: {literal}\n",
     )
     proc = anyone.popen(
-        "exec", "sh", "-c", 'echo "$MY_TOKEN $LITERAL_TOKEN"; sleep 4',
-        cwd=project, env={"MY_TOKEN": passthrough},
+        "exec",
+        "sh",
+        "-c",
+        'echo "$MY_TOKEN $LITERAL_TOKEN"; sleep 4',
+        cwd=project,
+        env={"MY_TOKEN": passthrough},
     )
     seen: list[str] = []
     deadline = time.monotonic() + 3.5
@@ -106,8 +142,10 @@ def test_secrets_reach_the_container_but_no_argv(anyone: Aishell, project: Path)
 
 
 def test_pre_start_runs_as_the_user_and_logs(anyone: Aishell, project: Path) -> None:
-    anyone.write(project / ".aishell" / "config.yaml",
-                 "pre_start:\n  - echo started-$(id -u)\n  - touch /tmp/pre-start-marker\n")
+    anyone.write(
+        project / ".aishell" / "config.yaml",
+        "pre_start:\n  - echo started-$(id -u)\n  - touch /tmp/pre-start-marker\n",
+    )
     name = "pre" + os.urandom(3).hex()
     result = anyone.run("--detach", "--name", name, "shell", cwd=project)
     assert result.returncode == 0, result.stderr
@@ -116,8 +154,9 @@ def test_pre_start_runs_as_the_user_and_logs(anyone: Aishell, project: Path) -> 
     full = container.group(1)
     try:
         for _ in range(100):
-            probe = docker("exec", full, "sh", "-c",
-                           "test -f /tmp/pre-start.done && cat /tmp/pre-start.log")
+            probe = docker(
+                "exec", full, "sh", "-c", "test -f /tmp/pre-start.done && cat /tmp/pre-start.log"
+            )
             if probe.returncode == 0:
                 break
             time.sleep(0.1)
@@ -149,24 +188,45 @@ def test_project_extension_builds_once_and_on_change(root_user: Aishell) -> None
 def test_second_project_same_selection_installs_nothing(anyone: Aishell) -> None:
     state = json.loads((anyone.aishell_home / "state.json").read_text())
     volume = state["harness_volume"]
-    history = docker("run", "--rm", "--entrypoint", "cat", "-v", f"{volume}:/tools",
-                     "aishell:foundation", "/tools/.aishell-fill-history").stdout
+    history = docker(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "cat",
+        "-v",
+        f"{volume}:/tools",
+        "aishell:foundation",
+        "/tools/.aishell-fill-history",
+    ).stdout
     for name in ("one", "two"):
         result = anyone.run("exec", "true", cwd=anyone.new_project(name))
         assert result.returncode == 0, result.stderr
         assert "Installing" not in result.stderr
-    after = docker("run", "--rm", "--entrypoint", "cat", "-v", f"{volume}:/tools",
-                   "aishell:foundation", "/tools/.aishell-fill-history").stdout
+    after = docker(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "cat",
+        "-v",
+        f"{volume}:/tools",
+        "aishell:foundation",
+        "/tools/.aishell-fill-history",
+    ).stdout
     assert after == history
 
 
 def test_concurrent_first_launches_fill_the_volume_once(root_user: Aishell, tmp_path: Path) -> None:
     """Two launches that both find the volume missing: one installs, the other waits."""
-    ai = Aishell(home=tmp_path / "home", aishell_home=tmp_path / "home" / ".aishell", user=None,
-                 src=root_user.src)
+    ai = Aishell(
+        home=tmp_path / "home",
+        aishell_home=tmp_path / "home" / ".aishell",
+        user=None,
+        src=root_user.src,
+    )
     ai.aishell_home.mkdir(parents=True)
     (ai.aishell_home / "config.yaml").write_text(
-        (root_user.aishell_home / "config.yaml").read_text())
+        (root_user.aishell_home / "config.yaml").read_text()
+    )
     version = json.loads((root_user.aishell_home / "state.json").read_text())
     pinned = version["volumes"][version["harness_volume"]]["versions"]["opencode"]
     setup = ai.run("setup", f"--with-opencode={pinned}", timeout=900)
@@ -180,23 +240,46 @@ def test_concurrent_first_launches_fill_the_volume_once(root_user: Aishell, tmp_
     assert [o[0].strip() for o in outs] == [pinned, pinned]
     installs = sum("Installed OpenCode" in err for _, err in outs)
     assert installs == 1, outs
-    history = docker("run", "--rm", "--entrypoint", "cat", "-v", f"{volume}:/tools",
-                     "aishell:foundation", "/tools/.aishell-fill-history").stdout
+    history = docker(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "cat",
+        "-v",
+        f"{volume}:/tools",
+        "aishell:foundation",
+        "/tools/.aishell-fill-history",
+    ).stdout
     assert len(history.splitlines()) == 1
 
 
 def test_half_filled_volume_is_refilled(root_user: Aishell, tmp_path: Path) -> None:
-    ai = Aishell(home=tmp_path / "home", aishell_home=tmp_path / "home" / ".aishell", user=None,
-                 src=root_user.src)
+    ai = Aishell(
+        home=tmp_path / "home",
+        aishell_home=tmp_path / "home" / ".aishell",
+        user=None,
+        src=root_user.src,
+    )
     ai.aishell_home.mkdir(parents=True)
     (ai.aishell_home / "config.yaml").write_text(
-        (root_user.aishell_home / "config.yaml").read_text())
+        (root_user.aishell_home / "config.yaml").read_text()
+    )
     assert ai.run("setup", "--with-opencode", timeout=900).returncode == 0
     state_path = ai.aishell_home / "state.json"
     volume = json.loads(state_path.read_text())["harness_volume"]
     # Simulate an interrupted fill: marker gone, and aishell has no record of it.
-    docker("run", "--rm", "--entrypoint", "rm", "-v", f"{volume}:/tools", "aishell:foundation",
-           "-rf", "/tools/.aishell-ready.json", "/tools/npm/bin")
+    docker(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "rm",
+        "-v",
+        f"{volume}:/tools",
+        "aishell:foundation",
+        "-rf",
+        "/tools/.aishell-ready.json",
+        "/tools/npm/bin",
+    )
     data = json.loads(state_path.read_text())
     data["volumes"] = {}
     state_path.write_text(json.dumps(data))
@@ -233,9 +316,17 @@ def test_bad_config_is_one_error_line_and_no_container(
     assert message in errors[0]
     assert "Traceback" not in result.stderr
     assert _project_containers(project) == set()
-    created = docker("events", "--since", since, "--until", str(int(time.time()) + 1),
-                     "--filter", "event=create",
-                     "--filter", f"label=aishell.project={os.path.realpath(project)}")
+    created = docker(
+        "events",
+        "--since",
+        since,
+        "--until",
+        str(int(time.time()) + 1),
+        "--filter",
+        "event=create",
+        "--filter",
+        f"label=aishell.project={os.path.realpath(project)}",
+    )
     assert created.returncode == 0, created.stderr
     assert created.stdout == "", "a container was created despite the bad config"
 
@@ -261,8 +352,9 @@ def test_missing_engine_cli_is_a_clear_error(root_user: Aishell) -> None:
 
 def test_engine_not_answering_is_a_clear_error(root_user: Aishell) -> None:
     project = root_user.new_project("nodaemon")
-    result = root_user.run("exec", "true", cwd=project,
-                           env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    result = root_user.run(
+        "exec", "true", cwd=project, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    )
     assert result.returncode == 1
     assert "engine is not answering" in result.stderr
     assert "Traceback" not in result.stderr

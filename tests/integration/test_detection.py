@@ -15,10 +15,21 @@ from testing.runner import Aishell, HostTmux, shell_line
 
 def _created_since(project: Path, since: int) -> str:
     return subprocess.run(
-        ["docker", "events", "--since", str(since), "--until", str(int(time.time()) + 1),
-         "--filter", "event=create",
-         "--filter", f"label=aishell.project={os.path.realpath(project)}"],
-        capture_output=True, text=True, check=True,
+        [
+            "docker",
+            "events",
+            "--since",
+            str(since),
+            "--until",
+            str(int(time.time()) + 1),
+            "--filter",
+            "event=create",
+            "--filter",
+            f"label=aishell.project={os.path.realpath(project)}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
@@ -37,7 +48,9 @@ def host_tmux() -> Iterator[HostTmux]:
     server.kill()
 
 
-def test_high_findings_without_terminal_fail_and_start_nothing(anyone: Aishell, leaky: Path) -> None:
+def test_high_findings_without_terminal_fail_and_start_nothing(
+    anyone: Aishell, leaky: Path
+) -> None:
     since = int(time.time()) - 1
     result = anyone.run("shell", cwd=leaky)
     assert result.returncode == 1

@@ -1074,6 +1074,7 @@ PROJECT_KEY_SAMPLES: dict[str, str] = {
     "gitleaks_freshness_check": "gitleaks_freshness_check: true\n",
     "gitleaks_freshness_threshold": "gitleaks_freshness_threshold: 30\n",
     "tmux": "tmux: true\n",
+    "network": "network: none\n",
 }
 
 GLOBAL_SAMPLE = (

@@ -35,6 +35,7 @@ PS_SHAPE = [
         "created": str,
         "harness": NULLABLE_STR,
         "pre_start": str,
+        "network": str,
     }
 ]
 VOLUMES_SHAPE = [
@@ -110,6 +111,7 @@ INFO_SHAPE = {
         "config_in_effect": [str],
         "config_error": NULLABLE_STR,
     },
+    "network": (dict, type(None)),
 }
 HARNESS_ENTRY = {
     "label": str,
@@ -254,7 +256,7 @@ def test_with_probes_and_json_shape() -> None:
 def test_table_and_failed_banner() -> None:
     probed = ps.with_probes(rows(), {"aishell-2e0d7515-review": f"{F}\n{R}\n"})
     table = ps.render_table(probed)
-    assert table[0].split() == ["NAME", "STATUS", "CREATED", "PRE_START"]
+    assert table[0].split() == ["NAME", "STATUS", "CREATED", "PRE_START", "NETWORK"]
     assert "FAILED" in table[1] and table[1].startswith("review")
     assert table[3].startswith("(exec)")
     banner = ps.failed_banner(probed, "docker")

@@ -325,6 +325,15 @@ def config_checks(g: Gathered, host_env: Mapping[str, str]) -> list[Check]:
                         "it is not passed to the container",
                     )
                 )
+    if g.config is not None:
+        from aishell import network
+
+        tools = list(g.state.tools) if g.state is not None else []
+        policy = network.effective_policy(g.config, tools)
+        detail = None
+        if policy.mode == "allowlist":
+            detail = "allow: " + (", ".join(str(p) for p in policy.allow) or "(nothing)")
+        checks.append(Check(s, OK, f"network policy: {policy.describe()}", detail))
     if g.foundation_hash_error:
         checks.append(Check(s, FAIL, "ca_certificates cannot be used", g.foundation_hash_error))
     return checks

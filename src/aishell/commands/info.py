@@ -443,7 +443,18 @@ def info_json(g: Gathered) -> dict[str, Any]:
             "config_in_effect": list(g.config.sources) if g.config else [],
             "config_error": g.config_error,
         },
+        "network": _network_json(g),
     }
+
+
+def _network_json(g: Gathered) -> dict[str, Any] | None:
+    """The effective egress policy (None when the configuration does not load)."""
+    if g.config is None:
+        return None
+    from aishell import network
+
+    tools = list(g.state.tools) if g.state is not None else []
+    return network.policy_json(network.effective_policy(g.config, tools))
 
 
 def _yes_no_unknown(value: bool | None, yes: str, no: str) -> str:
@@ -544,6 +555,13 @@ def render_info(data: Mapping[str, Any]) -> list[str]:
         lines.append(f"  {entry['scope'].capitalize() + ' config:':<18} {entry['path']} ({status})")
     if f["config_error"] and not any(e["error"] for e in f["config"]):
         lines.append(f"  Config error:      {f['config_error']}")
+    net = data.get("network")
+    if net:
+        lines += ["", "Network"]
+        lines.append(f"  Mode:              {net['mode']}")
+        if net["mode"] == "allowlist":
+            lines.append(f"  Presets:           {', '.join(net['presets']) or '(none)'}")
+            lines.append(f"  Allowed hosts:     {', '.join(net['allow']) or '(none)'}")
     lines += ["", "Engine"]
     if eng["cli"]:
         answer = f"server {eng['server_version']}" if eng["answering"] else "not answering"

@@ -54,6 +54,7 @@ class ContainerRow:
     harness: str | None
     kind: str | None
     pre_start: str = "none"
+    network: str = "open"  # the egress policy mode (label aishell.network)
 
     @property
     def running(self) -> bool:
@@ -72,6 +73,7 @@ class ContainerRow:
             "created": self.created,
             "harness": self.harness,
             "pre_start": self.pre_start,
+            "network": self.network,
         }
 
 
@@ -129,15 +131,24 @@ def row_from_ps(item: Mapping[str, Any]) -> ContainerRow:
     names = container_names(item)
     container = names[0] if names else str(item.get("ID", ""))[:12]
     created_raw = str(item.get("CreatedAt") or "")
+    created, created_ago = iso_time(created_raw), str(item.get("RunningFor") or "")
+    stamp = item.get("Created")
+    if isinstance(stamp, int) and not _ENGINE_TIME.match(created_raw.strip()):
+        # podman: CreatedAt is "5 minutes ago", Created the Unix time
+        from datetime import UTC, datetime
+
+        created = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
+        created_ago = created_ago or created_raw
     return ContainerRow(
         name=labels.get(LABEL_NAME) or None,
         container=container,
         status=str(item.get("Status") or ""),
         state=_state_of(item),
-        created=iso_time(created_raw),
-        created_ago=str(item.get("RunningFor") or ""),
+        created=created,
+        created_ago=created_ago,
         harness=labels.get(LABEL_HARNESS) or None,
         kind=labels.get(LABEL_KIND) or None,
+        network=labels.get("aishell.network") or "open",
     )
 
 
@@ -170,10 +181,11 @@ def render_table(rows: Sequence[ContainerRow]) -> list[str]:
             row.status or row.state,
             row.created_ago or row.created,
             "FAILED" if row.pre_start == "failed" else row.pre_start,
+            row.network,
         ]
         for row in rows
     ]
-    return report_json.table(["NAME", "STATUS", "CREATED", "PRE_START"], body)
+    return report_json.table(["NAME", "STATUS", "CREATED", "PRE_START", "NETWORK"], body)
 
 
 def failed_banner(rows: Sequence[ContainerRow], engine_name: str = "docker") -> list[str]:
@@ -217,6 +229,9 @@ def collect(project_hash: str) -> tuple[list[ContainerRow], str, list[str]]:
     from aishell.engine.containers import exec_probes, list_containers
 
     engine = get_engine()
+    from aishell import network
+
+    network.collect_orphans(engine)  # proxies/networks of ended detached sessions
     rows = rows_from_ps(list_containers(engine, f"label={LABEL_PROJECT_HASH}={project_hash}"))
     running = [row.container for row in rows if row.running]
     results = exec_probes(engine, running, PROBE_SCRIPT)

@@ -12,7 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import NamedTuple, NoReturn
 
+from aishell.engine.run_args import Flavour
 from aishell.errors import EngineError
+
+ENGINE_KINDS = ("docker", "podman")
 
 _NOT_ANSWERING = (
     "cannot connect to the docker daemon",
@@ -41,6 +44,17 @@ class Engine(NamedTuple):
     @property
     def name(self) -> str:
         return os.path.basename(self.binary)
+
+    @property
+    def rootless(self) -> bool:
+        """Rootless Podman: the host user's own engine, its UIDs mapped into a range.
+        (A local podman run by a non-root user is rootless; no engine call needed.)"""
+        return self.kind == "podman" and os.geteuid() != 0
+
+    @property
+    def flavour(self) -> Flavour:
+        """What `build_run_args` must know about this engine."""
+        return Flavour(kind=self.kind, rootless=self.rootless, selinux=selinux_enforcing())
 
     # -- verbs ---------------------------------------------------------------
 
@@ -282,16 +296,100 @@ def _kind_of(binary: str) -> str:
 
 
 @cache
-def get_engine(requested: str | None = None) -> Engine:
-    """Resolve the engine CLI once: `AISHELL_ENGINE` (a name or a path) or `docker`."""
-    wanted = requested or os.environ.get("AISHELL_ENGINE") or "docker"
+def selinux_enforcing() -> bool:
+    """SELinux enforcing on this host (bind mounts then need relabelling)."""
+    try:
+        with open("/sys/fs/selinux/enforce", "rb") as fh:
+            return fh.read(1) == b"1"
+    except OSError:
+        return False
+
+
+def _docker_answers_cheaply() -> bool:
+    """Docker counts as answering when it is pointed somewhere on purpose
+    (DOCKER_HOST, DOCKER_CONTEXT, a current context) or its socket exists and is
+    ours to use. No engine call: this runs on the launch path."""
+    if os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT"):
+        return True
+    sockets = ["/var/run/docker.sock", "/run/docker.sock"]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        sockets.append(os.path.join(runtime, "docker.sock"))  # rootless Docker
+    for path in sockets:
+        if os.path.exists(path) and os.access(path, os.R_OK | os.W_OK):
+            return True
+    config = os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"),
+                          "config.json")
+    try:
+        with open(config, encoding="utf-8") as fh:
+            return '"currentContext"' in fh.read()
+    except OSError:
+        return False
+
+
+def _detect() -> Engine:
+    """Neither AISHELL_ENGINE nor `engine:` is set: Docker when it answers, else Podman."""
+    docker = _which("docker")
+    if docker and _docker_answers_cheaply():
+        return Engine(binary=os.path.abspath(docker), kind="docker")
+    podman = _which("podman")
+    if podman:
+        return Engine(binary=os.path.abspath(podman), kind="podman")
+    if docker:  # installed but not answering: its own error explains
+        return Engine(binary=os.path.abspath(docker), kind="docker")
+    raise EngineError(
+        "no container engine found: neither 'docker' nor 'podman' is on PATH",
+        hint="install Docker (https://docs.docker.com/engine/install/) or Podman, "
+        "or set AISHELL_ENGINE to the engine's CLI",
+    )
+
+
+_READ_CONFIG = "<global config>"
+
+
+def _configured_engine() -> str | None:
+    """`engine:` from the global config, for commands that did not load it."""
+    from aishell import paths
+    from aishell.constants import CONFIG_FILE
+    from aishell.errors import ConfigError
+
+    home = paths.aishell_home()
+    if not (home / CONFIG_FILE).is_file():
+        return None
+    from aishell import config as config_mod
+
+    try:
+        cfg = config_mod.load_config(
+            aishell_home=home, project_root=None, expansion=config_mod.Expansion.from_host()
+        )
+    except ConfigError as exc:
+        raise EngineError(
+            f"cannot tell which engine to use: {exc.message}",
+            hint=exc.hint or "fix the global config, or set AISHELL_ENGINE",
+        ) from exc
+    return cfg.engine
+
+
+@cache
+def get_engine(configured: str | None = _READ_CONFIG) -> Engine:
+    """Resolve the engine CLI once. Precedence: `AISHELL_ENGINE` (a name or a path),
+    then `engine:` from the global config (`configured`: the value of a config the
+    caller already loaded; by default the global config is read), then auto-detection
+    (Docker when it answers, else Podman)."""
+    wanted = os.environ.get("AISHELL_ENGINE")
+    origin = "AISHELL_ENGINE"
+    if not wanted:
+        wanted = _configured_engine() if configured == _READ_CONFIG else configured
+        origin = "engine (global config)"
+    if not wanted:
+        return _detect()
     found = _which(wanted)
     if found is None:
-        if wanted in {"docker", "podman"}:
+        if wanted in ENGINE_KINDS:
             raise EngineError(
-                f"'{wanted}' was not found on PATH",
+                f"'{wanted}' was not found on PATH (chosen by {origin})",
                 hint="install Docker (https://docs.docker.com/engine/install/) or "
-                "Podman, or set AISHELL_ENGINE to the engine's CLI",
+                "Podman, or choose the other engine",
             )
         raise EngineError(
             f"AISHELL_ENGINE={wanted!r} was not found",

@@ -158,7 +158,9 @@ def labels_of(item: Mapping[str, Any] | None) -> dict[str, str]:
 
 # -- building -----------------------------------------------------------------
 
-_STEP = re.compile(r"(?:^Step (\d+)/(\d+)\b|^#\d+ \[[^\]]*?(\d+)/(\d+)\])")
+# Docker's classic builder ("Step 3/12 : RUN"), BuildKit ("#5 [3/12] RUN"),
+# Podman/Buildah ("STEP 3/12: RUN").
+_STEP = re.compile(r"(?:^Step (\d+)/(\d+)\b|^#\d+ \[[^\]]*?(\d+)/(\d+)\]|^STEP (\d+)/(\d+):)")
 
 
 def build_image(
@@ -195,7 +197,8 @@ def build_image(
                 return
             match = _STEP.search(line)
             if match:
-                done, total = match.group(1) or match.group(3), match.group(2) or match.group(4)
+                done = match.group(1) or match.group(3) or match.group(5)
+                total = match.group(2) or match.group(4) or match.group(6)
                 progress.update(f"step {done}/{total}")
 
         try:

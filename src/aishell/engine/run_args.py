@@ -34,6 +34,8 @@ ENGINE_CLI_VARIABLES: Final = frozenset(
         "DOCKER_BUILDKIT",
         "CONTAINER_HOST",
         "CONTAINERS_CONF",
+        "CONTAINERS_STORAGE_CONF",
+        "CONTAINERS_REGISTRIES_CONF",
         "XDG_RUNTIME_DIR",
         "TMPDIR",
         "LD_PRELOAD",
@@ -42,6 +44,18 @@ ENGINE_CLI_VARIABLES: Final = frozenset(
 )
 
 Mode = Literal["interactive", "exec", "detach"]
+
+
+class Flavour(NamedTuple):
+    """How the engine in use speaks: every Docker/Podman difference in `run` argv
+    is decided here, from these facts (gathered by `client.Engine.flavour`)."""
+
+    kind: str = "docker"  # "docker" or "podman"
+    rootless: bool = False  # rootless Podman: map the host UID 1:1 (keep-id)
+    selinux: bool = False  # SELinux enforcing: relabel bind mounts (shared)
+
+
+DOCKER: Final = Flavour()
 
 
 class HostFacts(NamedTuple):
@@ -85,6 +99,9 @@ class RunSpec(NamedTuple):
     docker_args: tuple[str, ...] = ()
     pre_start: str | None = None
     tmux: bool = False
+    network: str | None = None  # --network (policy none/allowlist); None: the default
+    dns: str | None = None  # allowlist: a DNS server that answers nothing outside
+    flavour: Flavour = DOCKER  # the engine that will run it (Docker/Podman differences)
 
 
 class RunArgs(NamedTuple):
@@ -99,15 +116,42 @@ def _csv_field(text: str) -> str:
     return text
 
 
-def mount_arg(bind: Bind) -> str:
+def mount_arg(bind: Bind, flavour: Flavour = DOCKER) -> str:
     fields = ["type=bind", f"source={bind.source}", f"target={bind.target}"]
     if bind.readonly:
-        fields.append("readonly")
+        # Podman (4.x) knows only `ro` for volumes; it means the same for binds.
+        fields.append("ro" if flavour.kind == "podman" else "readonly")
+    if flavour.selinux and flavour.kind == "podman":
+        # shared, not private: several containers use one project (and config dirs)
+        fields.append("relabel=shared")
     return ",".join(_csv_field(f) for f in fields)
 
 
+def bind_args(bind: Bind, flavour: Flavour = DOCKER) -> list[str]:
+    """The argv for one bind mount. Docker's `--mount` cannot relabel for SELinux:
+    there, `-v SRC:DST:z` is used when the paths allow it (no ':' or ',')."""
+    if (
+        flavour.selinux
+        and flavour.kind != "podman"
+        and not any(c in bind.source + bind.target for c in ":,")
+    ):
+        return ["-v", f"{bind.source}:{bind.target}:{'ro,' if bind.readonly else ''}z"]
+    return ["--mount", mount_arg(bind, flavour)]
+
+
+def engine_args(flavour: Flavour) -> list[str]:
+    """Options the engine needs so that the entrypoint starts as container root and
+    the host user's UID/GID are the same inside (files in the project are theirs)."""
+    if flavour.kind == "podman" and flavour.rootless:
+        # keep-id maps the host UID/GID to themselves; root inside is a subordinate
+        # UID. The entrypoint must still start as root, then gosu drops to the UID.
+        return ["--userns=keep-id", "--user", "0:0"]
+    return []
+
+
 def build_run_args(spec: RunSpec, host: HostFacts) -> RunArgs:
-    argv: list[str] = ["run", "--rm", "--init"]
+    flavour = spec.flavour
+    argv: list[str] = ["run", "--rm", "--init", *engine_args(flavour)]
     child_env: dict[str, str] = {}
 
     if spec.mode == "detach":
@@ -124,7 +168,7 @@ def build_run_args(spec: RunSpec, host: HostFacts) -> RunArgs:
     for key, value in ((LABEL_MANAGED, "1"), *spec.labels):
         argv += ["--label", f"{key}={value}"]
 
-    argv += ["--mount", mount_arg(Bind(spec.project_dir, spec.project_dir))]
+    argv += bind_args(Bind(spec.project_dir, spec.project_dir), flavour)
     argv += ["-w", spec.workdir]
 
     fixed: list[tuple[str, str]] = [
@@ -147,9 +191,10 @@ def build_run_args(spec: RunSpec, host: HostFacts) -> RunArgs:
         argv += ["-e", f"{key}={value}"]
 
     if spec.harness_volume:
-        argv += ["--mount", f"type=volume,source={spec.harness_volume},target=/tools,readonly"]
+        ro = "ro" if flavour.kind == "podman" else "readonly"
+        argv += ["--mount", f"type=volume,source={spec.harness_volume},target=/tools,{ro}"]
     for bind in spec.binds:
-        argv += ["--mount", mount_arg(bind)]
+        argv += bind_args(bind, flavour)
 
     for name, maybe in spec.env:
         if maybe is None:
@@ -163,6 +208,12 @@ def build_run_args(spec: RunSpec, host: HostFacts) -> RunArgs:
 
     for port in spec.ports:
         argv += ["-p", port]
+
+    if spec.network:
+        argv += ["--network", spec.network]
+    if spec.dns:
+        argv += ["--dns", spec.dns, "--dns-opt", "timeout:1", "--dns-opt", "attempts:1"]
+        argv += ["--sysctl", "net.ipv6.conf.all.disable_ipv6=1"]
 
     if spec.pre_start:
         argv += ["-e", "AISHELL_PRE_START"]

@@ -178,17 +178,7 @@ def fill(
 ) -> FillResult:
     """Make sure `volume` holds the selection, installing it unless a completed
     fill is already there. Concurrent callers: one installs, the others wait."""
-    engine.checked(
-        "volume",
-        "create",
-        *[
-            arg
-            for key, value in volume_labels(selection).items()
-            for arg in ("--label", f"{key}={value}")
-        ],
-        volume,
-        what=f"creating volume {volume}",
-    )
+    create_volume(engine, volume, volume_labels(selection))
     fill_name = fill_container_name(volume)
     specs = package_specs(selection)
     deadline = time.monotonic() + wait_seconds
@@ -281,9 +271,23 @@ def fill(
         )
 
 
+def create_volume(engine: Engine, volume: str, labels: Mapping[str, str]) -> None:
+    """`volume create`, idempotent on both engines (Docker accepts an existing name;
+    Podman answers 'volume already exists')."""
+    args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+    try:
+        engine.checked("volume", "create", *args, volume, what=f"creating volume {volume}")
+    except EngineError as exc:
+        if "already exists" not in f"{exc.message}\n{exc.details or ''}".lower():
+            raise
+
+
 def _name_conflict(text: str) -> bool:
+    """The engine refused the fill container's name: another fill runs. Docker:
+    'Conflict. The container name "/x" is already in use'; Podman: 'the container
+    name "x" is already in use by ...'."""
     low = text.lower()
-    return "conflict" in low and "already in use" in low
+    return "already in use" in low and ("conflict" in low or "container name" in low)
 
 
 def remove(engine: Engine, name: str) -> None:

@@ -1,0 +1,265 @@
+"""Network egress policy on a real engine, with local test servers only.
+
+The test servers run as containers on a separate engine network
+(`aishell-it-upstream-<pid>`) under the names `allowed.test` and `denied.test`; the
+proxy joins that network through the test-only hook AISHELL_PROXY_EXTRA_NETWORKS.
+Nothing here contacts an address outside this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testing.runner import Aishell
+
+SERVER = (
+    'require("http").createServer((q,r)=>r.end("hello from "+q.headers.host+"\\n")).listen(80);'
+    'require("net").createServer(s=>s.end("tcp-443\\n")).listen(443)'
+)
+
+
+def docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+
+
+class Upstream:
+    def __init__(self, network: str, ip: str) -> None:
+        self.network = network
+        self.ip = ip
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AISHELL_PROXY_EXTRA_NETWORKS": self.network}
+
+
+@pytest.fixture(scope="module")
+def upstream(root_user: Aishell) -> Iterator[Upstream]:
+    net = f"aishell-it-upstream-{os.getpid()}"
+    name = f"aishell-it-srv-{os.getpid()}"
+    docker("rm", "-f", name)
+    docker("network", "rm", net)
+    assert docker("network", "create", net).returncode == 0
+    started = docker(
+        "run", "-d", "--rm", "--name", name,
+        "--network", net, "--network-alias", "allowed.test", "--network-alias", "denied.test",
+        "--entrypoint", "node", "aishell:foundation", "-e", SERVER,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    ip = docker(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name
+    ).stdout.strip()
+    assert ip
+    yield Upstream(net, ip)
+    docker("rm", "-f", name)
+    docker("network", "rm", net)
+
+
+def allowlist_project(ai: Aishell, allow: str = "[allowed.test]") -> Path:
+    project = ai.new_project("net")
+    text = f"network:\n  mode: allowlist\n  allow: {allow}\n"
+    ai.write(project / ".aishell" / "config.yaml", text)
+    return project
+
+
+PROBE = r"""
+echo "ENV $HTTPS_PROXY $http_proxy"
+echo "HTTP $(curl -sS -m 10 http://allowed.test/ 2>&1)"
+W="-o /dev/null -w %{http_connect}"
+echo "CONNECT $(curl -sS -m 10 -p $W https://allowed.test/ 2>/dev/null)"
+echo "DENIED $(curl -sS -m 10 http://denied.test/x 2>&1 | head -1)"
+echo "DENIEDCONNECT $(curl -sS -m 10 -p $W https://denied.test/ 2>/dev/null)"
+curl -sS -m 5 --noproxy '*' "http://$SRV_IP/" >/dev/null 2>&1; echo "DIRECT $?"
+env -u http_proxy -u HTTP_PROXY curl -sS -m 5 http://allowed.test/ >/dev/null 2>&1
+echo "NOPROXY $?"
+getent hosts example.com >/dev/null 2>&1; echo "DNS $?"
+echo "V6 $(wc -l < /proc/net/if_inet6 2>/dev/null || echo none)"
+curl -sS -m 5 --noproxy '*' -6 'http://[2001:db8::1]/' >/dev/null 2>&1; echo "V6CURL $?"
+echo "LOGS $(ls -d "$HOME/.aishell/logs" 2>/dev/null || echo absent)"
+exit 5
+"""
+
+
+def parse(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        key, _, rest = line.partition(" ")
+        out[key] = rest
+    return out
+
+
+@pytest.mark.parametrize("who", ["root", "user"])
+def test_allowlist_enforced_outside_the_agent(
+    who: str, request: pytest.FixtureRequest, upstream: Upstream
+) -> None:
+    ai: Aishell = request.getfixturevalue("root_user" if who == "root" else "user")
+    project = allowlist_project(ai)
+    before = set(docker("network", "ls", "-q").stdout.split())
+    result = ai.run(
+        "exec", "env", f"SRV_IP={upstream.ip}", "sh", "-c", PROBE,
+        cwd=project, env=upstream.env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 5, result.stderr  # the command's own status
+    got = parse(result.stdout)
+    assert got["ENV"] == "http://aishell-proxy:8888 http://aishell-proxy:8888"
+    assert got["HTTP"] == "hello from allowed.test", result.stdout
+    assert got["CONNECT"] == "200", result.stdout
+    assert "blocked by the network allowlist: http://denied.test/x" in got["DENIED"]
+    assert got["DENIEDCONNECT"] == "403"
+    assert got["DIRECT"] != "0"
+    assert got["NOPROXY"] != "0"
+    assert got["DNS"] != "0"
+    assert got["V6"] == "0"
+    assert got["V6CURL"] != "0"
+    assert got["LOGS"] == "absent"
+    # The proxy and its network are gone with the session.
+    assert set(docker("network", "ls", "-q").stdout.split()) <= before
+    # The decision log on the host names the allowed and the denied request.
+    logs = sorted((ai.aishell_home / "logs" / "network").glob("*/decisions.log"),
+                  key=lambda p: p.stat().st_mtime)
+    text = logs[-1].read_text()
+    assert 'Established connection to host "allowed.test"' in text
+    assert 'refused on filtered url "http://denied.test/x"' in text
+    assert 'refused on filtered url "denied.test:443"' in text
+    assert logs[-1].stat().st_uid == ai.uid
+
+
+def test_denied_log_not_writable_from_inside(root_user: Aishell, upstream: Upstream) -> None:
+    project = allowlist_project(root_user)
+    log_root = root_user.aishell_home / "logs"
+    result = root_user.run(
+        "exec", "sh", "-c",
+        f"mkdir -p {log_root}/network/x 2>/dev/null && echo planted > {log_root}/network/x/f; "
+        f"sudo -n sh -c 'echo planted > {log_root}/network/y' 2>/dev/null; true",
+        cwd=project, env=upstream.env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (log_root / "network" / "x").exists()
+    assert not (log_root / "network" / "y").exists()
+
+
+def test_proxy_killed_means_no_network(root_user: Aishell, upstream: Upstream) -> None:
+    project = allowlist_project(root_user)
+    script = (
+        "echo FIRST $(curl -sS -m 10 http://allowed.test/ 2>&1); "
+        "while [ ! -e go ]; do sleep 0.2; done; "
+        "curl -sS -m 5 http://allowed.test/ >/dev/null 2>&1; echo AFTER $?; "
+        f"curl -sS -m 5 --noproxy '*' http://{upstream.ip}/ >/dev/null 2>&1; echo DIRECT $?"
+    )
+    proc = root_user.popen("exec", "sh", "-c", script, cwd=project, env=upstream.env)
+    try:
+        session = ""
+        deadline = time.monotonic() + 120
+        while not session and time.monotonic() < deadline:
+            for line in docker(
+                "ps", "--filter", f"label=aishell.project={project}",
+                "--format", '{{.Label "aishell.session"}}',
+            ).stdout.split():  # fmt: skip
+                session = line
+            time.sleep(0.3)
+        assert session, "the agent container did not start"
+        assert docker("kill", f"aishell-proxy-{session}").returncode == 0
+        (project / "go").touch()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    got = parse(out)
+    assert got["FIRST"] == "hello from allowed.test", (out, err)
+    assert got["AFTER"] != "0"
+    assert got["DIRECT"] != "0"
+
+
+def test_mode_none_has_only_loopback(root_user: Aishell) -> None:
+    project = root_user.new_project("none")
+    root_user.write(project / ".aishell" / "config.yaml", "network:\n  mode: none\n")
+    result = root_user.run(
+        "exec", "sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '", cwd=project
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["lo"]
+
+
+def test_project_cannot_loosen_global_none(root_user: Aishell, tmp_path: Path) -> None:
+    home = tmp_path / "ah"
+    home.mkdir()
+    src = root_user.aishell_home
+    for name in ("state.json", "config.yaml"):
+        if (src / name).exists():
+            (home / name).write_text((src / name).read_text())
+    with (home / "config.yaml").open("a") as fh:
+        fh.write("network: none\n")
+    project = root_user.new_project("loosen")
+    root_user.write(project / ".aishell" / "config.yaml", "network:\n  mode: open\n")
+    env = {"AISHELL_HOME": str(home)}
+    result = root_user.run(
+        "exec", "sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+        cwd=project, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["lo"]
+    info = root_user.run("info", "--json", cwd=project, env=env)
+    assert json.loads(info.stdout)["network"]["mode"] == "none"
+
+
+def test_mode_open_unchanged(root_user: Aishell) -> None:
+    project = root_user.new_project("open")
+    result = root_user.run(
+        "exec", "sh", "-c",
+        'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; echo "P=${HTTPS_PROXY:-unset}"',
+        cwd=project,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "eth0" in result.stdout.split()
+    assert "P=unset" in result.stdout
+
+
+def test_check_info_show_policy(root_user: Aishell) -> None:
+    project = allowlist_project(root_user, '["allowed.test", "*.example.org:8443"]')
+    check = root_user.run("check", cwd=project)
+    assert "network policy: allowlist" in check.stdout + check.stderr
+    info = root_user.run("info", "--json", cwd=project)
+    data = json.loads(info.stdout)["network"]
+    assert data["mode"] == "allowlist"
+    assert "allowed.test" in data["allow"] and "*.example.org:8443" in data["allow"]
+    assert "opencode" in data["presets"]  # the enabled agent's own hosts
+    text = root_user.run("info", cwd=project).stdout
+    assert "allowed.test" in text
+
+
+def test_detached_session_ps_and_cleanup(root_user: Aishell, upstream: Upstream) -> None:
+    project = allowlist_project(root_user)
+    started = root_user.run("--detach", "--name", "netd", "shell", cwd=project, env=upstream.env)
+    assert started.returncode == 0, started.stderr
+    container = json.loads(root_user.run("ps", "--json", cwd=project).stdout)
+    row = next(r for r in container if r["name"] == "netd")
+    assert row["network"] == "allowlist"
+    name = row["container"]
+    try:
+        session = docker("inspect", "-f", '{{index .Config.Labels "aishell.session"}}', name)
+        session_id = session.stdout.strip()
+        assert docker("network", "inspect", f"aishell-net-{session_id}").returncode == 0
+        inside = docker("exec", name, "curl", "-sS", "-m", "10", "http://allowed.test/")
+        assert inside.stdout.strip() == "hello from allowed.test", inside.stderr
+    finally:
+        docker("rm", "-f", name)
+    session = session_id
+    # The next `aishell ps` collects the ended session's proxy and network.
+    root_user.run("ps", cwd=project, env={"AISHELL_NETWORK_ORPHAN_GRACE": "0"})
+    assert docker("network", "inspect", f"aishell-net-{session}").returncode != 0
+    assert docker("inspect", f"aishell-proxy-{session}").returncode != 0
+
+
+def test_invalid_network_config_is_reported(root_user: Aishell) -> None:
+    project = root_user.new_project("bad")
+    root_user.write(project / ".aishell" / "config.yaml",
+                    "network:\n  mode: allowlist\n  allow: ['http://x.org']\n")
+    result = root_user.run("exec", "true", cwd=project)
+    assert result.returncode != 0
+    assert "config.yaml:3: network.allow[0]: invalid host pattern" in result.stderr

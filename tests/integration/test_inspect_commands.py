@@ -29,6 +29,7 @@ PS_ITEM = {
     "created": str,
     "harness": NULL_STR,
     "pre_start": str,
+    "network": NULL_STR,
 }
 VOLUME_ITEM = {
     "name": str,
@@ -65,6 +66,7 @@ CHECK = {
 TIER = {"tag": str, "exists": NULL_BOOL, "id": NULL_STR, "current": NULL_BOOL}
 INFO = {
     "aishell_version": str,
+    "network": (dict, type(None)),
     "project": {
         "root": str,
         "canonical": str,
@@ -219,8 +221,8 @@ def test_ps_lists_a_detached_sandbox(
     text = anyone.run("ps", cwd=project)
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "STATUS", "CREATED", "PRE_START"]
-    assert lines[1].split()[0] == "x" and lines[1].split()[-1] == "none"
+    assert lines[0].split() == ["NAME", "STATUS", "CREATED", "PRE_START", "NETWORK"]
+    assert lines[1].split()[0] == "x" and lines[1].split()[-2:] == ["none", "open"]
     # Another project sees none of it.
     other = anyone.new_project("other")
     assert ps_json(anyone, other) == []

@@ -1064,11 +1064,9 @@ _CACHE_VERSION = "1"
 
 
 def _cache_file(cache_dir: Path, text: str, path: Path, scope: Scope) -> Path:
-    import hashlib
+    from aishell.hashing import short_hash
 
-    key = hashlib.sha256(
-        "\0".join((_CACHE_VERSION, str(path), scope, text)).encode()
-    ).hexdigest()[:32]
+    key = short_hash("\0".join((_CACHE_VERSION, str(path), scope, text)), 32)
     return cache_dir / f"{key}.json"
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
+try:  # the built-in module: importing hashlib loads OpenSSL, which costs a launch ~5 ms
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover - Python builds without it
+    from hashlib import sha256
 import json
 from collections.abc import Iterable, Mapping
 
@@ -10,7 +13,7 @@ from collections.abc import Iterable, Mapping
 def short_hash(data: bytes | str, length: int = 12) -> str:
     if isinstance(data, str):
         data = data.encode()
-    return hashlib.sha256(data).hexdigest()[:length]
+    return sha256(data).hexdigest()[:length]
 
 
 def project_hash(canonical_path: str, length: int = 8) -> str:
@@ -30,9 +33,9 @@ def selection_hash(selection: Mapping[str, str]) -> str:
 
 def files_hash(files: Iterable[tuple[str, bytes]], extra: Mapping[str, str] | None = None) -> str:
     """Hash of named file contents plus extra key/values (build args), order-independent."""
-    h = hashlib.sha256()
+    h = sha256()
     for name, content in sorted(files):
-        h.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+        h.update(name.encode() + b"\0" + sha256(content).digest())
     for key, value in sorted((extra or {}).items()):
         h.update(b"\1" + key.encode() + b"=" + value.encode())
     return h.hexdigest()[:12]

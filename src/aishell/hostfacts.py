@@ -21,7 +21,7 @@ def _user_name(uid: int, environ: dict[str, str]) -> str:
         return "developer"
 
 
-def _logical_cwd(environ: dict[str, str]) -> str:
+def logical_cwd(environ: dict[str, str]) -> str:
     """The working directory as the user typed it ($PWD), when it is the real one."""
     real = os.getcwd()
     logical = environ.get("PWD", "")
@@ -37,7 +37,7 @@ def _logical_cwd(environ: dict[str, str]) -> str:
 def gather(*, cwd: str | None = None, want_git: bool = True) -> HostFacts:
     environ = dict(os.environ)
     uid, gid = os.getuid(), os.getgid()
-    here = cwd or _logical_cwd(environ)
+    here = cwd or logical_cwd(environ)
     name, email = git.identity(here) if want_git else (None, None)
     return HostFacts(
         uid=uid,

@@ -47,15 +47,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str 
 
 def logical_cwd() -> str:
     """The working directory as the user typed it ($PWD) when it is the real one."""
-    real = os.getcwd()
-    logical = os.environ.get("PWD", "")
-    if logical and os.path.isabs(logical) and logical != real:
-        try:
-            if os.path.samefile(logical, real):
-                return os.path.normpath(logical)
-        except OSError:
-            pass
-    return real
+    from aishell.hostfacts import logical_cwd as _logical
+
+    return _logical(dict(os.environ))
 
 
 def current_project() -> Project:

@@ -80,11 +80,9 @@ def test_engine_from_global_config(podman_root: Aishell, tmp_path: Path) -> None
     ai = podman_root
     env = {k: v for k, v in ai.extra_env.items() if k != "AISHELL_ENGINE"}
     home = tmp_path / "cfg-home"
-    other = Aishell(home=home, aishell_home=home / ".aishell", user=None, src=ai.src,
-                    extra_env=env)
+    other = Aishell(home=home, aishell_home=home / ".aishell", user=None, src=ai.src, extra_env=env)
     other.aishell_home.mkdir(parents=True)
-    (other.aishell_home / "state.json").write_text(
-        (ai.aishell_home / "state.json").read_text())
+    (other.aishell_home / "state.json").write_text((ai.aishell_home / "state.json").read_text())
     project = other.new_project("cfg")
     config = other.aishell_home / "config.yaml"
     config.write_text((ai.aishell_home / "config.yaml").read_text() + "engine: podman\n")
@@ -94,7 +92,8 @@ def test_engine_from_global_config(podman_root: Aishell, tmp_path: Path) -> None
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "in-podman\n"
     overridden = inspect_cmds.json_of(
-        other.run("info", "--json", cwd=project, env={"AISHELL_ENGINE": "docker"}))
+        other.run("info", "--json", cwd=project, env={"AISHELL_ENGINE": "docker"})
+    )
     assert overridden["engine"]["kind"] == "docker"
     config.write_text("engine: lxc\n")
     bad = other.run("exec", "true", cwd=project)
@@ -142,8 +141,10 @@ def test_project_extension_builds_once_and_on_change(pm: Aishell) -> None:
 
 
 def test_pre_start_runs_as_the_user_and_logs(pm: Aishell, project: Path) -> None:
-    pm.write(project / ".aishell" / "config.yaml",
-             "pre_start:\n  - echo started-$(id -u)\n  - touch /tmp/pre-start-marker\n")
+    pm.write(
+        project / ".aishell" / "config.yaml",
+        "pre_start:\n  - echo started-$(id -u)\n  - touch /tmp/pre-start-marker\n",
+    )
     name = "pre" + os.urandom(3).hex()
     result = pm.run("--detach", "--name", name, "shell", cwd=project)
     assert result.returncode == 0, result.stderr
@@ -151,8 +152,9 @@ def test_pre_start_runs_as_the_user_and_logs(pm: Aishell, project: Path) -> None
     assert f"podman stop {full}" in result.stderr
     try:
         for _ in range(100):
-            probe = pm.engine_cli("exec", full, "sh", "-c",
-                                  "test -f /tmp/pre-start.done && cat /tmp/pre-start.log")
+            probe = pm.engine_cli(
+                "exec", full, "sh", "-c", "test -f /tmp/pre-start.done && cat /tmp/pre-start.log"
+            )
             if probe.returncode == 0:
                 break
             time.sleep(0.1)
@@ -241,3 +243,29 @@ def test_update_fills_a_new_volume(pm: Aishell, project: Path) -> None:
         state_file.write_text(saved)
         if after != before:
             pm.engine_cli("volume", "rm", after)
+
+
+def test_verify_passes_on_podman(pm: Aishell, project: Path) -> None:
+    result = pm.run("verify", "--json", cwd=project, timeout=300)
+    data = json.loads(result.stdout)
+    failed = [c for c in data["checks"] if c["status"] == "fail"]
+    assert result.returncode == 0 and data["passed"], failed
+
+
+def test_volumes_prune_on_podman(pm: Aishell, project: Path) -> None:
+    orphan = "aishell-harness-podmantest" + os.urandom(3).hex()
+    created = pm.engine_cli(
+        "volume",
+        "create",
+        "--label",
+        "aishell.kind=harness",
+        "--label",
+        "aishell.managed=1",
+        orphan,
+    )
+    assert created.returncode == 0, created.stderr
+    listed = {v["name"]: v for v in json.loads(pm.run("volumes", "--json", cwd=project).stdout)}
+    assert listed[orphan]["status"] == "orphaned"
+    pruned = pm.run("volumes", "prune", "--yes", "--json", orphan, cwd=project)
+    assert pruned.returncode == 0, pruned.stderr
+    assert json.loads(pruned.stdout)["removed"] == [orphan]

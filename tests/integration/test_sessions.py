@@ -135,3 +135,39 @@ def test_tmux_false_runs_without_tmux(anyone: Aishell, project: Path, host_tmux:
     screen = host_tmux.wait_for("f", lambda s: "HOST-RC=" in s)
     assert "tmux=none" in screen
     assert "HOST-RC=3" in screen
+
+
+def test_attach_shell_opens_a_shell_beside_the_agent(
+    anyone: Aishell, project: Path, host_tmux: HostTmux
+) -> None:
+    name = "sh" + os.urandom(3).hex()
+    started = anyone.run("--detach", "--name", name, "shell", cwd=project)
+    assert started.returncode == 0, started.stderr
+    full = re.search(r"(aishell-[0-9a-f]{8}-" + name + ")", started.stderr)
+    assert full
+    try:
+        host_tmux.start("g", shell_line(anyone, "attach", name, "--shell", cwd=project))
+        host_tmux.wait_for("g", lambda s: PROMPT.search(s) is not None)
+        host_tmux.keys("g", 'echo "uid=$(id -u) tmux=${TMUX:-none}"; exit 3', "Enter")
+        screen = host_tmux.wait_for("g", lambda s: "HOST-RC=" in s)
+        assert f"uid={anyone.uid} tmux=none" in screen
+        assert "HOST-RC=3" in screen
+        assert _container_state(name) == "running"  # the agent's session is untouched
+    finally:
+        docker("rm", "-f", full.group(1))
+
+
+def test_attach_to_a_stopped_container(anyone: Aishell, project: Path, host_tmux: HostTmux) -> None:
+    name = "st" + os.urandom(3).hex()
+    started = anyone.run("--detach", "--name", name, "shell", cwd=project)
+    full = re.search(r"(aishell-[0-9a-f]{8}-" + name + ")", started.stderr)
+    assert full, started.stderr
+    try:
+        docker("rm", "-f", full.group(1))
+        docker("create", "--name", full.group(1), "aishell:foundation", "true")
+        host_tmux.start("h", shell_line(anyone, "attach", name, cwd=project))
+        screen = host_tmux.wait_for("h", lambda s: "HOST-RC=" in s)
+        assert f"Error: the container '{name}' is not running" in screen
+        assert "HOST-RC=1" in screen
+    finally:
+        docker("rm", "-f", full.group(1))

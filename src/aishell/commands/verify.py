@@ -55,7 +55,10 @@ DEFAULT_CAPS_NAMES: tuple[str, ...] = (
     "chown", "dac_override", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
     "net_bind_service", "net_raw", "sys_chroot", "mknod", "audit_write", "setfcap",
 )  # fmt: skip
-INIT_NAMES = frozenset({"docker-init", "tini", "tini-static", "catatonit", "dumb-init"})
+# podman --init copies catatonit in as podman-init.
+INIT_NAMES = frozenset(
+    {"docker-init", "podman-init", "tini", "tini-static", "catatonit", "dumb-init"}
+)
 SOCKET_NAMES = ("docker", "podman", "containerd", "crio", "buildkitd")
 
 

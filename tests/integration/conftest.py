@@ -70,18 +70,24 @@ def root_user(engine: str, shared_root: Path) -> Aishell:
 
 
 @pytest.fixture(scope="session")
-def user(engine: str, shared_root: Path, root_user: Aishell) -> Aishell:
+def shared_root_src(shared_root: Path) -> Path:
+    """A copy of aishell's source that non-root users can read."""
+    src = shared_root / "src"
+    if not src.exists():
+        shutil.copytree(REPO / "src", src)
+        subprocess.run(["chmod", "-R", "a+rX", str(shared_root)], check=True)
+    return src
+
+
+@pytest.fixture(scope="session")
+def user(engine: str, shared_root_src: Path, root_user: Aishell) -> Aishell:
     """aishell run as a non-root user (member of the docker group)."""
     uid = ensure_non_root_user()
     home = Path(f"/home/{NON_ROOT_USER}") / f"it-{os.getpid()}"
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
-    src = shared_root / "src"
-    if not src.exists():
-        shutil.copytree(REPO / "src", src)
-        subprocess.run(["chmod", "-R", "a+rX", str(shared_root)], check=True)
-    ai = Aishell(home=home, aishell_home=home / ".aishell", user=NON_ROOT_USER, src=src)
+    ai = Aishell(home=home, aishell_home=home / ".aishell", user=NON_ROOT_USER, src=shared_root_src)
     _global_config(ai.aishell_home)
     subprocess.run(["chown", "-R", f"{uid}:{uid}", str(home)], check=True)
     result = ai.run("setup", "--with-opencode", timeout=1500)

@@ -358,3 +358,55 @@ def test_engine_not_answering_is_a_clear_error(root_user: Aishell) -> None:
     assert result.returncode == 1
     assert "engine is not answering" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+SHARED_GID_USER = "aishell-it-users"
+
+
+def test_host_gid_that_already_exists_in_the_image(user: Aishell, shared_root_src: Path) -> None:
+    """A host user whose primary group (here `users`, GID 100) already exists in the image."""
+    import grp
+    import pwd
+    import shutil
+
+    gid = grp.getgrnam("users").gr_gid
+    try:
+        pwd.getpwnam(SHARED_GID_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "-m", "-g", "users", "-G", "docker", SHARED_GID_USER],
+            check=False,
+            capture_output=True,
+        )
+    entry = pwd.getpwnam(SHARED_GID_USER)
+    home = Path(entry.pw_dir) / f"it-{os.getpid()}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    ai = Aishell(
+        home=home, aishell_home=home / ".aishell", user=SHARED_GID_USER, src=shared_root_src
+    )
+    ai.aishell_home.mkdir()
+    (ai.aishell_home / "config.yaml").write_text((user.aishell_home / "config.yaml").read_text())
+    subprocess.run(["chown", "-R", f"{entry.pw_uid}:{gid}", str(Path(entry.pw_dir))], check=True)
+    os.chmod(entry.pw_dir, 0o755)
+    assert ai.run("setup", "--with-opencode", timeout=900).returncode == 0
+    project = ai.new_project("gid")
+    result = ai.run("exec", "sh", "-c", "id -u; id -g; id -gn; touch by-agent", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(entry.pw_uid), str(gid), "users"]
+    made = (project / "by-agent").stat()
+    assert (made.st_uid, made.st_gid) == (entry.pw_uid, gid)
+
+
+def test_dangerous_options_are_warned_even_with_unsafe(root_user: Aishell) -> None:
+    project = root_user.new_project("danger")
+    root_user.write(
+        project / ".aishell" / "config.yaml",
+        "docker_args: --cap-add SYS_ADMIN\nmounts: ['~/.ssh:/keys:ro']\n",
+    )
+    (root_user.home / ".ssh").mkdir(exist_ok=True)
+    result = root_user.run("--unsafe", "shell", cwd=project)  # bash reads EOF and exits
+    assert result.returncode == 0, result.stderr
+    assert "Security notice" in result.stderr
+    assert "--cap-add SYS_ADMIN" in result.stderr
+    assert ".ssh" in result.stderr

@@ -30,6 +30,7 @@ from aishell.config import (
     parse_config_text,
 )
 from aishell.errors import ConfigError
+from testing.privileges import permissions_enforced
 
 HOME = "/home/alice"
 EXP = Expansion(home=HOME, uid=1234, gid=5678, user="alice")
@@ -1272,7 +1273,7 @@ def test_unreadable_file(home: Path, project: Path) -> None:
     assert info.value.message.startswith(f"Cannot read {home / '.aishell' / 'config.yaml'}")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+@permissions_enforced
 def test_permission_denied(home: Path, project: Path) -> None:
     path = home / ".aishell" / "config.yaml"
     path.write_text("tmux: true\n")

@@ -23,6 +23,7 @@ from aishell.launch import (
     setup_hint,
     validate_name,
 )
+from testing.privileges import permissions_enforced
 
 
 @pytest.fixture(autouse=True)
@@ -399,7 +400,7 @@ def test_idempotent(tmp_path: Path) -> None:
     assert first == second
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+@permissions_enforced
 def test_unwritable_home_is_a_clear_error(tmp_path: Path) -> None:
     home = tmp_path / "ro"
     home.mkdir()

@@ -20,6 +20,7 @@ from aishell.security.scan import (
     ScanResult,
     scan_project,
 )
+from testing.privileges import permissions_enforced
 
 
 @dataclass
@@ -235,7 +236,7 @@ def test_error_while_listing_keeps_what_was_read(tmp_path: Path) -> None:
     assert result.notes == ("stopped reading directory d (Input/output error)",)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads chmod 000 directories anyway")
+@permissions_enforced
 def test_real_chmod_000_directory(tmp_path: Path) -> None:
     make(tmp_path, "locked/.env", "open/.env")
     locked = tmp_path / "locked"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-try:  # the built-in module: importing hashlib loads OpenSSL, which costs a launch ~5 ms
-    from _sha256 import sha256
-except ImportError:  # pragma: no cover - Python builds without it
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
     from hashlib import sha256
+else:
+    try:  # the built-in module: importing hashlib loads OpenSSL, which costs a launch ~5 ms
+        from _sha256 import sha256
+    except ImportError:  # pragma: no cover - Python builds without it
+        from hashlib import sha256
 import json
 from collections.abc import Iterable, Mapping
 

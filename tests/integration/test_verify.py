@@ -4,6 +4,8 @@ non-root user) and fails when the configuration opens a hole in the walls."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -109,3 +111,20 @@ def test_verify_fails_on_added_capabilities(root_user: Aishell) -> None:
     caps = next(c for c in data["checks"] if c["id"] == "capabilities")
     assert caps["status"] == "fail"
     assert "sys_admin" in caps["detail"]
+
+
+def test_verify_under_an_allowlist_policy(root_user: Aishell) -> None:
+    """The session's proxy and internal network are set up for verify and removed after."""
+    project = root_user.new_project("verify-net")
+    root_user.write(
+        project / ".aishell" / "config.yaml",
+        "network:\n  mode: allowlist\n  allow: [example.org]\n",
+    )
+    label = f"label=aishell.project={os.path.realpath(project)}"
+    result = root_user.run("verify", "--json", cwd=project, timeout=300)
+    data = json.loads(result.stdout)
+    assert result.returncode == 0 and data["passed"], data
+    leftovers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert leftovers == []

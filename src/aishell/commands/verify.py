@@ -559,12 +559,27 @@ def run_checks() -> list[Check]:
             host._replace(stdin_tty=False, stdout_tty=False),
         )
         output.info(f"Verifying the sandbox of {prep.project.root} ({spec.image})...")
-        result = prep.engine.capture(
-            *run.argv,
-            input=script_text(),
-            env={**os.environ, **run.env, env_name: env_value},
-            timeout=RUN_TIMEOUT,
-        )
+        egress = prep.egress if getattr(prep.egress, "session", None) else None
+        if egress is not None:  # allowlist policy: the session's proxy and network first
+            from aishell import network
+
+            network.start(
+                prep.engine,
+                egress,  # type: ignore[arg-type]
+                base_image=prep.config.base_image,
+                uid=host.uid,
+                gid=host.gid,
+            )
+        try:
+            result = prep.engine.capture(
+                *run.argv,
+                input=script_text(),
+                env={**os.environ, **run.env, env_name: env_value},
+                timeout=RUN_TIMEOUT,
+            )
+        finally:
+            if egress is not None:
+                network.stop(prep.engine, egress)  # type: ignore[arg-type]
         facts = parse_facts(result.stdout)
         if not facts:
             raise AishellError(

@@ -499,7 +499,12 @@ def launch(req: LaunchRequest) -> int:
     keep = False
     try:
         status = _launch(req, prepared, child=True)
-        keep = req.detach or prepared.spec.tmux
+        keep = req.detach
+        if prepared.spec.tmux and not req.detach and prepared.container:
+            # Detached from the session: the agent still runs and needs its proxy.
+            from aishell.commands.attach import DETACHED_FROM
+
+            keep = prepared.container in DETACHED_FROM
         return status
     finally:
         if not keep:

@@ -12,6 +12,8 @@ from aishell.engine.run_args import HostFacts
 from aishell.errors import AishellError, UsageError
 
 DETACHED = 200  # aishell-attach's status when the user detached
+# Containers this process detached from (still running): their session resources stay.
+DETACHED_FROM: set[str] = set()
 
 
 def _env_of(item: dict[str, Any]) -> dict[str, str]:
@@ -60,6 +62,7 @@ def attach_session(
     status = engine.call([*_exec_prefix(item, host), container, "aishell-attach"])
     if status == DETACHED:
         output.info(f"Detached from {short}; it keeps running. Back with: aishell attach {short}")
+        DETACHED_FROM.add(container)
         return 0
     return status
 

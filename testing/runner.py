@@ -135,6 +135,21 @@ class Aishell:
             **self.process_kwargs(),  # type: ignore[arg-type]
         )
 
+    def sibling(self, home: Path) -> Aishell:
+        """Another aishell home for the same user, with the same global config."""
+        other = Aishell(
+            home=home,
+            aishell_home=home / ".aishell",
+            user=self.user,
+            src=self.src,
+            extra_env=dict(self.extra_env),
+        )
+        other.aishell_home.mkdir(parents=True)
+        (other.aishell_home / "config.yaml").write_text(
+            (self.aishell_home / "config.yaml").read_text()
+        )
+        return other
+
     def new_project(self, name: str = "proj") -> Path:
         path = self.home / "projects" / f"{name}-{next(_counter)}"
         path.mkdir(parents=True)

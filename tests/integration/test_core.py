@@ -217,16 +217,7 @@ def test_second_project_same_selection_installs_nothing(anyone: Aishell) -> None
 
 def test_concurrent_first_launches_fill_the_volume_once(root_user: Aishell, tmp_path: Path) -> None:
     """Two launches that both find the volume missing: one installs, the other waits."""
-    ai = Aishell(
-        home=tmp_path / "home",
-        aishell_home=tmp_path / "home" / ".aishell",
-        user=None,
-        src=root_user.src,
-    )
-    ai.aishell_home.mkdir(parents=True)
-    (ai.aishell_home / "config.yaml").write_text(
-        (root_user.aishell_home / "config.yaml").read_text()
-    )
+    ai = root_user.sibling(tmp_path / "home")
     version = json.loads((root_user.aishell_home / "state.json").read_text())
     pinned = version["volumes"][version["harness_volume"]]["versions"]["opencode"]
     setup = ai.run("setup", f"--with-opencode={pinned}", timeout=900)
@@ -254,16 +245,7 @@ def test_concurrent_first_launches_fill_the_volume_once(root_user: Aishell, tmp_
 
 
 def test_half_filled_volume_is_refilled(root_user: Aishell, tmp_path: Path) -> None:
-    ai = Aishell(
-        home=tmp_path / "home",
-        aishell_home=tmp_path / "home" / ".aishell",
-        user=None,
-        src=root_user.src,
-    )
-    ai.aishell_home.mkdir(parents=True)
-    (ai.aishell_home / "config.yaml").write_text(
-        (root_user.aishell_home / "config.yaml").read_text()
-    )
+    ai = root_user.sibling(tmp_path / "home")
     assert ai.run("setup", "--with-opencode", timeout=900).returncode == 0
     state_path = ai.aishell_home / "state.json"
     volume = json.loads(state_path.read_text())["harness_volume"]

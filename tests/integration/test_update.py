@@ -49,16 +49,7 @@ def volume_names() -> set[str]:
 @pytest.fixture
 def home(root_user: Aishell, tmp_path: Path) -> Iterator[Aishell]:
     """A dedicated aishell home, set up with OpenCode; its fresh volumes are removed after."""
-    ai = Aishell(
-        home=tmp_path / "home",
-        aishell_home=tmp_path / "home" / ".aishell",
-        user=None,
-        src=root_user.src,
-    )
-    ai.aishell_home.mkdir(parents=True)
-    (ai.aishell_home / "config.yaml").write_text(
-        (root_user.aishell_home / "config.yaml").read_text()
-    )
+    ai = root_user.sibling(tmp_path / "home")
     setup = ai.run("setup", "--with-opencode", timeout=1500)
     assert setup.returncode == 0, setup.stderr
     yield ai

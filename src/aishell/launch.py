@@ -206,37 +206,19 @@ def resolve_image(
             "changed); run 'aishell update --force' to rebuild it"
         )
 
-    base_item: Mapping[str, Any] | None = image_items.get(BASE_IMAGE)
-    global_dockerfile = paths.global_dockerfile()
-    if global_dockerfile.is_file():
-        tier = images.Tier(
-            tag=BASE_IMAGE,
-            directory=global_dockerfile.parent,
-            dockerfile=global_dockerfile,
-            parent_tag=FOUNDATION_IMAGE,
-            title=f"Building {BASE_IMAGE} from {global_dockerfile}",
-            extra_labels=((LABEL_KIND, "base"),),
-        )
-        if tier.ensure(engine, item=base_item, parent_id=foundation_id, verbose=verbose):
-            base_item = images.inspect_images(engine, [BASE_IMAGE]).get(BASE_IMAGE)
-    else:
-        if (
-            images.labels_of(base_item).get(LABEL_KIND) == "base"
-            or images.image_id(base_item) != foundation_id
-        ):
-            images.ensure_base_alias(engine, foundation_id, None)
-            base_item = foundation
+    base_item = images.ensure_base(
+        engine,
+        dockerfile=paths.global_dockerfile(),
+        foundation_id=foundation_id,
+        base_item=image_items.get(BASE_IMAGE),
+        verbose=verbose,
+    )
     base_id = images.image_id(base_item)
 
     config_dir = find_project_config_dir(Path(project.root), aishell_home=paths.aishell_home())
     if config_dir is not None and (config_dir / DOCKERFILE).is_file():
-        tier = images.Tier(
-            tag=project.extension_tag,
-            directory=config_dir,
-            dockerfile=config_dir / DOCKERFILE,
-            parent_tag=BASE_IMAGE,
-            title=f"Building project image {project.extension_tag}",
-            extra_labels=((LABEL_KIND, "extension"), (images.LABEL_PROJECT, project.canonical)),
+        tier = images.extension_tier(
+            project.extension_tag, project.canonical, config_dir / DOCKERFILE
         )
         tier.ensure(
             engine,

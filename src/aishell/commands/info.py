@@ -127,29 +127,11 @@ def _tier_hashes(g: Gathered) -> None:
     dockerfile = paths.global_dockerfile()
     if dockerfile.is_file():
         g.base_dockerfile = str(dockerfile)
-        g.base_hash = (
-            images.Tier(
-                tag=BASE_IMAGE,
-                directory=dockerfile.parent,
-                dockerfile=dockerfile,
-                parent_tag=FOUNDATION_IMAGE,
-                title="",
-            )
-            .context()
-            .hash
-        )
+        g.base_hash = images.base_tier(dockerfile).context().hash
     if g.extension_dockerfile:
         ext = Path(g.extension_dockerfile)
         g.extension_hash = (
-            images.Tier(
-                tag=g.project.extension_tag,
-                directory=ext.parent,
-                dockerfile=ext,
-                parent_tag=BASE_IMAGE,
-                title="",
-            )
-            .context()
-            .hash
+            images.extension_tier(g.project.extension_tag, g.project.canonical, ext).context().hash
         )
     if g.config is not None and g.state is not None:
         try:

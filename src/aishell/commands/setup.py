@@ -78,25 +78,14 @@ def build_images(engine: Engine, cfg: Config, *, gitleaks: bool, force: bool, ve
     images.ensure_foundation(engine, context, force=force, verbose=verbose)
     found = images.inspect_images(engine, [FOUNDATION_IMAGE, BASE_IMAGE])
     foundation_id = images.image_id(found.get(FOUNDATION_IMAGE))
-    dockerfile = paths.global_dockerfile()
-    if dockerfile.is_file():
-        tier = images.Tier(
-            tag=BASE_IMAGE,
-            directory=dockerfile.parent,
-            dockerfile=dockerfile,
-            parent_tag=FOUNDATION_IMAGE,
-            title=f"Building {BASE_IMAGE} from {dockerfile}",
-            extra_labels=(("aishell.kind", "base"),),
-        )
-        tier.ensure(
-            engine,
-            item=found.get(BASE_IMAGE),
-            parent_id=foundation_id,
-            verbose=verbose,
-            force=force,
-        )
-    else:
-        images.ensure_base_alias(engine, foundation_id, found.get(BASE_IMAGE))
+    images.ensure_base(
+        engine,
+        dockerfile=paths.global_dockerfile(),
+        foundation_id=foundation_id,
+        base_item=found.get(BASE_IMAGE),
+        verbose=verbose,
+        force=force,
+    )
     return context.hash
 
 

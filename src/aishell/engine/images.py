@@ -359,6 +359,54 @@ class Tier(NamedTuple):
         return True
 
 
+def base_tier(dockerfile: Path) -> Tier:
+    """`aishell:base` built from the global Dockerfile (`~/.aishell/Dockerfile`)."""
+    return Tier(
+        tag=BASE_IMAGE,
+        directory=dockerfile.parent,
+        dockerfile=dockerfile,
+        parent_tag=FOUNDATION_IMAGE,
+        title=f"Building {BASE_IMAGE} from {dockerfile}",
+        extra_labels=((LABEL_KIND, "base"),),
+    )
+
+
+def extension_tier(tag: str, canonical_project: str, dockerfile: Path) -> Tier:
+    """A project's `aishell:ext-<hash>` built from its `.aishell/Dockerfile`."""
+    return Tier(
+        tag=tag,
+        directory=dockerfile.parent,
+        dockerfile=dockerfile,
+        parent_tag=BASE_IMAGE,
+        title=f"Building project image {tag}",
+        extra_labels=((LABEL_KIND, "extension"), (LABEL_PROJECT, canonical_project)),
+    )
+
+
+def ensure_base(
+    engine: Engine,
+    *,
+    dockerfile: Path,
+    foundation_id: str,
+    base_item: Mapping[str, Any] | None,
+    verbose: bool = False,
+    force: bool = False,
+) -> Mapping[str, Any] | None:
+    """Make `aishell:base` current: built from `dockerfile` when it exists, else another
+    name for the foundation. Returns the base image's inspect data (None if unknown)."""
+    if dockerfile.is_file():
+        tier = base_tier(dockerfile)
+        if tier.ensure(
+            engine, item=base_item, parent_id=foundation_id, verbose=verbose, force=force
+        ):
+            return inspect_images(engine, [BASE_IMAGE]).get(BASE_IMAGE)
+        return base_item
+    if image_id(base_item) != foundation_id:
+        ensure_base_alias(engine, foundation_id, None)
+        return inspect_images(engine, [FOUNDATION_IMAGE]).get(FOUNDATION_IMAGE)
+    return base_item
+
+
 def ensure_base_alias(
     engine: Engine, foundation_id: str, base_item: Mapping[str, Any] | None
 ) -> None:

@@ -243,8 +243,9 @@ RUN_HELP = {
     "are passed through; the exit status is the command's own.",
     "gitleaks": "usage: aishell gitleaks [GITLEAKS ARGS...]\n\n"
     "Run gitleaks inside the sandbox on the project (needs 'aishell setup --with-gitleaks').\n"
-    "Without arguments: 'gitleaks detect --no-git --verbose --source .'. Completed scans are recorded, and\n"
-    "agent runs warn when the last scan is older than gitleaks_freshness_threshold days.",
+    "Without arguments: 'gitleaks detect --no-git --verbose --source .'.\n"
+    "Completed scans are recorded, and agent runs warn when the last scan is older\n"
+    "than gitleaks_freshness_threshold days.",
 }
 
 

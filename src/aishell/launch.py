@@ -453,9 +453,10 @@ def _terminal_size(tmux: bool) -> list[tuple[str, str]]:
 def _start_detached(prepared: Prepared, env: dict[str, str]) -> None:
     result = prepared.engine.capture(*prepared.run_args.argv, env=env)
     if not result.ok:
+        engine_says = result.stderr.strip()
         raise AishellError(
             f"starting {prepared.container} failed: "
-            f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}",
+            f"{engine_says.splitlines()[-1] if engine_says else result.returncode}",
             hint="see the engine's message above",
             details=result.stderr.strip() or None,
         )

@@ -14,7 +14,6 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from types import TracebackType
 
 
@@ -151,7 +150,3 @@ def _terminal_width(stream: TextIO) -> int:
         return os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError):
         return 80
-
-
-def lines(text: str) -> Iterator[str]:
-    yield from text.splitlines()

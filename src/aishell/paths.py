@@ -32,9 +32,5 @@ def global_dockerfile(environ: dict[str, str] | None = None) -> Path:
     return aishell_home(environ) / "Dockerfile"
 
 
-def locks_dir(environ: dict[str, str] | None = None) -> Path:
-    return aishell_home(environ) / "locks"
-
-
 def logs_dir(environ: dict[str, str] | None = None) -> Path:
     return aishell_home(environ) / "logs"

@@ -300,9 +300,3 @@ def discard(engine: Engine, volume: str) -> bool:
     engine.capture("rm", "-f", fill_container_name(volume))
     result = engine.capture("volume", "rm", volume)
     return result.ok or "no such volume" in result.stderr.lower()
-
-
-def now_iso() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

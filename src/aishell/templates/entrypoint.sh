@@ -97,11 +97,14 @@ if [ "${AISHELL_TMUX:-}" = 1 ]; then
             [ -f /tmp/aishell.exit ] || echo 1 > /tmp/aishell.exit
         fi
     done
-    # Give attached clients a moment to read the status before the container goes.
+    # Give attached clients a moment to read the status before the container goes,
+    # and the engine a moment to record their exec's exit code (podman looks it up
+    # in its database afterwards, and fails if the container is already removed).
     for _ in $(seq 1 30); do
         pgrep -f aishell-attach >/dev/null 2>&1 || break
         sleep 0.1
     done
+    sleep 0.5
     exit "$(cat /tmp/aishell.exit)"
 fi
 exec gosu "$uid:$gid" "$@"

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 from aishell.constants import CONFIG_FILE, PROJECT_CONFIG_DIRS
 from aishell.errors import ConfigError
 from aishell.harnesses import HARNESS_NAMES
+from aishell.netpolicy import NetworkConfig
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -102,15 +103,6 @@ class DetectionConfig(NamedTuple):
     enabled: bool = True
     custom_patterns: tuple[CustomPattern, ...] = ()
     allowlist: tuple[AllowEntry, ...] = ()
-
-
-class NetworkConfig(NamedTuple):
-    """`network`: mode none < allowlist < open; `allow` host patterns and opt-in
-    `presets` (see aishell/network.py and docs/network.md)."""
-
-    mode: str = "open"
-    allow: tuple[str, ...] = ()
-    presets: tuple[str, ...] = ()
 
 
 def _empty_harness_args() -> Mapping[str, tuple[str, ...]]:
@@ -883,7 +875,7 @@ def _ca_certificates(ctx: _Ctx, value: object) -> tuple[str, ...]:
 def _network(ctx: _Ctx, value: object) -> dict[str, Any]:
     if value is None:
         return {}
-    from aishell import network as netmod
+    from aishell import netpolicy as netmod
 
     kp: KeyPath = ("network",)
     if isinstance(value, str):  # shorthand: `network: none`
@@ -929,37 +921,21 @@ def _network(ctx: _Ctx, value: object) -> dict[str, Any]:
 
 
 def merge_network(global_part: FileConfig | None, project_part: FileConfig | None) -> NetworkConfig:
-    """The project may only tighten: mode none < allowlist < open. When both are
-    allowlists, the project's entries are kept only where the global allows them
-    (presets named by both; hosts covered by a global host or preset host). A project
-    that names no hosts inherits the global allowlist. `extends: none` does not lift
-    the global network policy."""
-    from aishell import network as netmod
+    """The project may only tighten (see `netpolicy.merge`)."""
+    from aishell import netpolicy
 
-    g_mode = (global_part.network_mode if global_part else None) or "open"
-    g_allow = (global_part.network_allow if global_part else None) or ()
-    g_presets = (global_part.network_presets if global_part else None) or ()
-    if project_part is None or (
-        project_part.network_mode is None
-        and project_part.network_allow is None
-        and project_part.network_presets is None
-    ):
-        return NetworkConfig(g_mode, g_allow, g_presets)
-    p_mode = project_part.network_mode or g_mode
-    mode = min(g_mode, p_mode, key=netmod.RANK.__getitem__)
-    names_project = project_part.network_allow is not None or (
-        project_part.network_presets is not None
-    )
-    if g_mode != "allowlist" or not names_project:
-        if g_mode == "allowlist":
-            return NetworkConfig(mode, g_allow, g_presets)
-        return NetworkConfig(
-            mode, project_part.network_allow or (), project_part.network_presets or ()
+    g = None
+    if global_part is not None:
+        g = NetworkConfig(
+            global_part.network_mode or "open",
+            global_part.network_allow or (),
+            global_part.network_presets or (),
         )
-    ceiling = [*g_allow, *(h for name in g_presets for h in netmod.PRESETS[name])]
-    presets = tuple(p for p in project_part.network_presets or () if p in g_presets)
-    allow = netmod.merge_allow(ceiling, project_part.network_allow or ())
-    return NetworkConfig(mode, allow, presets)
+    if project_part is None:
+        return netpolicy.merge(g, None, None, None)
+    return netpolicy.merge(
+        g, project_part.network_mode, project_part.network_allow, project_part.network_presets
+    )
 
 
 # -------------------------------------------------------------------------- merge

@@ -373,9 +373,9 @@ def prepare(req: LaunchRequest) -> Prepared:
     fixed_env += _terminal_size(tmux)
     egress = None
     if config.network.mode != "open":
-        from aishell import network
+        from aishell import netpolicy
 
-        egress = network.plan(config, st.tools, config.docker_args)
+        egress = netpolicy.plan(config.network, st.tools, config.docker_args)
         labels += egress.labels
         fixed_env += egress.env
     spec = RunSpec(
@@ -469,7 +469,7 @@ def launch(req: LaunchRequest) -> int:
         return _launch(req, prepared)
     # Allowlist: the proxy and the internal network first; the agent runs as a child
     # so they can be removed when it ends (a detached agent's are collected later).
-    from aishell import network
+    from aishell.engine import proxy as network
 
     network.start(
         prepared.engine,

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from aishell import config as c
-from aishell import network
+from aishell import netpolicy as network
+from aishell.engine import proxy
 from aishell.engine.run_args import HostFacts, RunSpec, build_run_args
 from aishell.errors import ConfigError
 
@@ -87,11 +88,11 @@ def test_invalid_network_config(text: str, message: str) -> None:
 
 def test_effective_policy_adds_harness_presets() -> None:
     cfg = c.Config(network=c.NetworkConfig("allowlist", ("b.org",), ("npm",)))
-    policy = network.effective_policy(cfg, ["claude"])
+    policy = network.effective_policy(cfg.network, ["claude"])
     hosts = [str(p) for p in policy.allow]
     assert "api.anthropic.com" in hosts and "registry.npmjs.org" in hosts and "b.org" in hosts
     assert policy.presets == ("claude", "npm")
-    assert network.effective_policy(c.Config(), ["claude"]).mode == "open"
+    assert network.effective_policy(c.Config().network, ["claude"]).mode == "open"
 
 
 def test_plan_and_run_args() -> None:
@@ -101,11 +102,11 @@ def test_plan_and_run_args() -> None:
     open_argv = build_run_args(spec, host).argv
     assert "--network" not in open_argv
 
-    none = network.plan(c.Config(network=c.NetworkConfig("none")), [])
+    none = network.plan(c.NetworkConfig("none"), [])
     argv = build_run_args(spec._replace(network=none.network), host).argv
     assert argv[argv.index("--network") + 1] == "none"
 
-    plan = network.plan(c.Config(network=c.NetworkConfig("allowlist", ("a.org",))), [])
+    plan = network.plan(c.NetworkConfig("allowlist", ("a.org",)), [])
     assert plan.network == f"aishell-net-{plan.session}"
     env = dict(plan.env)
     assert env["https_proxy"] == env["HTTP_PROXY"] == "http://aishell-proxy:8888"
@@ -115,13 +116,13 @@ def test_plan_and_run_args() -> None:
     settings = network.proxy_settings(plan.policy)
     assert settings["AISHELL_PROXY_PORTS"] == "443"
     with pytest.raises(ConfigError):
-        network.plan(c.Config(network=c.NetworkConfig("none")), [], ("--network=host",))
+        network.plan(c.NetworkConfig("none"), [], ("--network=host",))
 
 
 def test_proxy_files_are_not_foundation_inputs() -> None:
     from aishell.engine import images
 
-    assert not set(images.TEMPLATE_FILES) & {f"proxy/{n}" for n in network.PROXY_TEMPLATE_FILES}
+    assert not set(images.TEMPLATE_FILES) & {f"proxy/{n}" for n in proxy.PROXY_TEMPLATE_FILES}
     assert "proxy" not in images.TEMPLATE_FILES
 
 
@@ -131,7 +132,7 @@ def test_launch_path_stays_light() -> None:
 
     code = (
         "import sys, aishell.launch, aishell.config, aishell.engine.run_args; "
-        "print('aishell.network' in sys.modules)"
+        "print('aishell.engine.proxy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -326,10 +326,10 @@ def config_checks(g: Gathered, host_env: Mapping[str, str]) -> list[Check]:
                     )
                 )
     if g.config is not None:
-        from aishell import network
+        from aishell import netpolicy
 
         tools = list(g.state.tools) if g.state is not None else []
-        policy = network.effective_policy(g.config, tools)
+        policy = netpolicy.effective_policy(g.config.network, tools)
         detail = None
         if policy.mode == "allowlist":
             detail = "allow: " + (", ".join(str(p) for p in policy.allow) or "(nothing)")

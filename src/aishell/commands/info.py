@@ -433,10 +433,10 @@ def _network_json(g: Gathered) -> dict[str, Any] | None:
     """The effective egress policy (None when the configuration does not load)."""
     if g.config is None:
         return None
-    from aishell import network
+    from aishell import netpolicy
 
     tools = list(g.state.tools) if g.state is not None else []
-    return network.policy_json(network.effective_policy(g.config, tools))
+    return netpolicy.policy_json(netpolicy.effective_policy(g.config.network, tools))
 
 
 def _yes_no_unknown(value: bool | None, yes: str, no: str) -> str:

@@ -229,9 +229,9 @@ def collect(project_hash: str) -> tuple[list[ContainerRow], str, list[str]]:
     from aishell.engine.containers import exec_probes, list_containers
 
     engine = get_engine()
-    from aishell import network
+    from aishell.engine import proxy
 
-    network.collect_orphans(engine)  # proxies/networks of ended detached sessions
+    proxy.collect_orphans(engine)  # proxies/networks of ended detached sessions
     rows = rows_from_ps(list_containers(engine, f"label={LABEL_PROJECT_HASH}={project_hash}"))
     running = [row.container for row in rows if row.running]
     results = exec_probes(engine, running, PROBE_SCRIPT)

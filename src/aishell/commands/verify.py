@@ -561,7 +561,7 @@ def run_checks() -> list[Check]:
         output.info(f"Verifying the sandbox of {prep.project.root} ({spec.image})...")
         egress = prep.egress if getattr(prep.egress, "session", None) else None
         if egress is not None:  # allowlist policy: the session's proxy and network first
-            from aishell import network
+            from aishell.engine import proxy as network
 
             network.start(
                 prep.engine,

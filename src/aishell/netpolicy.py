@@ -1,0 +1,313 @@
+"""Network egress policy, as pure data and functions: `network: {mode, allow, presets}`.
+
+Modes (tightest first): `none` (loopback only), `allowlist` (only listed hosts, through
+the egress proxy), `open` (no restriction, the default). This module knows the modes,
+the host presets, the host-pattern syntax, how a project's policy merges under the
+global one, and what a session needs (`plan`). It does no I/O and never talks to the
+engine: the proxy that enforces an allowlist lives in `aishell.engine.proxy`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from aishell.errors import ConfigError
+
+MODES = ("none", "allowlist", "open")  # tightest first
+RANK = {mode: i for i, mode in enumerate(MODES)}
+
+PROXY_ALIAS = "aishell-proxy"
+PROXY_PORT = 8888
+PROXY_URL = f"http://{PROXY_ALIAS}:{PROXY_PORT}"
+NO_PROXY = "localhost,127.0.0.1,::1"
+# A DNS server the agent's engine-embedded resolver forwards outside names to: an
+# address reserved for documentation (TEST-NET-1), unroutable on the internal network,
+# so every outside name fails to resolve (no DNS tunnel) while the proxy's name,
+# answered by the engine itself, still resolves.
+BLACKHOLE_DNS = "192.0.2.1"
+
+LABEL_NETWORK = "aishell.network"  # on agent containers: the mode
+LABEL_SESSION = "aishell.session"
+
+# Hosts each agent needs to work (API, login, telemetry), added automatically in
+# allowlist mode for every enabled harness.
+HARNESS_PRESETS: dict[str, tuple[str, ...]] = {
+    "claude": (
+        "api.anthropic.com",
+        "console.anthropic.com",
+        "statsig.anthropic.com",
+        "claude.ai",
+        "sentry.io",
+    ),
+    "opencode": (
+        "opencode.ai",
+        "*.opencode.ai",
+        "models.dev",
+        "api.anthropic.com",
+        "api.openai.com",
+    ),
+    "codex": ("api.openai.com", "auth.openai.com", "chatgpt.com"),
+    "gemini": (
+        "generativelanguage.googleapis.com",
+        "cloudcode-pa.googleapis.com",
+        "oauth2.googleapis.com",
+        "accounts.google.com",
+        "play.googleapis.com",
+    ),
+    "pi": ("api.anthropic.com", "api.openai.com", "generativelanguage.googleapis.com"),
+    "openspec": (),
+}
+# Opt-in presets (`network.presets`).
+PRESETS: dict[str, tuple[str, ...]] = {
+    "npm": ("registry.npmjs.org",),
+    "pypi": ("pypi.org", "files.pythonhosted.org"),
+    "github": (
+        "github.com",
+        "api.github.com",
+        "codeload.github.com",
+        "objects.githubusercontent.com",
+        "raw.githubusercontent.com",
+    ),
+}
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"^(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>\d+))?$")
+
+
+class NetworkConfig(NamedTuple):
+    """`network` as the configuration gives it: mode none < allowlist < open; `allow`
+    host patterns and opt-in `presets` (see docs/network.md)."""
+
+    mode: str = "open"
+    allow: tuple[str, ...] = ()
+    presets: tuple[str, ...] = ()
+
+
+class HostPattern(NamedTuple):
+    host: str  # lower case, without the `*.`
+    wildcard: bool  # `*.host`: any subdomain of host (not host itself)
+    port: int | None  # None: 80 (HTTP) and 443 (HTTPS)
+
+    def __str__(self) -> str:
+        text = ("*." if self.wildcard else "") + self.host
+        return f"{text}:{self.port}" if self.port is not None else text
+
+    def covers(self, other: HostPattern) -> bool:
+        """Everything `other` admits is admitted by self."""
+        if self.port != other.port:
+            return False
+        if not self.wildcard:
+            return not other.wildcard and other.host == self.host
+        return other.host.endswith("." + self.host)
+
+    def filter_regexes(self) -> list[str]:
+        """tinyproxy filter lines (`FilterURLs On`, extended regexes, case-insensitive):
+        HTTP requests are matched on their URL, HTTPS on `CONNECT host:port`."""
+        host = (r"[^/:@]+\." if self.wildcard else "") + re.escape(self.host)
+        host = host.replace(r"\-", "-")
+        if self.port is None:
+            return [rf"^http://{host}(:80)?(/|$)", rf"^{host}:443$"]
+        return [rf"^http://{host}:{self.port}(/|$)", rf"^{host}:{self.port}$"]
+
+
+def parse_host(text: str) -> HostPattern | None:
+    m = _HOST_RE.match(text.strip().lower())
+    if m is None:
+        return None
+    port = m.group("port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        return None
+    host = m.group("host")
+    if m.group("wild") and "." not in host:
+        return None  # `*.com` would admit a whole top-level domain
+    return HostPattern(host, bool(m.group("wild")), int(port) if port is not None else None)
+
+
+def host_problem(text: str) -> str | None:
+    """Why `text` is not a valid allow entry, or None."""
+    if parse_host(text) is not None:
+        return None
+    return (
+        f"invalid host pattern {text!r}: use a host name ('api.example.com'), "
+        "'*.domain' for its subdomains, optionally ':port'"
+    )
+
+
+class Policy(NamedTuple):
+    """The effective policy of a session (harness presets included)."""
+
+    mode: str
+    allow: tuple[HostPattern, ...] = ()
+    presets: tuple[str, ...] = ()  # opt-in presets and harness names whose hosts are in
+    extra: tuple[str, ...] = ()  # explicit entries from config
+
+    def describe(self) -> str:
+        if self.mode == "open":
+            return "open (no restriction)"
+        if self.mode == "none":
+            return "none (no network, loopback only)"
+        return f"allowlist ({len(self.allow)} hosts)"
+
+
+def effective_policy(net: NetworkConfig, tools: Iterable[str]) -> Policy:
+    """The policy a session runs with: the configured one plus, for an allowlist, the
+    hosts of every enabled agent."""
+    mode = net.mode or "open"
+    if mode != "allowlist":
+        return Policy(mode)
+    hosts: list[str] = []
+    names: list[str] = []
+    for tool in sorted(tools):
+        if HARNESS_PRESETS.get(tool):
+            names.append(tool)
+            hosts += HARNESS_PRESETS[tool]
+    for name in net.presets:
+        names.append(name)
+        hosts += PRESETS[name]
+    hosts += net.allow
+    allow: dict[str, HostPattern] = {}
+    for text in hosts:
+        pattern = parse_host(text)
+        if pattern is not None:
+            allow.setdefault(str(pattern), pattern)
+    return Policy("allowlist", tuple(allow.values()), tuple(names), tuple(net.allow))
+
+
+def describe_lines(policy: Policy) -> list[str]:
+    lines = [f"network: {policy.describe()}"]
+    if policy.mode == "allowlist":
+        if policy.presets:
+            lines.append("  presets: " + ", ".join(policy.presets))
+        lines.append("  allow: " + (", ".join(str(p) for p in policy.allow) or "(nothing)"))
+    return lines
+
+
+def policy_json(policy: Policy) -> dict[str, object]:
+    return {
+        "mode": policy.mode,
+        "presets": list(policy.presets),
+        "allow": [str(p) for p in policy.allow],
+    }
+
+
+# -- config merge ---------------------------------------------------------------
+
+
+def merge_allow(global_allow: Sequence[str], project_allow: Sequence[str]) -> tuple[str, ...]:
+    """Project entries that some global entry covers (a project can only tighten)."""
+    ceiling = [p for p in (parse_host(t) for t in global_allow) if p is not None]
+    kept = []
+    for text in project_allow:
+        pattern = parse_host(text)
+        if pattern is not None and any(g.covers(pattern) for g in ceiling):
+            kept.append(text)
+    return tuple(kept)
+
+
+def merge(
+    global_net: NetworkConfig | None,
+    project_mode: str | None,
+    project_allow: tuple[str, ...] | None,
+    project_presets: tuple[str, ...] | None,
+) -> NetworkConfig:
+    """The project may only tighten: mode none < allowlist < open. When both are
+    allowlists, the project's entries are kept only where the global allows them
+    (presets named by both; hosts covered by a global host or preset host). A project
+    that names no hosts inherits the global allowlist. (`extends: none` does not lift
+    the global network policy: callers pass the global part regardless.)"""
+    g = global_net or NetworkConfig()
+    g_mode = g.mode or "open"
+    if project_mode is None and project_allow is None and project_presets is None:
+        return NetworkConfig(g_mode, g.allow, g.presets)
+    p_mode = project_mode or g_mode
+    mode = min(g_mode, p_mode, key=RANK.__getitem__)
+    names_project = project_allow is not None or project_presets is not None
+    if g_mode != "allowlist" or not names_project:
+        if g_mode == "allowlist":
+            return NetworkConfig(mode, g.allow, g.presets)
+        return NetworkConfig(mode, project_allow or (), project_presets or ())
+    ceiling = [*g.allow, *(h for name in g.presets for h in PRESETS[name])]
+    presets = tuple(p for p in project_presets or () if p in g.presets)
+    allow = merge_allow(ceiling, project_allow or ())
+    return NetworkConfig(mode, allow, presets)
+
+
+# -- what a session needs -------------------------------------------------------
+
+
+class Plan(NamedTuple):
+    """What a session needs: the agent's extra run settings, and (allowlist) the
+    proxy and internal network to create before it starts."""
+
+    policy: Policy
+    session: str | None = None
+    network: str | None = None  # the agent's --network
+    dns: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def proxy_name(self) -> str:
+        return f"aishell-proxy-{self.session}"
+
+
+# docker_args that would undo a restricted policy.
+_NETWORK_OPTIONS = ("--network", "--net", "--dns", "--add-host", "--sysctl")
+
+
+def plan(
+    net: NetworkConfig,
+    tools: Iterable[str],
+    docker_args: Sequence[str] = (),
+    *,
+    session: str | None = None,
+) -> Plan:
+    """The session's plan. `session` names an allowlist session (a fresh random id
+    when not given)."""
+    policy = effective_policy(net, tools)
+    if policy.mode == "open":
+        return Plan(policy)
+    for arg in docker_args:
+        name = arg.split("=", 1)[0]
+        if name in _NETWORK_OPTIONS:
+            raise ConfigError(
+                f"docker_args: {name} would undo `network: {{mode: {policy.mode}}}`",
+                hint="remove it from docker_args, or use network.mode: open",
+            )
+    labels: tuple[tuple[str, str], ...] = ((LABEL_NETWORK, policy.mode),)
+    if policy.mode == "none":
+        return Plan(policy, network="none", labels=labels)
+    if session is None:
+        session = os.urandom(5).hex()
+    env = (
+        ("http_proxy", PROXY_URL),
+        ("https_proxy", PROXY_URL),
+        ("HTTP_PROXY", PROXY_URL),
+        ("HTTPS_PROXY", PROXY_URL),
+        ("no_proxy", NO_PROXY),
+        ("NO_PROXY", NO_PROXY),
+        ("NODE_USE_ENV_PROXY", "1"),
+        ("AISHELL_NETWORK", "allowlist"),
+    )
+    return Plan(
+        policy,
+        session=session,
+        network=f"aishell-net-{session}",
+        dns=BLACKHOLE_DNS,
+        env=env,
+        labels=(*labels, (LABEL_SESSION, session)),
+    )
+
+
+def proxy_settings(policy: Policy) -> dict[str, str]:
+    """The allowlist as the proxy reads it (environment of the proxy container)."""
+    regexes = [r for p in policy.allow for r in p.filter_regexes()]
+    ports = sorted({443, *(p.port for p in policy.allow if p.port is not None)})
+    return {
+        "AISHELL_PROXY_FILTER": "\n".join(regexes),
+        "AISHELL_PROXY_PORTS": " ".join(str(p) for p in ports),
+        "AISHELL_PROXY_ALLOW": "\n".join(str(p) for p in policy.allow),
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from aishell import git, paths
+from aishell import hostgit, paths
 from aishell.engine.run_args import HostFacts
 
 
@@ -38,7 +38,7 @@ def gather(*, cwd: str | None = None, want_git: bool = True) -> HostFacts:
     environ = dict(os.environ)
     uid, gid = os.getuid(), os.getgid()
     here = cwd or logical_cwd(environ)
-    name, email = git.identity(here) if want_git else (None, None)
+    name, email = hostgit.identity(here) if want_git else (None, None)
     return HostFacts(
         uid=uid,
         gid=gid,

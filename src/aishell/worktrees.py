@@ -14,10 +14,10 @@ This module is on the launch path: keep its imports light.
 """
 
 import os
-import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
+from aishell import hostgit
 from aishell.engine.run_args import Bind
 from aishell.errors import AishellError, UsageError
 
@@ -25,10 +25,8 @@ DEFAULT_LOCATION = "../{repo}.worktrees"
 LOCATION_ENV = "AISHELL_WORKTREE_DIR"
 BRANCH_PREFIX = "aishell/"
 
-# Options for every git command aishell runs on the host. The common git
-# directory is writable from inside the containers, so an agent could plant a
-# hook or an fsmonitor command there; aishell's own git calls never run them.
-GIT_SAFETY = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+# `git worktree add` checks the branch out: allow it more than a query's time.
+CHECKOUT_TIMEOUT = 600.0
 
 
 # ----------------------------------------------------------------------- mounts
@@ -293,42 +291,8 @@ def worktree_path(
 # ----------------------------------------------------------------------- git
 
 
-class GitResult(NamedTuple):
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    @property
-    def message(self) -> str:
-        for line in self.stderr.splitlines():
-            if line.strip():
-                return line.strip().removeprefix("fatal: ").removeprefix("error: ")
-        return f"exit {self.returncode}"
-
-
-def git(cwd: str, *args: str) -> GitResult:
-    """Run git on the host (hooks and fsmonitor off), capturing its output."""
-    try:
-        proc = subprocess.run(
-            ["git", *GIT_SAFETY, "-C", cwd, *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except OSError as exc:
-        raise AishellError(
-            f"cannot run git: {exc.strerror or exc}", hint="install git on this machine"
-        ) from exc
-    return GitResult(proc.returncode, proc.stdout, proc.stderr)
-
-
 def list_worktrees(cwd: str, *, purpose: str) -> list[Worktree]:
-    result = git(cwd, "worktree", "list", "--porcelain")
+    result = hostgit.run(cwd, "worktree", "list", "--porcelain")
     if not result.ok:
         if "not a git repository" in result.stderr:
             raise AishellError(
@@ -401,12 +365,12 @@ def _create(main: Worktree, start: str, branch: str, stale: bool) -> str:
     from aishell import output
 
     if stale:  # registered, but its directory is gone
-        git(main.path, "worktree", "prune")
+        hostgit.run(main.path, "worktree", "prune")
     directory = worktrees_dir(main, os.environ.get(LOCATION_ENV))
     path = worktree_path(directory, branch)
-    known = git(main.path, "show-ref", "--verify", "--quiet", "refs/heads/" + branch).ok
+    known = hostgit.run(main.path, "show-ref", "--verify", "--quiet", "refs/heads/" + branch).ok
     args = ["worktree", "add", path, branch] if known else ["worktree", "add", "-b", branch, path]
-    result = git(start, *args)
+    result = hostgit.run(start, *args, timeout=CHECKOUT_TIMEOUT)
     if not result.ok:
         hint = None
         if "invalid reference" in result.stderr or "not a valid object" in result.stderr:

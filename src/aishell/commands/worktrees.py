@@ -29,7 +29,8 @@ from aishell import output, report_json
 from aishell.commands._args import parser
 from aishell.constants import LABEL_HARNESS, LABEL_MANAGED, LABEL_NAME, LABEL_PROJECT
 from aishell.errors import AishellError, UsageError
-from aishell.worktrees import Worktree, git, list_worktrees, owner_of
+from aishell import hostgit
+from aishell.worktrees import Worktree, list_worktrees, owner_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -214,12 +215,12 @@ def unmerged_count(wt: Worktree) -> int | None:
     in the branch's upstream (None when git cannot tell)."""
     upstream = ""
     if wt.branch:
-        result = git(wt.path, "for-each-ref", "--format=%(upstream)", wt.branch)
+        result = hostgit.run(wt.path, "for-each-ref", "--format=%(upstream)", wt.branch)
         upstream = result.stdout.strip() if result.ok else ""
     args = ["rev-list", "--count", "--ignore-missing", "HEAD", "--not", "main-worktree/HEAD"]
     if upstream:
         args.append(upstream)
-    result = git(wt.path, *args)
+    result = hostgit.run(wt.path, *args)
     if not result.ok:
         return None
     try:
@@ -298,7 +299,7 @@ def cmd_remove(argv: Sequence[str]) -> int:
     status_lines: list[str] = []
     unmerged: int | None = 0
     if exists and not ns.force:
-        status = git(wt.path, "status", "--porcelain")
+        status = hostgit.run(wt.path, "status", "--porcelain")
         if not status.ok:
             raise AishellError(
                 f"git status failed in {wt.path}: {status.message}",
@@ -322,7 +323,7 @@ def cmd_remove(argv: Sequence[str]) -> int:
         raise AishellError(f"not removing {wt.path}: {'; '.join(reasons)}", hint=hint)
     main_path = worktrees[0].path
     args = ["worktree", "remove", *(["--force"] if ns.force else []), wt.path]
-    result = git(main_path, *args)
+    result = hostgit.run(main_path, *args)
     if not result.ok:
         raise AishellError(
             f"git worktree remove failed: {result.message}",

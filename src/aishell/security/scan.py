@@ -11,13 +11,13 @@ summary. High findings that git does not ignore are marked `may_be_committed`
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, NamedTuple
 
+from aishell import hostgit
 from aishell.errors import AishellError
 from aishell.security.rules import (
     BUILTIN_DETECTORS,
@@ -252,25 +252,20 @@ def _not_ignored_by_git(root: Path, paths: Sequence[str], notes: list[str]) -> s
     reported as ignored by check-ignore, so they count as committable, which
     they are. Not a repository, no git, or any failure: empty set.
     """
-    payload = b"".join(os.fsencode(p) + b"\0" for p in paths)
+    payload = "".join(p + "\0" for p in paths)
     try:
-        proc = subprocess.run(
-            ["git", "-C", os.fspath(root), "check-ignore", "--stdin", "-z"],
-            input=payload,
-            capture_output=True,
-            timeout=GIT_TIMEOUT_SECONDS,
-            check=False,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
-        )
-    except (OSError, subprocess.SubprocessError):
+        result = hostgit.run(
+            os.fspath(root), "check-ignore", "--stdin", "-z",
+            input=payload, timeout=GIT_TIMEOUT_SECONDS,
+        )  # fmt: skip
+    except hostgit.GitUnavailable:
         return set()
-    if proc.returncode not in (0, 1):  # 128: not a repository, or a fatal error
-        stderr = proc.stderr.decode(errors="replace")
-        if "not a git repository" not in stderr:
-            first = stderr.strip().splitlines()[:1]
+    if result.returncode not in (0, 1):  # 128: not a repository, or a fatal error
+        if "not a git repository" not in result.stderr:
+            first = result.stderr.strip().splitlines()[:1]
             notes.append(
                 "could not ask git which files are ignored" + (f": {first[0]}" if first else "")
             )
         return set()
-    ignored = {os.fsdecode(p) for p in proc.stdout.split(b"\0") if p}
+    ignored = {p for p in result.stdout.split("\0") if p}
     return {p for p in paths if p not in ignored}

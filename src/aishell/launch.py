@@ -24,7 +24,8 @@ from aishell.constants import (
     LABEL_TMUX,
 )
 from aishell.engine import images, volumes
-from aishell.engine.client import Engine, get_engine
+from aishell.engine import choice
+from aishell.engine.client import Engine
 from aishell.engine.run_args import Bind, HostFacts, RunArgs, RunSpec, build_run_args
 from aishell.errors import AishellError, ConfigError, UsageError
 from aishell.harnesses import BY_NAME
@@ -312,7 +313,7 @@ def prepare(req: LaunchRequest) -> Prepared:
     short = req.name or default_name(req)
     full_name = project.container_name(short) if named else None
 
-    engine = get_engine(config.engine)
+    engine = choice.get_engine(config.engine)
     wanted_images = [FOUNDATION_IMAGE, BASE_IMAGE, project.extension_tag]
     volume_name = (st.harness_volume or volumes.volume_name(st.tools)) if st.tools else None
     queries: list[tuple[str, list[str]]] = [("image", wanted_images)]

@@ -43,7 +43,7 @@ def launches(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 @pytest.fixture
 def no_engine(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Fail (and record) any attempt to find or use the container engine."""
-    from aishell.engine import client
+    from aishell.engine import choice
 
     touched: list[str] = []
 
@@ -51,7 +51,7 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         touched.append("get_engine")
         raise AssertionError("the engine must not be touched")
 
-    monkeypatch.setattr(client, "get_engine", refuse)
+    monkeypatch.setattr(choice, "get_engine", refuse)
     return touched
 
 

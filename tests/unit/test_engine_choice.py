@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from aishell.config import Expansion, load_config
-from aishell.engine import client, images, volumes
+from aishell.engine import choice, client, images, volumes
 from aishell.engine.run_args import Bind, Flavour, HostFacts, RunSpec, build_run_args
 from aishell.errors import ConfigError, EngineError
 
@@ -98,56 +98,56 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    client.get_engine.cache_clear()
+    choice.get_engine.cache_clear()
     yield tmp_path  # type: ignore[misc]
-    client.get_engine.cache_clear()
+    choice.get_engine.cache_clear()
 
 
 def test_auto_detect_prefers_docker_when_it_answers(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _bin(clean_env / "bin", "docker", "podman")
-    monkeypatch.setattr(client, "_docker_answers_cheaply", lambda: True)
-    assert client.get_engine().kind == "docker"
-    client.get_engine.cache_clear()
-    monkeypatch.setattr(client, "_docker_answers_cheaply", lambda: False)
-    assert client.get_engine().kind == "podman"
+    monkeypatch.setattr(choice, "_docker_answers_cheaply", lambda: True)
+    assert choice.get_engine().kind == "docker"
+    choice.get_engine.cache_clear()
+    monkeypatch.setattr(choice, "_docker_answers_cheaply", lambda: False)
+    assert choice.get_engine().kind == "podman"
 
 
 def test_auto_detect_without_podman_falls_back_to_docker(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _bin(clean_env / "bin", "docker")
-    monkeypatch.setattr(client, "_docker_answers_cheaply", lambda: False)
-    assert client.get_engine().kind == "docker"
+    monkeypatch.setattr(choice, "_docker_answers_cheaply", lambda: False)
+    assert choice.get_engine().kind == "docker"
 
 
 def test_no_engine_at_all(clean_env: Path) -> None:
     with pytest.raises(EngineError, match="neither 'docker' nor 'podman'"):
-        client.get_engine()
+        choice.get_engine()
 
 
 def test_docker_host_counts_as_docker(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
-    assert client._docker_answers_cheaply() is True
+    assert choice._docker_answers_cheaply() is True
 
 
 def test_precedence_env_then_config_then_detection(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _bin(clean_env / "bin", "docker", "podman")
-    monkeypatch.setattr(client, "_docker_answers_cheaply", lambda: True)
+    monkeypatch.setattr(choice, "_docker_answers_cheaply", lambda: True)
     home = Path(os.environ["AISHELL_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.yaml").write_text("engine: podman\n")
-    assert client.get_engine().kind == "podman"  # read from the global config
-    client.get_engine.cache_clear()
-    assert client.get_engine(None).kind == "docker"  # a loaded config without the key
-    client.get_engine.cache_clear()
-    assert client.get_engine("podman").kind == "podman"
-    client.get_engine.cache_clear()
+    assert choice.get_engine().kind == "podman"  # read from the global config
+    choice.get_engine.cache_clear()
+    assert choice.get_engine(None).kind == "docker"  # a loaded config without the key
+    choice.get_engine.cache_clear()
+    assert choice.get_engine("podman").kind == "podman"
+    choice.get_engine.cache_clear()
     monkeypatch.setenv("AISHELL_ENGINE", "docker")
-    assert client.get_engine("podman").kind == "docker"
+    assert choice.get_engine("podman").kind == "docker"
 
 
 def test_bad_global_engine_is_an_engine_error(clean_env: Path) -> None:
@@ -156,12 +156,12 @@ def test_bad_global_engine_is_an_engine_error(clean_env: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.yaml").write_text("engine: lxc\n")
     with pytest.raises(EngineError, match="expected 'docker' or 'podman'"):
-        client.get_engine()
+        choice.get_engine()
 
 
 def test_configured_engine_missing_says_who_chose_it(clean_env: Path) -> None:
     with pytest.raises(EngineError, match=r"'podman' was not found on PATH \(chosen by engine"):
-        client.get_engine("podman")
+        choice.get_engine("podman")
 
 
 # -- config key -------------------------------------------------------------------------

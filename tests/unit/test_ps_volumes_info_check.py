@@ -876,12 +876,12 @@ def test_render_text_marks() -> None:
 
 @pytest.fixture
 def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    from aishell.engine import client
+    from aishell.engine import choice
 
     def missing(requested: str | None = None) -> client.Engine:
         raise EngineError("'docker' was not found on PATH", hint="install Docker")
 
-    monkeypatch.setattr(client, "get_engine", missing)
+    monkeypatch.setattr(choice, "get_engine", missing)
     proj = tmp_path / "proj"
     (proj / ".git").mkdir(parents=True)
     monkeypatch.chdir(proj)

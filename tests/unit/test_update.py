@@ -214,7 +214,7 @@ class FakeEngine:
 def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A saved setup with a filled volume, and the engine-facing parts replaced."""
     from aishell.commands import setup
-    from aishell.engine import client
+    from aishell.engine import choice
 
     state.save(
         state.State(
@@ -245,7 +245,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             seen["during_fill"]()
         return volumes.FillResult(True, {"opencode": "1.1.0"}, "2026-07-16T10:00:09Z")
 
-    monkeypatch.setattr(client, "get_engine", lambda *_a: engine)
+    monkeypatch.setattr(choice, "get_engine", lambda *_a: engine)
     monkeypatch.setattr(setup, "global_config", lambda: object())
     monkeypatch.setattr(setup, "check_engine", lambda _e: None)
     monkeypatch.setattr(setup, "build_images", build_images)

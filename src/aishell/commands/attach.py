@@ -6,7 +6,8 @@ from typing import Any
 from aishell import output, paths
 from aishell.commands._args import parser
 from aishell.constants import LABEL_TMUX
-from aishell.engine.client import Engine, get_engine
+from aishell.engine import choice
+from aishell.engine.client import Engine
 from aishell.engine.containers import parse_inspect
 from aishell.engine.run_args import HostFacts
 from aishell.errors import AishellError, UsageError
@@ -101,7 +102,7 @@ def main(argv: Sequence[str]) -> int:
             hint="run it from a terminal (not a pipe or a script)",
         )
     project = project_mod.resolve(host.cwd, aishell_home=str(paths.aishell_home()))
-    engine = get_engine()
+    engine = choice.get_engine()
     container = project.container_name(ns.name)
     item = _running_container(engine, container, ns.name)
     if ns.shell:

@@ -147,11 +147,12 @@ def _tier_hashes(g: Gathered) -> None:
 def _ask_engine(g: Gathered) -> None:
     from aishell.engine import images
     from aishell.engine import volumes as volumes_mod
-    from aishell.engine.client import first_line, get_engine
+    from aishell.engine import choice
+    from aishell.engine.client import first_line
     from aishell.errors import EngineError
 
     try:
-        engine = get_engine()
+        engine = choice.get_engine()
     except EngineError as exc:
         g.engine_error = _error_text(exc)
         return

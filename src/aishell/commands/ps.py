@@ -225,10 +225,11 @@ def build_parser() -> Parser:
 
 def collect(project_hash: str) -> tuple[list[ContainerRow], str, list[str]]:
     """The rows (probed), the engine's CLI name, and warnings about failed probes."""
-    from aishell.engine.client import first_line, get_engine
+    from aishell.engine import choice
+    from aishell.engine.client import first_line
     from aishell.engine.containers import exec_probes, list_containers
 
-    engine = get_engine()
+    engine = choice.get_engine()
     from aishell.engine import proxy
 
     proxy.collect_orphans(engine)  # proxies/networks of ended detached sessions

@@ -122,9 +122,9 @@ def main(argv: Sequence[str]) -> int:
     cfg = global_config()
 
     from aishell.engine import volumes
-    from aishell.engine.client import get_engine
+    from aishell.engine import choice
 
-    engine = get_engine()
+    engine = choice.get_engine()
     check_engine(engine)
     foundation_hash = build_images(
         engine, cfg, gitleaks=ns.with_gitleaks, force=ns.force, verbose=ns.verbose

@@ -198,10 +198,10 @@ def main(argv: Sequence[str]) -> int:
 
     from aishell.commands import setup
     from aishell.engine import volumes
-    from aishell.engine.client import get_engine
+    from aishell.engine import choice
 
     cfg = setup.global_config()
-    engine = get_engine()
+    engine = choice.get_engine()
     setup.check_engine(engine)
     if selection:
         output.info(f"Updating {describe_selection(selection)}")

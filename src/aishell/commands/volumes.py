@@ -342,9 +342,9 @@ def main(argv: Sequence[str]) -> int:
             "'volumes list' takes no volume names", hint="see 'aishell volumes --help'"
         )
 
-    from aishell.engine.client import get_engine
+    from aishell.engine import choice
 
-    engine = get_engine()
+    engine = choice.get_engine()
     st = state.load()
     rows = collect(engine, st)
     if ns.subcommand == "list":

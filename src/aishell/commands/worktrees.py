@@ -183,20 +183,20 @@ def find_target(worktrees: Sequence[Worktree], target: str, cwd: str) -> Worktre
 
 
 def engine_name() -> str:
-    from aishell.engine.client import get_engine
+    from aishell.engine import choice
 
     try:
-        return get_engine().name
+        return choice.get_engine().name
     except AishellError:
         return "docker"
 
 
 def running_containers() -> list[RunningContainer]:
     """The running aishell containers (one `ps` call)."""
-    from aishell.engine.client import get_engine
+    from aishell.engine import choice
     from aishell.engine.containers import parse_json_lines
 
-    engine = get_engine()
+    engine = choice.get_engine()
     result = engine.checked(
         "ps",
         "--no-trunc",

@@ -27,8 +27,14 @@ def timed(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env=env, check=False)
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            check=False,
+        )
         samples.append(time.perf_counter() - start)
         if proc.returncode != 0:
             sys.exit(f"{' '.join(argv)} failed: {proc.stderr.decode()[-500:]}")

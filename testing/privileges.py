@@ -40,10 +40,24 @@ def permissions_enforced(test: F) -> F:
         setpriv = shutil.which("setpriv")
         assert setpriv, "setpriv (util-linux) is needed to drop CAP_DAC_* as root"
         result = subprocess.run(
-            [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--",
-             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-             nodeid],
-            capture_output=True, text=True, check=False,
+            [
+                setpriv,
+                "--bounding-set",
+                "-dac_override,-dac_read_search",
+                "--",
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:xdist",
+                nodeid,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
         assert " passed" in result.stdout, result.stdout[-3000:]

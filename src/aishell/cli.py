@@ -8,15 +8,12 @@ imported only when their command runs, so `--help` and `--version` stay fast.
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from aishell import __version__
-from aishell.constants import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+from aishell.constants import EXIT_ERROR, EXIT_INTERRUPTED
 from aishell.errors import AishellError, UsageError
 from aishell.harnesses import BY_NAME, HARNESS_NAMES
-
-if TYPE_CHECKING:
-    from aishell.launch import LaunchRequest
 
 
 class GlobalOptions(NamedTuple):
@@ -27,23 +24,80 @@ class GlobalOptions(NamedTuple):
     worktree: str | None = None  # --worktree[=BRANCH]: "" without a value, None when absent
 
 
-# name -> (summary, handler name in this module)
-COMMANDS: dict[str, str] = {
-    "setup": "build the sandbox image and install the selected agents (alias: build)",
-    "update": "refresh the installed agents (re-resolves 'latest')",
-    "shell": "interactive bash in the sandbox (the default command)",
-    "exec": "run one command in the sandbox: no prompt, no tmux, exit status passed through",
-    "attach": "reconnect to a running agent (or --shell for a shell in its container)",
-    "ps": "list this project's containers",
-    "volumes": "list or prune the harness volumes",
-    "gitleaks": "scan the project for secrets with gitleaks, inside the sandbox",
-    "check": "read-only pre-flight checks",
-    "info": "project, image stack and installed agents",
-    "verify": "start a sandbox and test that its walls hold",
-    "worktrees": "list the repository's git worktrees and their containers, or remove one",
+class Command(NamedTuple):
+    """One row of the command table: the command's function is imported only when the
+    command runs (`--help` and `--version` stay fast)."""
+
+    target: str  # "module:function" under aishell.commands
+    summary: str  # the line in `aishell --help`
+    run_options: bool = False  # takes --name/--detach/--unsafe/--worktree; called (cmd, argv, opts)
+    usage: str | None = None  # `COMMAND --help` for commands whose arguments pass through
+
+
+_EXEC_USAGE = (
+    "usage: aishell exec COMMAND [ARGS...]\n\n"
+    "Run one command in the sandbox (same image, mounts and environment as an agent),\n"
+    "without the sensitive-file prompt, pre_start or tmux. Standard input and output\n"
+    "are passed through; the exit status is the command's own."
+)
+_GITLEAKS_USAGE = (
+    "usage: aishell gitleaks [GITLEAKS ARGS...]\n\n"
+    "Run gitleaks inside the sandbox on the project (needs 'aishell setup --with-gitleaks').\n"
+    "Without arguments: 'gitleaks detect --no-git --verbose --source .'.\n"
+    "Completed scans are recorded, and agent runs warn when the last scan is older\n"
+    "than gitleaks_freshness_threshold days."
+)
+_SHELL_USAGE = (
+    "usage: aishell [--name N] [--detach] [--unsafe] [shell]\n\n"
+    "Start an interactive bash in the sandbox."
+)
+
+# The one command table (agents are added below it, from harnesses.py).
+COMMANDS: dict[str, Command] = {
+    "setup": Command(
+        "setup:main", "build the sandbox image and install the selected agents (alias: build)"
+    ),
+    "update": Command("update:main", "refresh the installed agents (re-resolves 'latest')"),
+    "shell": Command(
+        "sandbox:shell",
+        "interactive bash in the sandbox (the default command)",
+        run_options=True,
+        usage=_SHELL_USAGE,
+    ),
+    "exec": Command(
+        "sandbox:exec_",
+        "run one command in the sandbox: no prompt, no tmux, exit status passed through",
+        run_options=True,
+        usage=_EXEC_USAGE,
+    ),
+    "attach": Command(
+        "attach:main", "reconnect to a running agent (or --shell for a shell in its container)"
+    ),
+    "ps": Command("ps:main", "list this project's containers"),
+    "volumes": Command("volumes:main", "list or prune the harness volumes"),
+    "gitleaks": Command(
+        "sandbox:gitleaks",
+        "scan the project for secrets with gitleaks, inside the sandbox",
+        run_options=True,
+        usage=_GITLEAKS_USAGE,
+    ),
+    "check": Command("check:main", "read-only pre-flight checks"),
+    "info": Command("info:main", "project, image stack and installed agents"),
+    "verify": Command("verify:main", "start a sandbox and test that its walls hold"),
+    "worktrees": Command(
+        "worktrees:main",
+        "list the repository's git worktrees and their containers, or remove one",
+    ),
+}
+AGENTS: dict[str, Command] = {
+    name: Command(
+        "sandbox:agent",
+        f"run {BY_NAME[name].label}; arguments pass through untouched",
+        run_options=True,
+    )
+    for name in HARNESS_NAMES
 }
 ALIASES = {"build": "setup", "a": "attach"}
-RUN_OPTIONS_COMMANDS = {"shell", *HARNESS_NAMES}
 
 
 def _installed_harnesses() -> list[str] | None:
@@ -71,10 +125,10 @@ def help_text() -> str:
         "Agents" + (" (installed)" if installed else " (run 'aishell setup --with-<agent>')") + ":",
     ]
     for name in shown:
-        lines.append(f"  {name:<10} run {BY_NAME[name].label}; arguments pass through untouched")
+        lines.append(f"  {name:<10} {AGENTS[name].summary}")
     lines += ["", "Commands:"]
-    for name, summary in COMMANDS.items():
-        lines.append(f"  {name:<10} {summary}")
+    for name, command in COMMANDS.items():
+        lines.append(f"  {name:<10} {command.summary}")
     lines += [
         "",
         "Options (before the command):",
@@ -166,7 +220,8 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
         print(help_text())
         return 0
     command = ALIASES.get(command, command)
-    runs = command in RUN_OPTIONS_COMMANDS or command in ("exec", "gitleaks")
+    entry = COMMANDS.get(command) or AGENTS.get(command)
+    runs = entry is not None and entry.run_options
     if not runs and (opts.name is not None or opts.detach or opts.unsafe):
         raise UsageError(
             f"--name, --detach and --unsafe apply to agent and shell runs, not '{command}'"
@@ -175,112 +230,33 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
         raise UsageError(
             f"--worktree applies to agent, shell, exec and gitleaks runs, not '{command}'"
         )
-    if command in HARNESS_NAMES or command in ("shell", "exec", "gitleaks"):
-        from aishell.launch import LaunchRequest, launch
-
-        if rest[:1] in (["-h"], ["--help"]) and command in ("exec", "gitleaks"):
-            print(RUN_HELP[command])
-            return 0
-        if command in ("exec", "gitleaks") and opts.detach:
-            raise UsageError(f"{command} runs in the foreground; --detach does not apply")
-        if command == "exec" and opts.name is not None:
-            raise UsageError("exec containers have no name; --name applies to agent and shell runs")
-        if command == "exec":
-            if opts.detach:
-                raise UsageError("exec runs in the foreground; --detach does not apply")
-            if not rest:
-                raise UsageError("exec needs a command", hint="e.g. 'aishell exec ls -la'")
-            req = LaunchRequest(kind="exec", args=tuple(rest), name=opts.name, unsafe=opts.unsafe)
-        elif command == "gitleaks":
-            req = LaunchRequest(kind="gitleaks", args=tuple(rest), name=opts.name)
-        elif command == "shell":
-            if rest and rest[0] in ("-h", "--help"):
-                print(
-                    "usage: aishell [--name N] [--detach] [--unsafe] [shell]\n\n"
-                    "Start an interactive bash in the sandbox."
-                )
-                return 0
-            req = LaunchRequest(
-                kind="shell", name=opts.name, detach=opts.detach, unsafe=opts.unsafe
-            )
-        else:
-            req = LaunchRequest(
-                kind="harness",
-                harness=command,
-                args=tuple(rest),
-                name=opts.name,
-                detach=opts.detach,
-                unsafe=opts.unsafe,
-            )
-        if opts.worktree is not None:
-            req = _in_worktree(req, opts.worktree)
-        return launch(req)
-    handler = _HANDLERS.get(command)
-    if handler is None:
-        choices = [*COMMANDS, *ALIASES, *HARNESS_NAMES]
+    if entry is None:
+        choices = [*COMMANDS, *ALIASES, *AGENTS]
         raise UsageError(
             f"unknown command {command!r}",
             hint=f"{_suggest(command, choices)}see 'aishell --help'",
         )
-    return handler(rest)
+    if entry.usage is not None and rest[:1] in (["-h"], ["--help"]):
+        print(entry.usage)
+        return 0
+    function = _target(entry)
+    if entry.run_options:
+        from aishell.launch.request import RunOptions
+
+        run_options = RunOptions(opts.name, opts.detach, opts.unsafe, opts.worktree)
+        return int(function(command, rest, run_options))
+    return int(function(rest))
 
 
-def _in_worktree(req: "LaunchRequest", branch: str) -> "LaunchRequest":
-    """The request, run in the worktree of `branch` (created or reused)."""
-    from aishell.launch import default_name, validate_name
-    from aishell.worktrees import enter
+def _target(entry: Command) -> Callable[..., int]:
+    """The command's function (its module imported now, not before)."""
+    import importlib
 
-    if req.name is not None:
-        validate_name(req.name)
-    cwd = enter(branch or None, req.name or default_name(req), os.getcwd())
-    return req._replace(cwd=cwd)
-
-
-RUN_HELP = {
-    "exec": "usage: aishell exec COMMAND [ARGS...]\n\n"
-    "Run one command in the sandbox (same image, mounts and environment as an agent),\n"
-    "without the sensitive-file prompt, pre_start or tmux. Standard input and output\n"
-    "are passed through; the exit status is the command's own.",
-    "gitleaks": "usage: aishell gitleaks [GITLEAKS ARGS...]\n\n"
-    "Run gitleaks inside the sandbox on the project (needs 'aishell setup --with-gitleaks').\n"
-    "Without arguments: 'gitleaks detect --no-git --verbose --source .'.\n"
-    "Completed scans are recorded, and agent runs warn when the last scan is older\n"
-    "than gitleaks_freshness_threshold days.",
-}
-
-
-def _cmd_setup(rest: list[str]) -> int:
-    from aishell.commands.setup import main as setup_main
-
-    return setup_main(rest)
-
-
-_HANDLERS: dict[str, Callable[[list[str]], int]] = {
-    "setup": _cmd_setup,
-}
-
-
-def _command_handler(name: str, module: str) -> Callable[[list[str]], int]:
-    def handler(rest: list[str]) -> int:
-        import importlib
-
-        return int(importlib.import_module(f"aishell.commands.{module}").main(rest))
-
-    handler.__name__ = f"_cmd_{name}"
-    return handler
-
-
-for _name, _module in (
-    ("update", "update"),
-    ("attach", "attach"),
-    ("ps", "ps"),
-    ("volumes", "volumes"),
-    ("check", "check"),
-    ("info", "info"),
-    ("verify", "verify"),
-    ("worktrees", "worktrees"),
-):
-    _HANDLERS[_name] = _command_handler(_name, _module)
+    module, _, name = entry.target.partition(":")
+    function: Callable[..., int] = getattr(
+        importlib.import_module(f"aishell.commands.{module}"), name
+    )
+    return function
 
 
 def report_error(exc: AishellError) -> None:
@@ -325,6 +301,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run again with --debug (or AISHELL_DEBUG=1) and report it\n"
         )
         return EXIT_ERROR
-
-
-_ = EXIT_USAGE

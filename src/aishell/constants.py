@@ -26,3 +26,6 @@ CONTAINER_PREFIX: Final = "aishell-"
 PROJECT_CONFIG_DIRS: Final = (".aishell", ".sandbox")
 CONFIG_FILE: Final = "config.yaml"
 DOCKERFILE: Final = "Dockerfile"
+
+# Environment variables the entrypoint reads: a config cannot set them.
+RESERVED_ENV: Final = ("LOCAL_UID", "LOCAL_GID", "LOCAL_HOME", "LOCAL_USER")

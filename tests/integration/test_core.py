@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -102,15 +103,9 @@ def _all_cmdlines() -> list[str]:
     lines = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
-            try:
-                lines.append(
-                    Path(f"/proc/{pid}/cmdline")
-                    .read_bytes()
-                    .replace(b"\0", b" ")
-                    .decode(errors="replace")
-                )
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                lines.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
     return lines
 
 

@@ -121,8 +121,10 @@ def test_allowlist_enforced_outside_the_agent(
     # The proxy and its network are gone with the session.
     assert set(docker("network", "ls", "-q").stdout.split()) <= before
     # The decision log on the host names the allowed and the denied request.
-    logs = sorted((ai.aishell_home / "logs" / "network").glob("*/decisions.log"),
-                  key=lambda p: p.stat().st_mtime)
+    logs = sorted(
+        (ai.aishell_home / "logs" / "network").glob("*/decisions.log"),
+        key=lambda p: p.stat().st_mtime,
+    )
     text = logs[-1].read_text()
     assert 'Established connection to host "allowed.test"' in text
     assert 'refused on filtered url "http://denied.test/x"' in text
@@ -258,8 +260,10 @@ def test_detached_session_ps_and_cleanup(root_user: Aishell, upstream: Upstream)
 
 def test_invalid_network_config_is_reported(root_user: Aishell) -> None:
     project = root_user.new_project("bad")
-    root_user.write(project / ".aishell" / "config.yaml",
-                    "network:\n  mode: allowlist\n  allow: ['http://x.org']\n")
+    root_user.write(
+        project / ".aishell" / "config.yaml",
+        "network:\n  mode: allowlist\n  allow: ['http://x.org']\n",
+    )
     result = root_user.run("exec", "true", cwd=project)
     assert result.returncode != 0
     assert "config.yaml:3: network.allow[0]: invalid host pattern" in result.stderr

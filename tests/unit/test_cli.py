@@ -477,8 +477,9 @@ def test_help_shell_equals_shell_help(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_every_command_has_a_handler_or_launches() -> None:
     launched = {"shell", "exec", "gitleaks"}
-    for command in COMMANDS:
-        assert command in cli._HANDLERS or command in launched, command
+    for command, entry in {**COMMANDS, **cli.AGENTS}.items():
+        assert callable(cli._target(entry)), command
+        assert entry.run_options == (command in launched or command in HARNESS_NAMES), command
     for alias, target in cli.ALIASES.items():
         assert target in COMMANDS, alias
 

@@ -16,8 +16,15 @@ from aishell.engine import choice, client, images, volumes
 from aishell.engine.run_args import Bind, Flavour, HostFacts, RunSpec, build_run_args
 from aishell.errors import ConfigError, EngineError
 
-HOST = HostFacts(uid=1000, gid=1000, user="alice", home="/home/alice", cwd="/home/alice/p",
-                 stdin_tty=False, stdout_tty=False)
+HOST = HostFacts(
+    uid=1000,
+    gid=1000,
+    user="alice",
+    home="/home/alice",
+    cwd="/home/alice/p",
+    stdin_tty=False,
+    stdout_tty=False,
+)
 
 
 def _spec(flavour: Flavour, **kw: Any) -> RunSpec:
@@ -27,8 +34,10 @@ def _spec(flavour: Flavour, **kw: Any) -> RunSpec:
         "project_dir": "/home/alice/p",
         "workdir": "/home/alice/p",
         "harness_volume": "aishell-harness-0123456789ab",
-        "binds": (Bind("/home/alice/.config/opencode", "/home/alice/.config/opencode"),
-                  Bind("/data", "/data", readonly=True)),
+        "binds": (
+            Bind("/home/alice/.config/opencode", "/home/alice/.config/opencode"),
+            Bind("/data", "/data", readonly=True),
+        ),
         "flavour": flavour,
     }
     base.update(kw)
@@ -202,11 +211,15 @@ def test_podman_build_steps_are_progress() -> None:
 
 
 def test_name_conflict_messages_of_both_engines() -> None:
-    docker = ('docker: Error response from daemon: Conflict. The container name "/aishell-fill-x"'
-              " is already in use by container \"abc\".")
-    podman = ('Error: creating container storage: the container name "aishell-fill-x" is already'
-              " in use by 93f3. You have to remove that container to be able to reuse that name:"
-              " that name is already in use")
+    docker = (
+        'docker: Error response from daemon: Conflict. The container name "/aishell-fill-x"'
+        ' is already in use by container "abc".'
+    )
+    podman = (
+        'Error: creating container storage: the container name "aishell-fill-x" is already'
+        " in use by 93f3. You have to remove that container to be able to reuse that name:"
+        " that name is already in use"
+    )
     assert volumes._name_conflict(docker) and volumes._name_conflict(podman)
     assert not volumes._name_conflict("Error: volume is already in use by a container")
 

@@ -139,9 +139,7 @@ def test_files_hash_accepts_any_iterable() -> None:
         pytest.param(FILES, {"": ""}, id="empty-extra-added"),
     ],
 )
-def test_files_hash_sensitive(
-    files: list[tuple[str, bytes]], extra: dict[str, str] | None
-) -> None:
+def test_files_hash_sensitive(files: list[tuple[str, bytes]], extra: dict[str, str] | None) -> None:
     assert files_hash(files, extra) != files_hash(FILES)
 
 

@@ -1,4 +1,4 @@
-"""Pure helpers of the launch pipeline (`aishell.launch`)."""
+"""Pure helpers of the launch pipeline (`aishell.launch.*`)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,15 @@ from types import MappingProxyType
 
 import pytest
 
-from aishell import launch
 from aishell.config import Config, EnvEntry
 from aishell.engine.run_args import Bind
 from aishell.errors import AishellError, ConfigError, UsageError
 from aishell.harnesses import BY_NAME, HARNESS_NAMES, TOOL_NAMES
-from aishell.launch import (
-    LaunchRequest,
-    command_for,
-    config_env,
-    default_name,
-    ensure_host_config_paths,
-    setup_hint,
-    validate_name,
-)
+from aishell.launch import request
+from aishell.launch.assemble import command_for
+from aishell.launch.materialise import ensure_host_config_paths
+from aishell.launch.request import LaunchRequest, default_name, setup_hint, validate_name
+from aishell.launch.resolve import config_env
 from testing.privileges import permissions_enforced
 
 
@@ -105,7 +100,7 @@ def test_trailing_newline_name_rejected(name: str) -> None:
 
 
 def test_max_name_is_46() -> None:
-    assert launch.MAX_NAME == 46
+    assert request.MAX_NAME == 46
 
 
 # ----------------------------------------------------------------- default_name

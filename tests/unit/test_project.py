@@ -54,9 +54,7 @@ CASES = [
     pytest.param(
         {".aishell": "dir", "a/.aishell": "dir", "a/b/c": "dir"}, "a/b/c", "a", id="nearest-aishell"
     ),
-    pytest.param(
-        {".git": "dir", "a/.git": "dir", "a/b/c": "dir"}, "a/b/c", "a", id="nearest-git"
-    ),
+    pytest.param({".git": "dir", "a/.git": "dir", "a/b/c": "dir"}, "a/b/c", "a", id="nearest-git"),
     pytest.param(
         {"a/.git": "dir", "a/b/.aishell": "dir", "a/b/c": "dir"},
         "a/b/c",
@@ -81,9 +79,7 @@ CASES = [
     pytest.param(
         {"a/.sandbox": "file", "a/.git": "dir", "a/b": "dir"}, "a/b", "a", id="sandbox-file-ignored"
     ),
-    pytest.param(
-        {"a/b/.aishell": "dir", "a/b/c/d": "dir"}, "a/b/c/d", "a/b", id="two-levels-up"
-    ),
+    pytest.param({"a/b/.aishell": "dir", "a/b/c/d": "dir"}, "a/b/c/d", "a/b", id="two-levels-up"),
     pytest.param(
         {"a/.aishell": "dir", "a/b/.sandbox": "dir", "a/b/c": "dir"},
         "a/b/c",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aishell import cli
+from aishell import cli, discovery
 from aishell.commands import check, info, ps, volumes
 from aishell.config import Config, DetectionConfig, Mount
 from aishell.engine.containers import parse_json_lines, parse_label_string
@@ -449,7 +449,7 @@ FOUNDATION = {"Id": "sha256:f", "Config": {"Labels": {"aishell.foundation.hash":
 
 
 def test_image_stack_unknown_without_engine() -> None:
-    stack = info.image_stack(
+    stack = discovery.image_stack(
         None,
         foundation_hash="fh",
         base_hash=None,
@@ -470,7 +470,7 @@ def test_image_stack_alias_base_and_extension() -> None:
         "Config": {"Labels": {"aishell.tier.hash": "eh", "aishell.tier.parent": "sha256:f"}},
     }
     items = {"aishell:foundation": FOUNDATION, "aishell:base": base_alias, "aishell:ext-x": ext}
-    stack = info.image_stack(
+    stack = discovery.image_stack(
         items,
         foundation_hash="fh",
         base_hash=None,
@@ -489,7 +489,7 @@ def test_image_stack_alias_base_and_extension() -> None:
     assert stack["run_image"] == "aishell:ext-x"
 
     # The extension's Dockerfile changed; the foundation's inputs changed.
-    stale = info.image_stack(
+    stale = discovery.image_stack(
         items,
         foundation_hash="other",
         base_hash=None,
@@ -502,7 +502,7 @@ def test_image_stack_alias_base_and_extension() -> None:
 
     # Base drifted from the foundation: base and extension will be redone.
     drift = dict(items, **{"aishell:base": {"Id": "sha256:old", "Config": {}}})
-    stack = info.image_stack(
+    stack = discovery.image_stack(
         drift,
         foundation_hash="fh",
         base_hash=None,
@@ -532,13 +532,13 @@ def test_image_stack_custom_base_and_missing_images() -> None:
         "extension_hash": "eh",
         "extension_configured": True,
     }
-    stack = info.image_stack(items, base_hash="bh", **kwargs)
+    stack = discovery.image_stack(items, base_hash="bh", **kwargs)
     assert stack["base"]["custom"] is True and stack["base"]["current"] is True
     assert stack["extension"]["exists"] is False and stack["extension"]["current"] is False
-    assert info.image_stack(items, base_hash="changed", **kwargs)["base"]["current"] is False
+    assert discovery.image_stack(items, base_hash="changed", **kwargs)["base"]["current"] is False
     # A custom-labelled base without a global Dockerfile is re-tagged.
-    assert info.image_stack(items, base_hash=None, **kwargs)["base"]["current"] is False
-    nothing = info.image_stack({}, base_hash=None, **kwargs)
+    assert discovery.image_stack(items, base_hash=None, **kwargs)["base"]["current"] is False
+    nothing = discovery.image_stack({}, base_hash=None, **kwargs)
     assert nothing["foundation"]["exists"] is False and nothing["foundation"]["current"] is False
 
 
@@ -546,7 +546,7 @@ def project() -> Project:
     return Project(root="/w/proj", canonical="/w/proj", hash="2e0d7515")
 
 
-def gathered(**kw: Any) -> info.Gathered:
+def gathered(**kw: Any) -> discovery.Gathered:
     base: dict[str, Any] = {
         "project": project(),
         "home": "/home/u",
@@ -554,7 +554,7 @@ def gathered(**kw: Any) -> info.Gathered:
         "state_file": "/home/u/.aishell/state.json",
     }
     base.update(kw)
-    return info.Gathered(**base)
+    return discovery.Gathered(**base)
 
 
 class FakeEngine:
@@ -572,13 +572,13 @@ GOOD_STATE = State(
 )
 
 
-def good(**kw: Any) -> info.Gathered:
+def good(**kw: Any) -> discovery.Gathered:
     defaults: dict[str, Any] = {
         "state": GOOD_STATE,
         "config": Config(sources=("/home/u/.aishell/config.yaml",)),
         "config_files": [
-            info.ConfigFile("global", "/home/u/.aishell/config.yaml", True),
-            info.ConfigFile("project", "/w/proj/.aishell/config.yaml", False),
+            discovery.ConfigFile("global", "/home/u/.aishell/config.yaml", True),
+            discovery.ConfigFile("project", "/w/proj/.aishell/config.yaml", False),
         ],
         "foundation_hash": "fh",
         "engine": FakeEngine(),
@@ -619,7 +619,7 @@ def test_info_json_without_engine_or_setup() -> None:
     g = gathered(
         engine_error="'docker' was not found on PATH",
         config=Config(),
-        config_files=[info.ConfigFile("global", "/x/config.yaml", False)],
+        config_files=[discovery.ConfigFile("global", "/x/config.yaml", False)],
     )
     data = info.info_json(g)
     assert_shape(data, INFO_SHAPE)
@@ -635,11 +635,11 @@ def test_info_json_without_engine_or_setup() -> None:
 
 def test_volume_ready() -> None:
     item = {"CreatedAt": "t1"}
-    assert info.volume_ready(GOOD_STATE, VOLUME, item)
-    assert not info.volume_ready(GOOD_STATE, VOLUME, {"CreatedAt": "t2"})  # recreated since
-    assert not info.volume_ready(GOOD_STATE, VOLUME, None)
-    assert not info.volume_ready(None, VOLUME, item)
-    assert not info.volume_ready(GOOD_STATE, "other", item)
+    assert discovery.volume_ready(GOOD_STATE, VOLUME, item)
+    assert not discovery.volume_ready(GOOD_STATE, VOLUME, {"CreatedAt": "t2"})  # recreated since
+    assert not discovery.volume_ready(GOOD_STATE, VOLUME, None)
+    assert not discovery.volume_ready(None, VOLUME, item)
+    assert not discovery.volume_ready(GOOD_STATE, "other", item)
 
 
 # ====================================================================== check
@@ -662,7 +662,7 @@ def test_good_setup_has_no_failures() -> None:
     g = good()
     checks = (
         check.engine_checks(g)
-        + check.setup_checks(g, info.stack_of(g))
+        + check.setup_checks(g, discovery.stack_of(g))
         + check.harness_checks(g)
         + check.config_checks(g, {})
         + check.mount_checks(g.config)
@@ -677,24 +677,24 @@ def test_engine_missing_or_silent_is_critical() -> None:
     silent = check.engine_checks(gathered(engine=FakeEngine(), engine_error="not answering"))
     assert [c.status for c in silent] == ["ok", "fail"]
     g = gathered(engine_error="x", state=GOOD_STATE, config=Config())
-    setup = check.setup_checks(g, info.stack_of(g))
+    setup = check.setup_checks(g, discovery.stack_of(g))
     assert statuses(setup)[-1] == ("warn", "Images not checked")
 
 
 def test_setup_checks() -> None:
     no_setup = good(state=None, foundation_hash=None)
-    got = check.setup_checks(no_setup, info.stack_of(no_setup))
+    got = check.setup_checks(no_setup, discovery.stack_of(no_setup))
     assert got[0].status == "fail" and got[0].label == "No setup found"
 
     damaged = good(state=None, state_error="the state file is damaged")
-    assert check.setup_checks(damaged, info.stack_of(damaged))[0].status == "fail"
+    assert check.setup_checks(damaged, discovery.stack_of(damaged))[0].status == "fail"
 
     no_foundation = good(images={})
-    got = check.setup_checks(no_foundation, info.stack_of(no_foundation))
+    got = check.setup_checks(no_foundation, discovery.stack_of(no_foundation))
     assert statuses(got)[-1] == ("fail", "Image aishell:foundation is missing")
 
     stale = good(foundation_hash="changed")
-    got = check.setup_checks(stale, info.stack_of(stale))
+    got = check.setup_checks(stale, discovery.stack_of(stale))
     assert ("warn", "Image aishell:foundation is out of date") in statuses(got)
     assert not any(c.status == "fail" for c in got)
 
@@ -703,7 +703,7 @@ def test_setup_checks() -> None:
         extension_dockerfile="/w/proj/.aishell/Dockerfile",
         extension_hash="eh",
     )
-    got = statuses(check.setup_checks(drift, info.stack_of(drift)))
+    got = statuses(check.setup_checks(drift, discovery.stack_of(drift)))
     assert (
         "warn",
         "Image aishell:base will be re-tagged to the foundation on the next launch",
@@ -730,8 +730,8 @@ def test_config_checks() -> None:
         config=None,
         config_error="Invalid YAML in /w/proj/.aishell/config.yaml line 2: oops",
         config_files=[
-            info.ConfigFile("global", "/g/config.yaml", False),
-            info.ConfigFile(
+            discovery.ConfigFile("global", "/g/config.yaml", False),
+            discovery.ConfigFile(
                 "project", "/w/proj/.aishell/config.yaml", True, "Invalid YAML ... line 2: oops"
             ),
         ],
@@ -876,7 +876,7 @@ def test_render_text_marks() -> None:
 
 @pytest.fixture
 def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    from aishell.engine import choice
+    from aishell.engine import choice, client
 
     def missing(requested: str | None = None) -> client.Engine:
         raise EngineError("'docker' was not found on PATH", hint="install Docker")
@@ -995,11 +995,11 @@ def test_volumes_options_and_names_intermix(argv: list[str]) -> None:
 
 def test_server_version() -> None:
     docker = '{"Client": {"Version": "28.2.2"}, "Server": {"Version": "20.10.24"}}'
-    assert info.server_version(docker) == "20.10.24"
+    assert discovery.server_version(docker) == "20.10.24"
     podman_local = '{"Client": {"Version": "5.0.1"}, "Server": null}'
-    assert info.server_version(podman_local) == "5.0.1"
-    assert info.server_version("[]") is None
-    assert info.server_version("not json\n") == "not json"
+    assert discovery.server_version(podman_local) == "5.0.1"
+    assert discovery.server_version("[]") is None
+    assert discovery.server_version("not json\n") == "not json"
 
 
 class FakeVolumeEngine:

@@ -418,7 +418,7 @@ def test_project_mount_at_same_path_and_workdir(project_dir: str, workdir: str) 
         "/home/alice/x,readonly",
         "/home/alice/x,target=/etc",
         "/home/alice/new\nline",
-        "/home/alice/all ,\" of=them",
+        '/home/alice/all ," of=them',
     ],
 )
 def test_project_mount_survives_csv_special_paths(project_dir: str) -> None:

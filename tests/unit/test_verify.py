@@ -497,6 +497,7 @@ class FakeEngine:
 @pytest.fixture
 def fake_launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     from aishell import launch, state
+    from aishell.config import Config
     from aishell.engine.run_args import HostFacts, RunSpec, build_run_args
     from aishell.project import Project
 
@@ -515,7 +516,7 @@ def fake_launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     def prepare(req: Any) -> Any:
         assert req.kind == "exec"
         return launch.Prepared(engine=engine, project=Project(str(proj), str(proj), "abcd1234"),  # type: ignore[arg-type]
-                               config=None, host=host, spec=spec,  # type: ignore[arg-type]
+                               config=Config(), host=host, spec=spec,
                                run_args=build_run_args(spec, host), container=None)  # fmt: skip
 
     monkeypatch.setattr(launch, "prepare", prepare)

@@ -263,9 +263,7 @@ def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in images.TEMPLATE_FILES:
         (target / name).write_bytes((SHIPPED_TEMPLATES / name).read_bytes())
     (pkg / "engine").mkdir()
-    monkeypatch.setattr(
-        images, "resources", SimpleNamespace(files=lambda _pkg: pkg), raising=False
-    )
+    monkeypatch.setattr(images, "resources", SimpleNamespace(files=lambda _pkg: pkg), raising=False)
     monkeypatch.setattr(images, "__file__", str(pkg / "engine" / "images.py"))
     return target
 
@@ -318,9 +316,7 @@ def test_foundation_hash_stable_with_copied_templates(templates: Path) -> None:
 
 @pytest.mark.parametrize("name", images.TEMPLATE_FILES)
 @pytest.mark.parametrize("change", ["append", "whitespace", "empty"])
-def test_foundation_hash_changes_with_any_template(
-    templates: Path, name: str, change: str
-) -> None:
+def test_foundation_hash_changes_with_any_template(templates: Path, name: str, change: str) -> None:
     before = images.foundation_context(base_image=None, with_gitleaks=False).hash
     path = templates / name
     data = path.read_bytes()
@@ -409,9 +405,7 @@ def test_non_pem_ca_certificate_is_a_config_error(tmp_path: Path, content: bytes
 def test_missing_ca_certificate_is_a_config_error(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope.pem")
     with pytest.raises(ConfigError, match="cannot read"):
-        images.foundation_context(
-            base_image=None, with_gitleaks=False, ca_certificates=[missing]
-        )
+        images.foundation_context(base_image=None, with_gitleaks=False, ca_certificates=[missing])
 
 
 def test_build_context_write(tmp_path: Path) -> None:

@@ -19,15 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aishell import output, report_json
+from aishell import netpolicy, output, report_json
 from aishell.commands._args import Parser, parser
-from aishell.constants import EXIT_ERROR, EXIT_OK
+from aishell.constants import EXIT_ERROR, EXIT_OK, RESERVED_ENV
+from aishell.discovery import gather, stack_of, volume_ready
 from aishell.errors import AishellError
 from aishell.harnesses import BY_NAME
+from aishell.security import freshness, validate
+from aishell.security import scan as scan_mod
 
 if TYPE_CHECKING:
-    from aishell.commands.info import Gathered
     from aishell.config import Config
+    from aishell.discovery import Gathered
     from aishell.security.scan import Finding, ScanResult
     from aishell.security.validate import Danger
 
@@ -232,8 +235,6 @@ def setup_checks(g: Gathered, stack: Mapping[str, Any]) -> list[Check]:
 
 
 def harness_checks(g: Gathered) -> list[Check]:
-    from aishell.commands.info import volume_ready
-
     s = "Harnesses"
     st = g.state
     if st is None:
@@ -304,8 +305,6 @@ def config_checks(g: Gathered, host_env: Mapping[str, str]) -> list[Check]:
     if g.config_error and not any(f.error for f in g.config_files):
         checks.append(Check(s, FAIL, "Configuration is invalid", g.config_error))
     if g.config is not None:
-        from aishell.launch import RESERVED_ENV
-
         for entry in g.config.env:
             if entry.name in RESERVED_ENV or entry.name.startswith("AISHELL_"):
                 checks.append(
@@ -326,8 +325,6 @@ def config_checks(g: Gathered, host_env: Mapping[str, str]) -> list[Check]:
                     )
                 )
     if g.config is not None:
-        from aishell import netpolicy
-
         tools = list(g.state.tools) if g.state is not None else []
         policy = netpolicy.effective_policy(g.config.network, tools)
         detail = None
@@ -429,8 +426,6 @@ def security_checks(
 
 
 def _scan(g: Gathered) -> tuple[ScanResult | None, str | None]:
-    from aishell.security import scan as scan_mod
-
     if g.config is None or not g.config.detection.enabled:
         return None, None
     try:
@@ -445,9 +440,6 @@ def _scan(g: Gathered) -> tuple[ScanResult | None, str | None]:
 
 
 def run_checks(g: Gathered, host_env: Mapping[str, str]) -> tuple[list[Check], dict[str, Any]]:
-    from aishell.commands.info import stack_of
-    from aishell.security import freshness, validate
-
     checks = engine_checks(g)
     checks += setup_checks(g, stack_of(g))
     checks += harness_checks(g)
@@ -495,8 +487,6 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str]) -> int:
-    from aishell.commands.info import gather
-
     ns = build_parser().parse_args(list(argv))
     checks, sensitive = run_checks(gather(), dict(os.environ))
     if ns.json:

@@ -121,8 +121,7 @@ def main(argv: Sequence[str]) -> int:
     selection = selection_from(ns)  # versions are validated before any work
     cfg = global_config()
 
-    from aishell.engine import volumes
-    from aishell.engine import choice
+    from aishell.engine import choice, volumes
 
     engine = choice.get_engine()
     check_engine(engine)

@@ -197,8 +197,7 @@ def main(argv: Sequence[str]) -> int:
     selection = saved_selection(st.tools)
 
     from aishell.commands import setup
-    from aishell.engine import volumes
-    from aishell.engine import choice
+    from aishell.engine import choice, volumes
 
     cfg = setup.global_config()
     engine = choice.get_engine()

@@ -22,13 +22,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aishell import output
+from aishell import launch, output, state
+from aishell import report_json as rj
 from aishell.commands._args import parser
 from aishell.constants import EXIT_ERROR, EXIT_OK
+from aishell.engine import proxy
+from aishell.engine.run_args import Bind, build_run_args
 from aishell.errors import AishellError
+from aishell.harnesses import BY_NAME
+from aishell.launch.request import LaunchRequest
 
 if TYPE_CHECKING:
-    from aishell.engine.run_args import Bind
     from aishell.state import State
 
 PREFIX = "AISHELL-VERIFY"
@@ -479,8 +483,6 @@ def remove_canaries(canaries: Sequence[Canary]) -> None:
 
 
 def tool_specs(st: State | None) -> tuple[ToolSpec, ...]:
-    from aishell.harnesses import BY_NAME
-
     if st is None:
         return ()
     specs = [
@@ -521,11 +523,7 @@ def _owner(path: str) -> tuple[int, int] | None:
 
 
 def run_checks() -> list[Check]:
-    from aishell import state
-    from aishell.engine.run_args import Bind, build_run_args
-    from aishell.launch import LaunchRequest, prepare
-
-    prep = prepare(LaunchRequest(kind="exec", args=("true",)))
+    prep = launch.prepare(LaunchRequest(kind="exec", args=("true",)))
     spec, host = prep.spec, prep.host
     token = secrets.token_hex(8)
     env_name = f"AISHELL_VERIFY_CANARY_{token.upper()}"
@@ -559,27 +557,16 @@ def run_checks() -> list[Check]:
             host._replace(stdin_tty=False, stdout_tty=False),
         )
         output.info(f"Verifying the sandbox of {prep.project.root} ({spec.image})...")
-        egress = prep.egress if getattr(prep.egress, "session", None) else None
-        if egress is not None:  # allowlist policy: the session's proxy and network first
-            from aishell.engine import proxy as network
-
-            network.start(
-                prep.engine,
-                egress,  # type: ignore[arg-type]
-                base_image=prep.config.base_image,
-                uid=host.uid,
-                gid=host.gid,
-            )
-        try:
+        # Under an allowlist policy the session's proxy and network exist around the run.
+        with proxy.egress(
+            prep.engine, prep.egress, base_image=prep.config.base_image, uid=host.uid, gid=host.gid
+        ):
             result = prep.engine.capture(
                 *run.argv,
                 input=script_text(),
                 env={**os.environ, **run.env, env_name: env_value},
                 timeout=RUN_TIMEOUT,
             )
-        finally:
-            if egress is not None:
-                network.stop(prep.engine, egress)  # type: ignore[arg-type]
         facts = parse_facts(result.stdout)
         if not facts:
             raise AishellError(
@@ -612,13 +599,9 @@ def main(argv: list[str]) -> int:
 
     checks = run_checks()
     if args.json:
-        from aishell import report_json as rj
-
         rj.emit(report_json(checks))
     else:
-        from aishell.report_json import stdout_is_utf8
-
         color = output.style("x", "1", sys.stdout) != "x"
-        for line in render_text(checks, utf8=stdout_is_utf8(), color=color):
+        for line in render_text(checks, utf8=rj.stdout_is_utf8(), color=color):
             output.out(line)
     return EXIT_OK if passed(checks) else EXIT_ERROR

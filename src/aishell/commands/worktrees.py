@@ -25,11 +25,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aishell import output, report_json
+from aishell import hostgit, output, report_json
 from aishell.commands._args import parser
 from aishell.constants import LABEL_HARNESS, LABEL_MANAGED, LABEL_NAME, LABEL_PROJECT
 from aishell.errors import AishellError, UsageError
-from aishell import hostgit
 from aishell.worktrees import Worktree, list_worktrees, owner_of
 
 if TYPE_CHECKING:

@@ -45,8 +45,9 @@ def _docker_answers_cheaply() -> bool:
     for path in sockets:
         if os.path.exists(path) and os.access(path, os.R_OK | os.W_OK):
             return True
-    config = os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"),
-                          "config.json")
+    config = os.path.join(
+        os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"), "config.json"
+    )
     try:
         with open(config, encoding="utf-8") as fh:
             return '"currentContext"' in fh.read()

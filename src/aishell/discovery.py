@@ -1,0 +1,351 @@
+"""What `aishell info` and `aishell check` look at, gathered once with the fewest
+engine calls: the project, the saved setup, the configuration files, the image tiers'
+expected hashes, and (when asked) the engine's view of images and the harness volume.
+
+Works without a container engine: what needs it is then unknown, with the reason.
+The functions after `gather` are pure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aishell import config as config_mod
+from aishell import paths, report_json
+from aishell import state as state_mod
+from aishell.constants import (
+    BASE_IMAGE,
+    CONFIG_FILE,
+    DOCKERFILE,
+    FOUNDATION_IMAGE,
+    LABEL_KIND,
+    PROJECT_CONFIG_DIRS,
+)
+from aishell.engine import choice, images
+from aishell.engine import volumes as volumes_mod
+from aishell.engine.client import first_line
+from aishell.engine.images import (
+    LABEL_FOUNDATION_HASH,
+    LABEL_TIER_HASH,
+    LABEL_TIER_PARENT,
+    image_id,
+    labels_of,
+)
+from aishell.errors import AishellError, EngineError
+from aishell.harnesses import BY_NAME
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from aishell.config import Config, FileConfig
+    from aishell.engine.client import Engine
+    from aishell.project import Project
+    from aishell.state import State
+
+
+def _error_text(exc: AishellError) -> str:
+    return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+
+
+@dataclass
+class ConfigFile:
+    scope: str  # "global" | "project"
+    path: str
+    exists: bool
+    error: str | None = None
+
+
+@dataclass
+class Gathered:
+    """Everything `info` and `check` look at, collected with the fewest engine calls."""
+
+    project: Project
+    home: str
+    aishell_home: str
+    state_file: str
+    state: State | None = None
+    state_error: str | None = None
+    config_files: list[ConfigFile] = field(default_factory=list)
+    config: Config | None = None
+    config_error: str | None = None
+    foundation_hash: str | None = None  # what the foundation's label should say
+    foundation_hash_error: str | None = None
+    base_dockerfile: str | None = None  # ~/.aishell/Dockerfile when it exists
+    base_hash: str | None = None
+    extension_dockerfile: str | None = None  # <project>/.aishell/Dockerfile when it exists
+    extension_hash: str | None = None
+    engine: Engine | None = None
+    engine_error: str | None = None  # engine CLI missing or not answering
+    server_version: str | None = None
+    images: dict[str, dict[str, Any]] | None = None  # None: not inspected
+    volume_name: str | None = None
+    volume_item: dict[str, Any] | None = None
+    volume_known: bool = False  # False: the engine was not asked
+
+    @property
+    def engine_answers(self) -> bool:
+        return self.engine is not None and self.engine_error is None
+
+
+def _load_config(g: Gathered) -> None:
+    home = paths.aishell_home()
+    expansion = config_mod.Expansion.from_host()
+    global_path = home / CONFIG_FILE
+    parts: dict[str, FileConfig | None] = {"global": None, "project": None}
+    files = [("global", global_path, Path(expansion.home))]
+    try:
+        config_dir = config_mod.find_project_config_dir(Path(g.project.root), aishell_home=home)
+    except AishellError as exc:
+        g.config_error = _error_text(exc)
+        config_dir = None
+    if config_dir is not None:
+        files.append(("project", config_dir / CONFIG_FILE, Path(g.project.root)))
+        dockerfile = config_dir / DOCKERFILE
+        if dockerfile.is_file():
+            g.extension_dockerfile = str(dockerfile)
+    for scope, path, base_dir in files:
+        entry = ConfigFile(scope=scope, path=str(path), exists=path.is_file())
+        g.config_files.append(entry)
+        try:
+            parts[scope] = config_mod.load_file(
+                path,
+                scope=scope,  # type: ignore[arg-type]
+                base_dir=base_dir,
+                expansion=expansion,
+                global_path=str(global_path) if scope == "project" else None,
+            )
+        except AishellError as exc:
+            entry.error = _error_text(exc)
+            g.config_error = g.config_error or entry.error
+    if config_dir is None:
+        # Where a project config would go, listed (never read) so it shows as absent.
+        placeholder = Path(g.project.root) / PROJECT_CONFIG_DIRS[0] / CONFIG_FILE
+        g.config_files.append(ConfigFile(scope="project", path=str(placeholder), exists=False))
+    if g.config_error is None:
+        g.config = config_mod.merge(parts["global"], parts["project"])
+
+
+def _tier_hashes(g: Gathered) -> None:
+    dockerfile = paths.global_dockerfile()
+    if dockerfile.is_file():
+        g.base_dockerfile = str(dockerfile)
+        g.base_hash = images.base_tier(dockerfile).context().hash
+    if g.extension_dockerfile:
+        ext = Path(g.extension_dockerfile)
+        g.extension_hash = (
+            images.extension_tier(g.project.extension_tag, g.project.canonical, ext).context().hash
+        )
+    if g.config is not None and g.state is not None:
+        try:
+            g.foundation_hash = images.foundation_context(
+                base_image=g.config.base_image,
+                with_gitleaks=g.state.gitleaks,
+                ca_certificates=g.config.ca_certificates,
+            ).hash
+        except AishellError as exc:
+            g.foundation_hash_error = _error_text(exc)
+
+
+def _ask_engine(g: Gathered) -> None:
+    try:
+        engine = choice.get_engine()
+    except EngineError as exc:
+        g.engine_error = _error_text(exc)
+        return
+    g.engine = engine
+    wanted = [FOUNDATION_IMAGE, BASE_IMAGE, g.project.extension_tag]
+    commands: list[list[str]] = [
+        ["version", "--format", "{{json .}}"],
+        ["image", "inspect", *wanted],
+    ]
+    if g.volume_name:
+        commands.append(["volume", "inspect", g.volume_name])
+    try:
+        results = engine.capture_many(*commands)
+    except EngineError as exc:
+        g.engine_error = _error_text(exc)
+        return
+    version = results[0]
+    if not version.ok:
+        g.engine_error = (
+            f"the {engine.kind} engine did not answer: "
+            f"{first_line(version.stderr) or f'exit {version.returncode}'}"
+        )
+        return
+    g.server_version = server_version(version.stdout)
+    g.images = images.parse_image_inspect(results[1].stdout, wanted)
+    if g.volume_name:
+        g.volume_known = True
+        g.volume_item = (
+            volumes_mod.parse_volume_inspect(results[2].stdout) if results[2].ok else None
+        )
+
+
+def server_version(stdout: str) -> str | None:
+    """The engine's version from `version --format '{{json .}}'` (server, else client:
+    podman without a service has no server part)."""
+    try:
+        data = json.loads(stdout)
+    except json.JSONDecodeError:
+        return stdout.strip() or None
+    if not isinstance(data, dict):
+        return None
+    for part in ("Server", "Client"):
+        section = data.get(part)
+        if isinstance(section, dict) and section.get("Version"):
+            return str(section["Version"])
+    return None
+
+
+def gather(*, ask_engine: bool = True) -> Gathered:
+    project = report_json.current_project()
+    g = Gathered(
+        project=project,
+        home=str(paths.user_home()),
+        aishell_home=str(paths.aishell_home()),
+        state_file=str(paths.state_file()),
+    )
+    try:
+        g.state = state_mod.load()
+    except AishellError as exc:
+        g.state_error = _error_text(exc)
+    if g.state is not None and g.state.tools:
+        g.volume_name = g.state.harness_volume or volumes_mod.volume_name(g.state.tools)
+    _load_config(g)
+    _tier_hashes(g)
+    if ask_engine:
+        _ask_engine(g)
+    return g
+
+
+# --------------------------------------------------------------------------- pure
+
+
+def image_stack(
+    items: Mapping[str, Mapping[str, Any]] | None,
+    *,
+    foundation_hash: str | None,
+    base_hash: str | None,
+    extension_tag: str,
+    extension_hash: str | None,
+    extension_configured: bool,
+) -> dict[str, Any]:
+    """The image tiers: exists / current (None = unknown) per tier, and the image a launch runs.
+
+    `items`: the engine's inspection by tag (None when the engine could not be asked).
+    `base_hash`: the content hash of ~/.aishell (None: no global Dockerfile, so
+    `aishell:base` is an alias of the foundation).
+    """
+    known = items is not None
+    found = items or {}
+    foundation = found.get(FOUNDATION_IMAGE)
+    base = found.get(BASE_IMAGE)
+    ext = found.get(extension_tag)
+    foundation_id = image_id(foundation)
+    base_id = image_id(base)
+
+    def exists(item: Mapping[str, Any] | None) -> bool | None:
+        return bool(item) if known else None
+
+    f_current: bool | None = None
+    if known:
+        if not foundation:
+            f_current = False
+        elif foundation_hash is not None:
+            f_current = labels_of(foundation).get(LABEL_FOUNDATION_HASH) == foundation_hash
+
+    b_current: bool | None = None
+    if known:
+        if not base or not foundation:
+            b_current = False
+        elif base_hash is not None:
+            labels = labels_of(base)
+            b_current = (
+                labels.get(LABEL_TIER_HASH) == base_hash
+                and labels.get(LABEL_TIER_PARENT) == foundation_id
+            )
+        else:
+            b_current = base_id == foundation_id and labels_of(base).get(LABEL_KIND) != "base"
+
+    e_current: bool | None = None
+    if known and extension_configured:
+        if not ext:
+            e_current = False
+        else:
+            labels = labels_of(ext)
+            e_current = bool(
+                b_current
+                and labels.get(LABEL_TIER_HASH) == extension_hash
+                and labels.get(LABEL_TIER_PARENT) == base_id
+            )
+
+    return {
+        "known": known,
+        "foundation": {
+            "tag": FOUNDATION_IMAGE,
+            "exists": exists(foundation),
+            "id": foundation_id or None,
+            "current": f_current,
+        },
+        "base": {
+            "tag": BASE_IMAGE,
+            "custom": base_hash is not None,
+            "exists": exists(base),
+            "id": base_id or None,
+            "current": b_current,
+        },
+        "extension": {
+            "tag": extension_tag,
+            "configured": extension_configured,
+            "exists": exists(ext) if extension_configured else None,
+            "id": (image_id(ext) or None) if extension_configured else None,
+            "current": e_current,
+        },
+        "run_image": extension_tag if extension_configured else BASE_IMAGE,
+    }
+
+
+def stack_of(g: Gathered) -> dict[str, Any]:
+    stack = image_stack(
+        g.images,
+        foundation_hash=g.foundation_hash,
+        base_hash=g.base_hash,
+        extension_tag=g.project.extension_tag,
+        extension_hash=g.extension_hash,
+        extension_configured=g.extension_dockerfile is not None,
+    )
+    stack["base"]["dockerfile"] = g.base_dockerfile
+    stack["extension"]["dockerfile"] = g.extension_dockerfile
+    note = None
+    if g.images is None:
+        note = f"image state unknown: {g.engine_error or 'the engine was not asked'}"
+    elif g.foundation_hash is None and stack["foundation"]["exists"]:
+        note = "whether aishell:foundation is current is unknown: " + (
+            g.foundation_hash_error or g.config_error or "no setup found"
+        )
+    stack["note"] = note
+    return stack
+
+
+def config_paths(tool_name: str, home: str) -> list[dict[str, Any]]:
+    tool = BY_NAME[tool_name]
+    found = []
+    for rel, kind in [
+        *((d, "dir") for d in tool.config_dirs),
+        *((f, "file") for f in tool.config_files),
+    ]:
+        path = os.path.join(home, rel)
+        found.append({"path": path, "kind": kind, "exists": os.path.lexists(path)})
+    return found
+
+
+def volume_ready(st: State | None, name: str | None, item: Mapping[str, Any] | None) -> bool:
+    """The volume was filled and recorded, and is still the same volume."""
+    if st is None or not name or item is None:
+        return False
+    record = st.volumes.get(name)
+    return record is not None and record.created_at == volumes_mod.created_at(item)

@@ -13,7 +13,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from aishell import output
+from aishell import hostfacts, output, paths
+from aishell import project as project_mod
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -47,16 +48,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str 
 
 def logical_cwd() -> str:
     """The working directory as the user typed it ($PWD) when it is the real one."""
-    from aishell.hostfacts import logical_cwd as _logical
-
-    return _logical(dict(os.environ))
+    return hostfacts.logical_cwd(dict(os.environ))
 
 
 def current_project() -> Project:
     """The project the current directory belongs to (same rules as a launch)."""
-    from aishell import paths
-    from aishell import project as project_mod
-
     return project_mod.resolve(logical_cwd(), aishell_home=str(paths.aishell_home()))
 
 

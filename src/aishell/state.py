@@ -7,6 +7,7 @@ atomically (temporary file + rename) so a crash never leaves half a file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from aishell import paths
 from aishell.errors import AishellError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 SCHEMA = 1
@@ -160,10 +162,8 @@ def save(state: State, environ: dict[str, str] | None = None) -> None:
 
 
 @contextlib.contextmanager
-def locked(environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def locked(environ: dict[str, str] | None = None) -> Iterator[None]:
     """Serialise read-modify-write of the state file between aishell processes."""
-    import fcntl
-
     lock_path = paths.aishell_home(environ) / ".state.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as fh:
@@ -174,7 +174,7 @@ def locked(environ: dict[str, str] | None = None):  # type: ignore[no-untyped-de
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def update(mutate, environ: dict[str, str] | None = None) -> State:  # type: ignore[no-untyped-def]
+def update(mutate: Callable[[State], None], environ: dict[str, str] | None = None) -> State:
     """Load, apply `mutate(state)` and save, under the state lock."""
     with locked(environ):
         current = load(environ) or State()

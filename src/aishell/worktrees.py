@@ -13,11 +13,12 @@ becomes `-`), and returns the directory to run in.
 This module is on the launch path: keep its imports light.
 """
 
+import fcntl
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
-from aishell import hostgit
+from aishell import hostgit, output
 from aishell.engine.run_args import Bind
 from aishell.errors import AishellError, UsageError
 
@@ -137,8 +138,6 @@ def git_dir_binds(root: str, taken: Iterable[str] = ()) -> list[Bind]:
         return []
     problem = verify_linked(root, found)
     if problem:
-        from aishell import output
-
         output.warn(
             f"{os.path.join(root, '.git')}: {problem}; the repository's git directory is "
             "not mounted, so git will not work inside (if the worktree was moved, run "
@@ -315,8 +314,6 @@ def _usable(wt: Worktree | None) -> bool:
 def _lock_repository(main: Worktree) -> int | None:
     """An exclusive lock on the repository's git directory (a directory fd with flock),
     so that concurrent launches do not create the same worktree twice."""
-    import fcntl
-
     directory = main.path if main.bare else os.path.join(main.path, ".git")
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -334,8 +331,6 @@ def enter(branch: str | None, name: str, cwd: str) -> str:
     """Create (or reuse) the worktree for `branch` (default `aishell/<name>`) of the
     repository around `cwd`; the directory to run in (the same subdirectory when it
     exists there, else the worktree's top)."""
-    from aishell import output
-
     branch = branch or default_branch(name)
     check_branch_name(branch)
     worktrees = list_worktrees(cwd, purpose="--worktree")
@@ -362,8 +357,6 @@ def enter(branch: str | None, name: str, cwd: str) -> str:
 def _create(main: Worktree, start: str, branch: str, stale: bool) -> str:
     """`git worktree add` for `branch` (created from the commit checked out in `start`
     when it does not exist yet); the new worktree's path."""
-    from aishell import output
-
     if stale:  # registered, but its directory is gone
         hostgit.run(main.path, "worktree", "prune")
     directory = worktrees_dir(main, os.environ.get(LOCATION_ENV))

@@ -17,12 +17,21 @@ A container that is not running is `none`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aishell import output, report_json
 from aishell.commands._args import Parser, parser
 from aishell.constants import LABEL_HARNESS, LABEL_KIND, LABEL_NAME, LABEL_PROJECT_HASH
+from aishell.engine import choice, proxy
+from aishell.engine.client import first_line
+from aishell.engine.containers import (
+    container_names,
+    exec_probes,
+    list_containers,
+    parse_label_string,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -125,8 +134,6 @@ def _state_of(item: Mapping[str, Any]) -> str:
 
 def row_from_ps(item: Mapping[str, Any]) -> ContainerRow:
     """One row from a `ps --format '{{json .}}'` object."""
-    from aishell.engine.containers import container_names, parse_label_string
-
     labels = parse_label_string(item.get("Labels"))
     names = container_names(item)
     container = names[0] if names else str(item.get("ID", ""))[:12]
@@ -135,8 +142,6 @@ def row_from_ps(item: Mapping[str, Any]) -> ContainerRow:
     stamp = item.get("Created")
     if isinstance(stamp, int) and not _ENGINE_TIME.match(created_raw.strip()):
         # podman: CreatedAt is "5 minutes ago", Created the Unix time
-        from datetime import UTC, datetime
-
         created = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
         created_ago = created_ago or created_raw
     return ContainerRow(
@@ -162,8 +167,6 @@ def with_probes(
     rows: Sequence[ContainerRow], probes: Mapping[str, str | None]
 ) -> list[ContainerRow]:
     """Rows with `pre_start` set from probe outputs (container name -> stdout, None = failed)."""
-    from dataclasses import replace
-
     return [
         replace(row, pre_start=pre_start_state(probes.get(row.container), running=row.running))
         for row in rows
@@ -225,13 +228,7 @@ def build_parser() -> Parser:
 
 def collect(project_hash: str) -> tuple[list[ContainerRow], str, list[str]]:
     """The rows (probed), the engine's CLI name, and warnings about failed probes."""
-    from aishell.engine import choice
-    from aishell.engine.client import first_line
-    from aishell.engine.containers import exec_probes, list_containers
-
     engine = choice.get_engine()
-    from aishell.engine import proxy
-
     proxy.collect_orphans(engine)  # proxies/networks of ended detached sessions
     rows = rows_from_ps(list_containers(engine, f"label={LABEL_PROJECT_HASH}={project_hash}"))
     running = [row.container for row in rows if row.running]

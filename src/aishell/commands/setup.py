@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from aishell import config as config_mod
 from aishell import output, paths, state
 from aishell.commands._args import Parser, parser
 from aishell.constants import BASE_IMAGE, FOUNDATION_IMAGE
+from aishell.engine import choice, images, volumes
+from aishell.errors import AishellError
 from aishell.harnesses import TOOLS
 from aishell.versions import parse_pin
 
@@ -49,8 +52,6 @@ def selection_from(ns: object) -> dict[str, str]:
 
 
 def global_config() -> Config:
-    from aishell import config as config_mod
-
     return config_mod.load_config(
         aishell_home=paths.aishell_home(),
         project_root=None,
@@ -70,8 +71,6 @@ def check_engine(engine: Engine) -> None:
 
 def build_images(engine: Engine, cfg: Config, *, gitleaks: bool, force: bool, verbose: bool) -> str:
     """Foundation (when its inputs changed) and the base tier. Returns the foundation hash."""
-    from aishell.engine import images
-
     context = images.foundation_context(
         base_image=cfg.base_image, with_gitleaks=gitleaks, ca_certificates=cfg.ca_certificates
     )
@@ -93,9 +92,6 @@ def fill_volume(
     engine: Engine, selection: dict[str, str], *, volume: str, verbose: bool, refill: bool = False
 ) -> state.VolumeRecord:
     """Fill `volume`; remove it again if we created it and the fill failed."""
-    from aishell.engine import volumes
-    from aishell.errors import AishellError
-
     existed = volumes.inspect_volume(engine, volume) is not None
     try:
         result = volumes.fill(
@@ -120,8 +116,6 @@ def main(argv: Sequence[str]) -> int:
     ns = build_parser().parse_args(list(argv))
     selection = selection_from(ns)  # versions are validated before any work
     cfg = global_config()
-
-    from aishell.engine import choice, volumes
 
     engine = choice.get_engine()
     check_engine(engine)

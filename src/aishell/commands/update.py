@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aishell import output, state
+from aishell.commands import setup
 from aishell.commands._args import parser
 from aishell.constants import FOUNDATION_IMAGE
+from aishell.engine import choice, volumes
 from aishell.errors import AishellError, UsageError
 from aishell.harnesses import BY_NAME, TOOLS
 from aishell.versions import parse_pin
@@ -116,8 +118,6 @@ def old_volume_notice(old: str, new: str, running: Sequence[str]) -> list[str]:
 
 
 def _pick_fresh_volume(engine: Engine, selection: Mapping[str, str]) -> str:
-    from aishell.engine import volumes
-
     for _ in range(5):
         stamp, token = volumes.new_stamp_and_token()
         name = volumes.fresh_volume_name(selection, stamp=stamp, token=token)
@@ -139,8 +139,6 @@ def _fill_fresh(
     engine: Engine, selection: Mapping[str, str], *, new: str, old: str, verbose: bool
 ) -> state.VolumeRecord:
     """Fill `new`; on any failure remove it again and report that nothing changed."""
-    from aishell.engine import volumes
-
     try:
         result = volumes.fill(
             engine,
@@ -195,9 +193,6 @@ def main(argv: Sequence[str]) -> int:
     if st is None:
         raise AishellError("no setup found", hint=NO_SETUP_HINT)
     selection = saved_selection(st.tools)
-
-    from aishell.commands import setup
-    from aishell.engine import choice, volumes
 
     cfg = setup.global_config()
     engine = choice.get_engine()

@@ -9,6 +9,7 @@ container (running or stopped) uses.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 from aishell import output, paths, report_json, state
 from aishell.commands._args import Parser, parser
 from aishell.constants import LABEL_KIND
+from aishell.engine import choice
+from aishell.engine.client import first_line
+from aishell.engine.containers import containers_using_volumes, parse_json_lines
 from aishell.errors import Aborted, AishellError, UsageError
 
 if TYPE_CHECKING:
@@ -231,8 +235,6 @@ def prune_json(removed: Sequence[str], skipped: Sequence[Mapping[str, str]]) -> 
 
 
 def list_names(engine: Engine) -> list[str]:
-    from aishell.engine.containers import parse_json_lines
-
     result = engine.checked(
         "volume",
         "ls",
@@ -247,10 +249,6 @@ def list_names(engine: Engine) -> list[str]:
 
 def collect(engine: Engine, st: state.State | None) -> list[VolumeRow]:
     """Everything about the harness volumes, with as few engine calls as possible."""
-    import json
-
-    from aishell.engine.containers import containers_using_volumes
-
     names = list_names(engine)
     if not names:
         return []
@@ -282,8 +280,6 @@ def collect(engine: Engine, st: state.State | None) -> list[VolumeRow]:
 
 
 def remove_volumes(engine: Engine, names: Sequence[str]) -> tuple[list[str], list[dict[str, str]]]:
-    from aishell.engine.client import first_line
-
     if not names:
         return [], []
     results = engine.capture_many(*[["volume", "rm", name] for name in names])
@@ -341,8 +337,6 @@ def main(argv: Sequence[str]) -> int:
         raise UsageError(
             "'volumes list' takes no volume names", hint="see 'aishell volumes --help'"
         )
-
-    from aishell.engine import choice
 
     engine = choice.get_engine()
     st = state.load()

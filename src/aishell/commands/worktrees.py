@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from aishell import hostgit, output, report_json
 from aishell.commands._args import parser
 from aishell.constants import LABEL_HARNESS, LABEL_MANAGED, LABEL_NAME, LABEL_PROJECT
+from aishell.engine import choice
+from aishell.engine.containers import container_names, parse_json_lines, parse_label_string
 from aishell.errors import AishellError, UsageError
 from aishell.worktrees import Worktree, list_worktrees, owner_of
 
@@ -62,8 +64,6 @@ class RunningContainer(NamedTuple):
 
 
 def container_from_ps(item: Mapping[str, Any]) -> RunningContainer | None:
-    from aishell.engine.containers import container_names, parse_label_string
-
     labels = parse_label_string(item.get("Labels"))
     project = labels.get(LABEL_PROJECT)
     if not project:
@@ -182,8 +182,6 @@ def find_target(worktrees: Sequence[Worktree], target: str, cwd: str) -> Worktre
 
 
 def engine_name() -> str:
-    from aishell.engine import choice
-
     try:
         return choice.get_engine().name
     except AishellError:
@@ -192,9 +190,6 @@ def engine_name() -> str:
 
 def running_containers() -> list[RunningContainer]:
     """The running aishell containers (one `ps` call)."""
-    from aishell.engine import choice
-    from aishell.engine.containers import parse_json_lines
-
     engine = choice.get_engine()
     result = engine.checked(
         "ps",

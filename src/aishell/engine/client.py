@@ -6,7 +6,9 @@ line to a callback), `call` (run with our stdio, return the status) and
 answering" become one clear EngineError.
 """
 
+import json
 import os
+import socket
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -137,8 +139,6 @@ class Engine(NamedTuple):
         return path if os.path.exists(path) else None
 
     def _api_inspect(self, socket_path: str, kind: str, names: Sequence[str]) -> Result:
-        import json
-
         endpoint = {
             "image": "/images/{}/json",
             "volume": "/volumes/{}",
@@ -157,9 +157,17 @@ class Engine(NamedTuple):
         stderr = "".join(f"Error: No such {kind}: {n}\n" for n in missing)
         return Result(1 if missing else 0, json.dumps(found) if found else "[]\n", stderr)
 
-    def checked(self, *args: str, what: str, hint: str | None = None, **kw: object) -> Result:
+    def checked(
+        self,
+        *args: str,
+        what: str,
+        hint: str | None = None,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         """`capture`, raising EngineError (with the engine's output) on failure."""
-        result = self.capture(*args, **kw)  # type: ignore[arg-type]
+        result = self.capture(*args, input=input, env=env, timeout=timeout)
         if not result.ok:
             raise EngineError(
                 f"{what} failed: {first_line(result.stderr) or f'exit {result.returncode}'}",
@@ -253,8 +261,6 @@ class Engine(NamedTuple):
 
 def _api_get(socket_path: str, path: str) -> tuple[int, bytes]:
     """One HTTP/1.0 GET on the engine's unix socket: (status, body)."""
-    import socket
-
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(20)
         sock.connect(socket_path)

@@ -15,6 +15,7 @@ its name and in the `aishell.harness.hash` label.
 
 import contextlib
 import json
+import os
 import re
 import time
 from collections import deque
@@ -90,7 +91,6 @@ def fresh_volume_name(selection: Mapping[str, str], *, stamp: str, token: str) -
 
 
 def new_stamp_and_token() -> tuple[str, str]:
-    import os
     from datetime import UTC, datetime
 
     return datetime.now(UTC).strftime("%Y%m%dt%H%M%S"), os.urandom(2).hex()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import NamedTuple
 
 from aishell.errors import ConfigError
@@ -74,7 +75,13 @@ PRESETS: dict[str, tuple[str, ...]] = {
 }
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOST_RE = re.compile(rf"^(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>\d+))?$")
+_HOST = rf"^(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>\d+))?$"
+
+
+@cache
+def _host_re() -> re.Pattern[str]:
+    """Compiled on first use: most launches never parse a host pattern."""
+    return re.compile(_HOST)
 
 
 class NetworkConfig(NamedTuple):
@@ -114,7 +121,7 @@ class HostPattern(NamedTuple):
 
 
 def parse_host(text: str) -> HostPattern | None:
-    m = _HOST_RE.match(text.strip().lower())
+    m = _host_re().match(text.strip().lower())
     if m is None:
         return None
     port = m.group("port")

@@ -6,29 +6,35 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from aishell.config import (
     GLOBAL_ONLY_KEYS,
+    KEYS,
+    PROJECT_ONLY_KEYS,
     TOP_LEVEL_KEYS,
     AllowEntry,
     Config,
+    ConfigReport,
     CustomPattern,
     DetectionConfig,
     EnvEntry,
     Expansion,
     FileConfig,
+    FileReport,
     Mount,
     Scope,
     expand_vars,
     find_project_config_dir,
+    inspect_config,
     load_config,
     merge,
     normalize,
     parse_config_text,
 )
+from aishell.config.schema import KeyScope, MergeRule
 from aishell.errors import ConfigError
 from testing.privileges import permissions_enforced
 
@@ -1294,3 +1300,138 @@ def test_non_utf8_file(home: Path, project: Path) -> None:
 def test_importing_config_does_not_import_yaml() -> None:
     code = "import sys, aishell.config; assert 'yaml' not in sys.modules, 'yaml imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------ the key table
+
+
+def test_key_table_matches_the_records() -> None:
+    """Adding a key means one `KEYS` entry plus its `FileConfig` and `Config` fields."""
+    names = [k.name for k in KEYS]
+    assert len(set(names)) == len(names)
+    assert tuple(names) == TOP_LEVEL_KEYS
+    assert FileConfig._fields == ("path", "scope", "keys", *names, "lines")
+    merged = [k for k in KEYS if k.merge != "selects-layers"]
+    assert set(Config._fields) - {"sources"} == {k.name for k in merged}
+    for key in KEYS:
+        assert key.scope in get_args(KeyScope), key.name
+        assert key.merge in get_args(MergeRule), key.name
+        assert (key.scope == "global-only") == (key.merge == "global-only"), key.name
+        assert bool(key.parts) == (key.merge == "per-part"), key.name
+        assert callable(key.normalise), key.name
+    for key in merged:
+        assert Config._field_defaults[key.name] == key.default, key.name
+    for key in (k for k in KEYS if k.parts):
+        record = type(key.default)
+        assert tuple(p.name for p in key.parts) == record._fields
+        assert (
+            tuple(p.name for p in key.parts) == type(FileConfig._field_defaults[key.name])._fields
+        )
+        for part in key.parts:
+            assert record._field_defaults[part.name] == part.default, (key.name, part.name)
+            assert part.merge in get_args(MergeRule)
+    assert {k.name for k in KEYS if k.scope == "global-only"} == GLOBAL_ONLY_KEYS
+    assert {k.name for k in KEYS if k.scope == "project-only"} == PROJECT_ONLY_KEYS
+
+
+def test_an_unset_key_merges_to_its_table_default() -> None:
+    empty = merge(norm("", "global"), norm(""))
+    for key in KEYS:
+        if key.merge != "selects-layers":
+            assert getattr(empty, key.name) == key.default, key.name
+
+
+# ---------------------------------------------------------- inspect_config
+
+
+def _inspect(home: Path, project: Path) -> ConfigReport:
+    return inspect_config(
+        aishell_home=home / ".aishell", project_root=project, expansion=_exp(home)
+    )
+
+
+def test_inspect_nothing(home: Path, project: Path) -> None:
+    report = _inspect(home, project)
+    assert report == ConfigReport(
+        files=(
+            FileReport("global", str(home / ".aishell" / "config.yaml"), False),
+            FileReport("project", str(project / ".aishell" / "config.yaml"), False),
+        ),
+        config=Config(),
+        error=None,
+        project_config_dir=None,
+    )
+
+
+@pytest.mark.parametrize("dirname", [".aishell", ".sandbox"])
+def test_inspect_valid_files_merge_like_load_config(
+    home: Path, project: Path, dirname: str
+) -> None:
+    (home / ".aishell" / "config.yaml").write_text("mounts: [/g]\ntmux: false\n")
+    (project / dirname).mkdir()
+    (project / dirname / "config.yaml").write_text("mounts: [/p]\n")
+    report = _inspect(home, project)
+    assert report.error is None
+    assert report.config == _load(home, project)
+    assert report.project_config_dir == project / dirname
+    assert [(f.scope, f.path, f.exists, f.error) for f in report.files] == [
+        ("global", str(home / ".aishell" / "config.yaml"), True, None),
+        ("project", str(project / dirname / "config.yaml"), True, None),
+    ]
+    global_part = report.part("global")
+    assert global_part is not None and global_part.tmux is False
+    assert report.part("project") is not None
+
+
+def test_inspect_reports_each_error_and_the_first(home: Path, project: Path) -> None:
+    gpath = home / ".aishell" / "config.yaml"
+    gpath.write_text("tmux: maybe\n")
+    (project / ".aishell").mkdir()
+    ppath = project / ".aishell" / "config.yaml"
+    ppath.write_text("mounts: [\n")
+    report = _inspect(home, project)
+    assert report.config is None
+    g, p = report.files
+    assert g.error == f"{gpath}:1: tmux: expected true or false, got string"
+    assert p.error is not None and p.error.startswith(f"Invalid YAML in {ppath} line 2: ")
+    assert p.error.endswith(f"; fix the YAML syntax in {ppath}")
+    assert (g.exists, p.exists, g.config, p.config) == (True, True, None, None)
+    assert report.error == g.error
+    assert report.part("global") is None
+
+
+def test_inspect_project_error_only(home: Path, project: Path) -> None:
+    (project / ".aishell").mkdir()
+    (project / ".aishell" / "config.yaml").write_text("base_image: x\n")
+    report = _inspect(home, project)
+    assert report.files[0].error is None and report.files[0].exists is False
+    assert report.error == report.files[1].error
+    assert report.error is not None and "global-only" in report.error
+    assert report.config is None
+
+
+def test_inspect_both_project_dirs(home: Path, project: Path) -> None:
+    (home / ".aishell" / "config.yaml").write_text("tmux: false\n")
+    (project / ".aishell").mkdir()
+    (project / ".sandbox").mkdir()
+    report = _inspect(home, project)
+    assert report.error is not None and report.error.startswith(
+        "Found both .aishell/ and .sandbox/"
+    )
+    assert report.config is None and report.project_config_dir is None
+    assert [(f.scope, f.exists, f.error) for f in report.files] == [
+        ("global", True, None),
+        ("project", False, None),
+    ]
+    assert report.files[1].path == str(project / ".aishell" / "config.yaml")
+
+
+def test_inspect_writes_no_cache_unless_asked(home: Path, project: Path) -> None:
+    (home / ".aishell" / "config.yaml").write_text("tmux: false\n")
+    _inspect(home, project)
+    assert not (home / ".aishell" / "cache").exists()
+    cache = home / ".aishell" / "cache" / "config"
+    inspect_config(
+        aishell_home=home / ".aishell", project_root=project, expansion=_exp(home), cache_dir=cache
+    )
+    assert list(cache.iterdir())

@@ -1435,3 +1435,58 @@ def test_inspect_writes_no_cache_unless_asked(home: Path, project: Path) -> None
         aishell_home=home / ".aishell", project_root=project, expansion=_exp(home), cache_dir=cache
     )
     assert list(cache.iterdir())
+
+
+# ------------------------------------------------- a bare ~ where a path goes
+
+TILDE = ' (YAML reads a bare ~ as null: quote it, "~")'
+STRING = "expected a string, got null"
+STRING_OR_MAP = "expected a string or a mapping, got null"
+
+
+@pytest.mark.parametrize(
+    ("text", "scope", "expected"),
+    [
+        ("mounts: [~]\n", "project", f"{PPATH}:1: mounts[0]: {STRING_OR_MAP}"),
+        ("mounts:\n  - /a\n  - ~\n", "project", f"{PPATH}:3: mounts[1]: {STRING_OR_MAP}"),
+        ("mounts:\n  - source: ~\n", "project", f"{PPATH}:2: mounts[0].source: {STRING}"),
+        ("mounts: [{source: null}]\n", "project", f"{PPATH}:1: mounts[0].source: {STRING}"),
+        ("ca_certificates: [~]\n", "global", f"{GPATH}:1: ca_certificates[0]: {STRING}"),
+        (
+            "detection:\n  allowlist: [{path: ~, reason: r}]\n",
+            "project",
+            f"{PPATH}:2: detection.allowlist[0].path: {STRING}",
+        ),
+    ],
+)
+def test_null_where_a_path_goes_explains_the_bare_tilde(
+    text: str, scope: Scope, expected: str
+) -> None:
+    assert message(text, scope) == expected + TILDE
+
+
+def test_quoted_tilde_mount_is_the_home() -> None:
+    assert norm("mounts: ['~']\n").mounts == (Mount(HOME, HOME, False, PPATH),)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mounts: [1]\n", "mounts[0]: expected a string or a mapping, got int"),
+        ("pre_start: [a, ~]\n", "pre_start[1]: expected a string, got null"),
+        (
+            "detection:\n  allowlist: [{path: p, reason: ~}]\n",
+            "reason: expected a string, got null",
+        ),
+    ],
+)
+def test_no_tilde_hint_where_no_path_goes(text: str, expected: str) -> None:
+    msg = message(text)
+    assert msg.endswith(expected)
+
+
+def test_bare_tilde_mount_message_exactly() -> None:
+    assert message("mounts: [~]\n") == (
+        f"{PPATH}:1: mounts[0]: expected a string or a mapping, got null (YAML reads a bare ~ "
+        'as null: quote it, "~")'
+    )

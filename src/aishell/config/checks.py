@@ -42,6 +42,8 @@ _PORT = re.compile(
     r"(?:/(?P<proto>[A-Za-z]+))?$"
 )
 _PROTOCOLS = ("tcp", "udp", "sctp")
+# Said after "got null" where a path goes: `mounts: [~]` means null to YAML, not home.
+_BARE_TILDE = ' (YAML reads a bare ~ as null: quote it, "~")'
 
 
 # ------------------------------------------------------------------ helpers
@@ -166,6 +168,12 @@ class Ctx:
         hint = "quote it" if _is_scalar_non_string(value) else None
         raise self.type_error(kpath, what, value, hint=hint)
 
+    def path_string(self, kpath: KeyPath, value: object) -> str:
+        """A string where a path goes: a null there is most likely a bare `~`."""
+        if value is None:
+            raise self.error(kpath, f"expected a string, got null{_BARE_TILDE}")
+        return self.string(kpath, value)
+
     def mapping(self, kpath: KeyPath, value: object) -> Mapping[str, Any]:
         if isinstance(value, Mapping):
             return value
@@ -215,10 +223,12 @@ def mounts(ctx: Ctx, kp: KeyPath, value: object) -> tuple[Mount, ...]:
             ctx.check_keys(ikp, item, ("source", "target", "readonly"))
             if "source" not in item:
                 raise ctx.error(ikp, "missing 'source'", hint="write `source: /host/path`")
-            source = ctx.string((*ikp, "source"), item["source"])
+            source = ctx.path_string((*ikp, "source"), item["source"])
             raw_target = item.get("target")
             target = None if raw_target is None else ctx.string((*ikp, "target"), raw_target)
             readonly = ctx.boolean((*ikp, "readonly"), item.get("readonly", False))
+        elif item is None:
+            raise ctx.error(ikp, f"expected a string or a mapping, got null{_BARE_TILDE}")
         else:
             raise ctx.type_error(ikp, "a string or a mapping", item)
         if not source.strip():
@@ -462,7 +472,8 @@ def detection(ctx: Ctx, kp: KeyPath, value: object) -> FileDetection:
             for name in ("path", "reason"):
                 if name not in entry:
                     raise ctx.error(ikp, f"missing '{name}'", hint="write {path: ..., reason: ...}")
-                text = ctx.string((*ikp, name), entry[name])
+                read = ctx.path_string if name == "path" else ctx.string
+                text = read((*ikp, name), entry[name])
                 if not text.strip():
                     raise ctx.error((*ikp, name), f"empty {name}")
                 texts[name] = text
@@ -498,7 +509,7 @@ def ca_certificates(ctx: Ctx, kp: KeyPath, value: object) -> tuple[str, ...]:
         return ()
     result: list[str] = []
     for i, item in enumerate(ctx.items(kp, value, "a list of PEM file paths")):
-        text = ctx.string((*kp, i), item)
+        text = ctx.path_string((*kp, i), item)
         if not text.strip():
             raise ctx.error((*kp, i), "empty path")
         result.append(_abs_path(expand_vars(text, ctx.expansion), ctx.expansion.home))

@@ -1490,3 +1490,30 @@ def test_bare_tilde_mount_message_exactly() -> None:
         f"{PPATH}:1: mounts[0]: expected a string or a mapping, got null (YAML reads a bare ~ "
         'as null: quote it, "~")'
     )
+
+
+def test_merge_key_precedence_follows_the_yaml_spec() -> None:
+    """Own keys win over merged ones; earlier merged mappings over later ones (PyYAML
+    6.0.4 lets the later one win unless the key strings happen to be one object)."""
+    text = (
+        "detection:\n"
+        "  custom_patterns:\n"
+        "    a: &p {severity: high, description: first}\n"
+        "    b: &q {severity: low, description: second}\n"
+        "    c: {<<: [*p, *q]}\n"
+        "    d: {<<: [*q, *p], severity: medium}\n"
+        "    e: {<<: *p, description: own}\n"
+    )
+    patterns = {p.glob: p for p in norm(text).custom_patterns}
+    assert patterns["c"] == CustomPattern("c", "high", "first")
+    assert patterns["d"] == CustomPattern("d", "medium", "second")
+    assert patterns["e"] == CustomPattern("e", "high", "own")
+
+
+def test_merge_key_errors() -> None:
+    assert message("env: {<<: [1]}\n") == (
+        f"Invalid YAML in {PPATH} line 1: expected a mapping for merging, but found scalar"
+    )
+    assert message("env: {<<: {A: 1, A: 2}}\n") == (
+        f"{PPATH}:1: env.A: duplicate key (first on line 1); one would be ignored"
+    )

@@ -13,6 +13,17 @@ the global file. The global-only keys (`base_image`, `ca_certificates`, `engine`
 the user's image stack, which a project cannot set, so they always come from the global
 file.
 
+Limits, per file, far above any real config: a regular file (or a symlink to one)
+of at most 1 MiB, opened without blocking; YAML nested at most 32 levels, with at
+most 50,000 values and keys once aliases and merge keys are expanded; numbers of at
+most 4,300 characters; no NUL characters in strings; strings split shell-like
+(`docker_args`, `harness_args`) of at most 32,768 characters; and at most: 100
+`mounts`, 1,000 `env` variables, 100 `ports`, 500 `docker_args`, 100 `pre_start`
+commands, 200 arguments per harness in `harness_args`, 500
+`detection.custom_patterns`, 1,000 `detection.allowlist` entries, 100
+`ca_certificates`, 1,000 `network.allow` hosts, 100 `network.presets`
+(`loader.MAX_*`, `checks.LIMITS`).
+
 Modules: `schema` (the records and the table of keys, `KEYS`), `checks` (one
 normaliser per key), `merge`, `loader` (files, YAML, cache,
 `load_config`, `inspect_config`); `values` holds the records the checks build.

@@ -3,6 +3,10 @@
 Every normaliser has the same signature, `(ctx, key_path, value) -> normalised`, so
 that `schema.KEYS` can name it; `loader.normalize` calls the one a key's entry names.
 Errors name the file, the line (when the mapping came from YAML) and the key path.
+
+Every list or map key has a cap on its entries (`LIMITS`), far above any real
+config: a runaway or hostile file fails at once instead of costing every launch.
+Each check is linear in the size of its value.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Final, Literal, NamedTuple
 
 from aishell import netpolicy
 from aishell.config.values import (
@@ -44,6 +49,34 @@ _PORT = re.compile(
 _PROTOCOLS = ("tcp", "udp", "sctp")
 # Said after "got null" where a path goes: `mounts: [~]` means null to YAML, not home.
 _BARE_TILDE = ' (YAML reads a bare ~ as null: quote it, "~")'
+
+
+class Limit(NamedTuple):
+    cap: int  # at most this many entries
+    noun: str  # what the entries are, in the error
+
+
+# The most entries each list or map may hold, per file ("harness_args.*": per harness).
+LIMITS: Final[Mapping[str, Limit]] = MappingProxyType(
+    {
+        "mounts": Limit(100, "mounts"),
+        "env": Limit(1000, "variables"),
+        "ports": Limit(100, "port mappings"),
+        "docker_args": Limit(500, "arguments"),
+        "pre_start": Limit(100, "commands"),
+        "harness_args.*": Limit(200, "arguments"),
+        "detection.custom_patterns": Limit(500, "patterns"),
+        "detection.allowlist": Limit(1000, "entries"),
+        "ca_certificates": Limit(100, "files"),
+        "network.allow": Limit(1000, "hosts"),
+        "network.presets": Limit(100, "presets"),
+    }
+)
+# The longest string split shell-like (`docker_args`, `harness_args.*`): `shlex` is
+# quadratic in the length of a token; the list form has no such bound.
+MAX_SPLIT_CHARS: Final = 32_768
+# Longer than any host pattern (a 253-character name, `*.`, `:65535`): not even tried.
+_MAX_HOST_CHARS = 262
 
 
 # ------------------------------------------------------------------ helpers
@@ -174,15 +207,31 @@ class Ctx:
             raise self.error(kpath, f"expected a string, got null{_BARE_TILDE}")
         return self.string(kpath, value)
 
-    def mapping(self, kpath: KeyPath, value: object) -> Mapping[str, Any]:
+    def mapping(self, kpath: KeyPath, value: object, *, limit: str = "") -> Mapping[str, Any]:
+        """`value` as a mapping; with `limit` (a `LIMITS` name), at most that many entries."""
         if isinstance(value, Mapping):
+            if limit:
+                self.check_count(kpath, len(value), limit)
             return value
         raise self.type_error(kpath, "a mapping", value)
 
-    def items(self, kpath: KeyPath, value: object, what: str) -> Sequence[Any]:
+    def items(self, kpath: KeyPath, value: object, what: str, *, limit: str = "") -> Sequence[Any]:
+        """`value` as a list; with `limit` (a `LIMITS` name), at most that many items."""
         if isinstance(value, list | tuple):
+            if limit:
+                self.check_count(kpath, len(value), limit)
             return value
         raise self.type_error(kpath, what, value)
+
+    def check_count(self, kpath: KeyPath, count: int, limit: str) -> None:
+        cap, noun = LIMITS[limit]
+        if count > cap:
+            raise self.error(
+                kpath,
+                f"more than {cap} {noun}",
+                hint=f"{fmt(kpath)} may hold at most {cap}",
+                at_key=True,
+            )
 
 
 def _abs_path(text: str, base: str) -> str:
@@ -215,7 +264,7 @@ def mounts(ctx: Ctx, kp: KeyPath, value: object) -> tuple[Mount, ...]:
     if value is None:
         return ()
     result: list[Mount] = []
-    for i, item in enumerate(ctx.items(kp, value, "a list of mounts")):
+    for i, item in enumerate(ctx.items(kp, value, "a list of mounts", limit="mounts")):
         ikp: KeyPath = (*kp, i)
         if isinstance(item, str):
             source, target, readonly = _split_mount(ctx, ikp, item)
@@ -278,6 +327,8 @@ def env(ctx: Ctx, kp: KeyPath, value: object) -> tuple[EnvEntry, ...]:
     if value is None:
         return ()
     result: dict[str, str | None] = {}
+    if isinstance(value, list | tuple | Mapping):
+        ctx.check_count(kp, len(value), "env")
     if isinstance(value, Mapping):
         for name, item in value.items():
             ikp: KeyPath = (*kp, name)
@@ -333,6 +384,10 @@ def port_problem(spec: str) -> str | None:
     spans: list[tuple[int, int]] = []
     for part in (m.group("host"), m.group("container")):
         low, _, high = part.partition("-")
+        for digits in (low, high or low):
+            digits = digits.lstrip("0") or "0"
+            if len(digits) > 5:  # int() of thousands of digits is an error, not a port
+                return f"has port {digits[:10]}… ({len(digits)} digits) outside 1-65535"
         start, end = int(low), int(high or low)
         for port in (start, end):
             if not 1 <= port <= 65535:
@@ -350,7 +405,7 @@ def ports(ctx: Ctx, kp: KeyPath, value: object) -> tuple[str, ...]:
     if value is None:
         return ()
     result: list[str] = []
-    for i, item in enumerate(ctx.items(kp, value, "a list of port mappings")):
+    for i, item in enumerate(ctx.items(kp, value, "a list of port mappings", limit="ports")):
         ikp: KeyPath = (*kp, i)
         if isinstance(item, int | float) and not isinstance(item, bool):
             text = ctx.scalar_text.get(ikp, str(item))
@@ -373,18 +428,15 @@ def ports(ctx: Ctx, kp: KeyPath, value: object) -> tuple[str, ...]:
     return tuple(result)
 
 
-def tokens(ctx: Ctx, kp: KeyPath, value: object) -> tuple[str, ...]:
-    """A string split shell-like, or a list of strings (one token each)."""
+def tokens(ctx: Ctx, kp: KeyPath, value: object, *, limit: str) -> tuple[str, ...]:
+    """A string split shell-like, or a list of strings (one token each); at most
+    `LIMITS[limit]` of them."""
     if value is None:
         return ()
     if isinstance(value, str):
-        try:
-            return tuple(shlex.split(value))
-        except ValueError as exc:
-            raise ctx.error(
-                kp, f"cannot split {value!r}: {exc}", hint="close the quote or use the list form"
-            ) from exc
+        return _split(ctx, kp, value, limit)
     if isinstance(value, list | tuple):
+        ctx.check_count(kp, len(value), limit)
         result: list[str] = []
         for i, item in enumerate(value):
             token = ctx.string((*kp, i), item)
@@ -395,8 +447,31 @@ def tokens(ctx: Ctx, kp: KeyPath, value: object) -> tuple[str, ...]:
     raise ctx.type_error(kp, "a string or a list of strings", value)
 
 
+def _split(ctx: Ctx, kp: KeyPath, text: str, limit: str) -> tuple[str, ...]:
+    """`shlex.split(text)`, stopping one token past the cap."""
+    if len(text) > MAX_SPLIT_CHARS:
+        raise ctx.error(
+            kp,
+            f"a string of more than {MAX_SPLIT_CHARS} characters to split",
+            hint="use the list form, one argument per item",
+        )
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""  # as shlex.split(text, comments=False)
+    found: list[str] = []
+    try:
+        for token in lexer:
+            found.append(token)
+            ctx.check_count(kp, len(found), limit)
+    except ValueError as exc:
+        raise ctx.error(
+            kp, f"cannot split {text!r}: {exc}", hint="close the quote or use the list form"
+        ) from exc
+    return tuple(found)
+
+
 def docker_args(ctx: Ctx, kp: KeyPath, value: object) -> tuple[str, ...]:
-    return tuple(expand_vars(t, ctx.expansion) for t in tokens(ctx, kp, value))
+    return tuple(expand_vars(t, ctx.expansion) for t in tokens(ctx, kp, value, limit="docker_args"))
 
 
 def pre_start(ctx: Ctx, kp: KeyPath, value: object) -> str | None:
@@ -405,6 +480,7 @@ def pre_start(ctx: Ctx, kp: KeyPath, value: object) -> str | None:
     if isinstance(value, str):
         return value.strip() or None
     if isinstance(value, list | tuple):
+        ctx.check_count(kp, len(value), "pre_start")
         commands = [ctx.string((*kp, i), item).strip() for i, item in enumerate(value)]
         joined = " && ".join(c for c in commands if c)
         return joined or None
@@ -419,7 +495,7 @@ def harness_args(ctx: Ctx, kp: KeyPath, value: object) -> tuple[tuple[str, tuple
     for name, args in mapping.items():
         if name not in HARNESS_NAMES:
             raise ctx.unknown_key((*kp, name), HARNESS_NAMES, what="harness")
-        result.append((name, tokens(ctx, (*kp, name), args)))
+        result.append((name, tokens(ctx, (*kp, name), args, limit="harness_args.*")))
     return tuple(result)
 
 
@@ -441,7 +517,7 @@ def detection(ctx: Ctx, kp: KeyPath, value: object) -> FileDetection:
     raw_patterns = mapping.get("custom_patterns")
     if raw_patterns is not None:
         pkp: KeyPath = (*kp, "custom_patterns")
-        for glob, spec in ctx.mapping(pkp, raw_patterns).items():
+        for glob, spec in ctx.mapping(pkp, raw_patterns, limit="detection.custom_patterns").items():
             gkp: KeyPath = (*pkp, glob)
             if not str(glob).strip():
                 raise ctx.error(gkp, "empty glob", at_key=True)
@@ -464,7 +540,8 @@ def detection(ctx: Ctx, kp: KeyPath, value: object) -> FileDetection:
     raw_allow = mapping.get("allowlist")
     if raw_allow is not None:
         akp: KeyPath = (*kp, "allowlist")
-        for i, item in enumerate(ctx.items(akp, raw_allow, "a list of {path, reason}")):
+        listed = ctx.items(akp, raw_allow, "a list of {path, reason}", limit="detection.allowlist")
+        for i, item in enumerate(listed):
             ikp: KeyPath = (*akp, i)
             entry = ctx.mapping(ikp, item)
             ctx.check_keys(ikp, entry, ("path", "reason"))
@@ -508,7 +585,9 @@ def ca_certificates(ctx: Ctx, kp: KeyPath, value: object) -> tuple[str, ...]:
     if value is None:
         return ()
     result: list[str] = []
-    for i, item in enumerate(ctx.items(kp, value, "a list of PEM file paths")):
+    for i, item in enumerate(
+        ctx.items(kp, value, "a list of PEM file paths", limit="ca_certificates")
+    ):
         text = ctx.path_string((*kp, i), item)
         if not text.strip():
             raise ctx.error((*kp, i), "empty path")
@@ -536,8 +615,11 @@ def network(ctx: Ctx, kp: KeyPath, value: object) -> FileNetwork:
     if mapping.get("allow") is not None:
         akp: KeyPath = (*kp, "allow")
         hosts: list[str] = []
-        for i, item in enumerate(ctx.items(akp, mapping["allow"], "a list of host patterns")):
+        listed = ctx.items(akp, mapping["allow"], "a list of host patterns", limit="network.allow")
+        for i, item in enumerate(listed):
             text = ctx.string((*akp, i), item, what="a host pattern").strip().lower()
+            if len(text) > _MAX_HOST_CHARS:
+                raise ctx.error((*akp, i), f"invalid host pattern {text[:40]!r}…: too long")
             problem = netpolicy.host_problem(text)
             if problem is not None:
                 raise ctx.error((*akp, i), problem)
@@ -548,7 +630,10 @@ def network(ctx: Ctx, kp: KeyPath, value: object) -> FileNetwork:
         pkp: KeyPath = (*kp, "presets")
         chosen: list[str] = []
         names = sorted(netpolicy.PRESETS)
-        for i, item in enumerate(ctx.items(pkp, mapping["presets"], "a list of preset names")):
+        listed = ctx.items(
+            pkp, mapping["presets"], "a list of preset names", limit="network.presets"
+        )
+        for i, item in enumerate(listed):
             name = ctx.string((*pkp, i), item, what="a preset name")
             if name not in netpolicy.PRESETS:
                 raise ctx.error(

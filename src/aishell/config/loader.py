@@ -13,11 +13,13 @@ stay cheap, and a cached parse needs no YAML at all.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from aishell.config.checks import Ctx, fmt, type_name
 from aishell.config.merge import merge
@@ -35,7 +37,8 @@ from aishell.errors import AishellError, ConfigError
 from aishell.hashing import short_hash
 
 if TYPE_CHECKING:
-    from yaml.nodes import Node
+    from yaml.events import Event
+    from yaml.nodes import Node, ScalarNode
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -44,10 +47,32 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 # ------------------------------------------------------------------ parsing
 
+# Limits on one file's YAML, far above any real config (which needs a few dozen
+# values): a hostile or runaway file fails at once instead of taking seconds and
+# gigabytes. All the limits are listed in the `aishell.config` docstring.
+MAX_DEPTH: Final = 32  # levels of nested lists and mappings
+MAX_NODES: Final = 50_000  # values and keys, every use of an alias or merge key in full
+MAX_NUMBER_CHARS: Final = 4300  # Python's own limit for int(); longer numbers are errors
+
+_TOO_MANY = f"more than {MAX_NODES} values once aliases (*name) and merge keys (<<) are expanded"
+_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
+_NUL = "contains a NUL character (\\0), which cannot be passed to a program"
+_NUMBER_TAGS = {"tag:yaml.org,2002:int": "integer", "tag:yaml.org,2002:float": "number"}
+_SCALAR_KINDS = {
+    **_NUMBER_TAGS,
+    "tag:yaml.org,2002:bool": "boolean",
+    "tag:yaml.org,2002:timestamp": "date",
+}
+
 
 def parse_config_text(text: str, *, path: str, scope: Scope) -> dict[str, Any]:
     """Parse YAML text into a `RawConfig` (a dict). An empty document is an empty
-    mapping; anything but a mapping at the top level is an error."""
+    mapping; anything but a mapping at the top level is an error.
+
+    Bounded: at most `MAX_DEPTH` levels of nesting and `MAX_NODES` values (counted in
+    the text first, then again as aliases and merge keys are expanded), numbers of at
+    most `MAX_NUMBER_CHARS` characters, no NUL characters in strings.
+    """
     import yaml
 
     try:
@@ -57,10 +82,14 @@ def parse_config_text(text: str, *, path: str, scope: Scope) -> dict[str, Any]:
         from yaml import SafeLoader as Loader  # type: ignore[assignment]
 
     raw = RawConfig()
-    loader = Loader(text)
     try:
-        node = loader.get_single_node()
-        data = _Builder(loader, raw, path).build(node, ()) if node is not None else None
+        _check_events(yaml.parse(text, Loader=Loader), path)
+        loader = Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = _Builder(loader, raw, path).build(node, ()) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -76,8 +105,6 @@ def parse_config_text(text: str, *, path: str, scope: Scope) -> dict[str, Any]:
         raise ConfigError(
             f"Invalid YAML in {path}: {first}", hint=f"fix the YAML syntax in {path}"
         ) from exc
-    finally:
-        loader.dispose()
     if data is None:
         return raw
     if not isinstance(data, dict):
@@ -91,36 +118,90 @@ def parse_config_text(text: str, *, path: str, scope: Scope) -> dict[str, Any]:
     return raw
 
 
+def _invalid(path: str, line: int, problem: str) -> ConfigError:
+    return ConfigError(
+        f"Invalid YAML in {path} line {line}: {problem}", hint=f"fix the YAML in {path}"
+    )
+
+
+def _check_events(events: Iterator[Event], path: str) -> None:
+    """Depth and size of the text as written, before anything is composed (libyaml's
+    parser streams events without recursion; composing and building do recurse).
+
+    A syntax error ends the scan silently: composing then stops at it too (or at an
+    earlier error of its own, which is the one to report), having seen only events
+    this scan has already bounded."""
+    from yaml import YAMLError
+    from yaml import events as ev
+
+    depth = count = 0
+    try:
+        for event in events:
+            if isinstance(event, ev.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _invalid(path, _line(event), _TOO_DEEP)
+            elif isinstance(event, ev.CollectionEndEvent):
+                depth -= 1
+                continue
+            elif not isinstance(event, ev.ScalarEvent):
+                continue
+            count += 1
+            if count > MAX_NODES:
+                raise _invalid(path, _line(event), _TOO_MANY)
+    except YAMLError:
+        return
+
+
+def _line(event: Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 1
+
+
 class _Builder:
     """Turns a composed YAML node tree into Python values, recording lines.
 
     Mapping keys are taken as their source text (so `on:` or `yes:` stay strings
-    and never become booleans). Duplicate keys are errors; merge keys (`<<`) work.
+    and never become booleans). Duplicate keys are errors; merge keys (`<<`) work:
+    a mapping's own keys win over merged ones, and earlier merged mappings over later
+    ones. Every node built (an alias once per use) and every merged key counts
+    towards `MAX_NODES`.
     """
 
     def __init__(self, loader: Any, raw: RawConfig, path: str) -> None:
-        from yaml import nodes
+        import yaml
 
-        self.nodes = nodes
+        self.yaml = yaml
+        self.nodes = yaml.nodes
         self.loader = loader
         self.raw = raw
         self.path = path
+        self.budget = MAX_NODES
         self.active: set[int] = set()
-        self.checked: set[int] = set()
+        self.merging: set[int] = set()
+        self.flat: dict[int, list[tuple[Node, Node]]] = {}
 
     def fail(self, node: Node, problem: str) -> ConfigError:
+        return _invalid(self.path, node.start_mark.line + 1, problem)
+
+    def fail_at(self, kpath: KeyPath, node: Node, problem: str, hint: str) -> ConfigError:
+        if not kpath:
+            return self.fail(node, problem)
         return ConfigError(
-            f"Invalid YAML in {self.path} line {node.start_mark.line + 1}: {problem}",
-            hint=f"fix the YAML in {self.path}",
+            f"{self.path}:{node.start_mark.line + 1}: {fmt(kpath)}: {problem}", hint=hint
         )
 
+    def spend(self, node: Node, n: int = 1) -> None:
+        self.budget -= n
+        if self.budget < 0:
+            raise self.fail(node, _TOO_MANY)
+
     def build(self, node: Node, kpath: KeyPath) -> Any:
+        self.spend(node)
         self.raw.lines.setdefault(kpath, node.start_mark.line + 1)
         if isinstance(node, self.nodes.ScalarNode):
-            value = self.loader.construct_object(node, deep=True)
-            if not node.style and value is not None and not isinstance(value, str):
-                self.raw.scalar_text[kpath] = node.value
-            return value
+            return self._scalar(node, kpath)
+        if len(kpath) >= MAX_DEPTH:  # deep through aliases, though not in the text
+            raise self.fail(node, _TOO_DEEP)
         if id(node) in self.active:
             raise self.fail(node, "recursive alias")
         self.active.add(id(node))
@@ -135,30 +216,100 @@ class _Builder:
         finally:
             self.active.discard(id(node))
 
+    def _scalar(self, node: ScalarNode, kpath: KeyPath) -> Any:
+        text = node.value
+        kind = _SCALAR_KINDS.get(node.tag)
+        if node.tag in _NUMBER_TAGS and len(text) > MAX_NUMBER_CHARS:
+            raise self.fail_at(
+                kpath,
+                node,
+                f"a number of {len(text)} characters is too long (at most {MAX_NUMBER_CHARS})",
+                "quote it if it is text",
+            )
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except self.yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            # A resolver's pattern matched but the value is impossible (2024-13-45), or
+            # an explicit tag (`!!bool maybe`) names a type the text is not.
+            shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
+            detail = f" ({exc})" if isinstance(exc, ValueError) and kind == "date" else ""
+            raise self.fail_at(
+                kpath,
+                node,
+                f"{shown} is not a valid {kind or node.tag}{detail}",
+                "quote it if it is text",
+            ) from exc
+        if isinstance(value, str):
+            if "\0" in value:
+                raise self.fail_at(kpath, node, _NUL, "remove it")
+        elif not node.style and value is not None:
+            self.raw.scalar_text[kpath] = text
+        return value
+
+    def _pairs(self, node: Any, kpath: KeyPath) -> list[tuple[Node, Node]]:
+        """The mapping's key and value nodes with merge keys (`<<`) resolved, each key
+        once: its first position, the value that wins."""
+        if id(node) in self.flat:
+            return self.flat[id(node)]
+        if id(node) in self.merging:
+            raise self.fail(node, "recursive alias")
+        self.merging.add(id(node))
+        merged: dict[str, tuple[Node, Node]] = {}
+        own: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, self.nodes.ScalarNode):
+                raise self.fail(key_node, "mapping keys must be plain strings")
+            if "\0" in key_node.value:
+                raise self.fail_at((*kpath, key_node.value), key_node, _NUL, "remove it")
+            if key_node.tag == _MERGE_TAG:
+                for source in self._merge_sources(node, value_node):
+                    pairs = self._pairs(source, kpath)
+                    self.spend(source, len(pairs))
+                    for pair in pairs:
+                        merged.setdefault(pair[0].value, pair)  # earlier mappings win
+                continue
+            if key_node.value in own:
+                first = own[key_node.value][0].start_mark.line + 1
+                raise ConfigError(
+                    f"{self.path}:{key_node.start_mark.line + 1}: "
+                    f"{fmt((*kpath, key_node.value))}: duplicate key (first on line {first}); "
+                    "one would be ignored",
+                    hint="merge the two entries into one",
+                )
+            own[key_node.value] = (key_node, value_node)
+        merged.update(own)  # a mapping's own keys win over merged ones
+        self.merging.discard(id(node))
+        self.flat[id(node)] = pairs = list(merged.values())
+        return pairs
+
+    def _merge_sources(self, node: Node, value_node: Any) -> list[Node]:
+        if isinstance(value_node, self.nodes.MappingNode):
+            return [value_node]
+        if isinstance(value_node, self.nodes.SequenceNode):
+            for sub in value_node.value:
+                if not isinstance(sub, self.nodes.MappingNode):
+                    raise self.yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"expected a mapping for merging, but found {sub.id}",
+                        sub.start_mark,
+                    )
+            return list(value_node.value)
+        raise self.yaml.constructor.ConstructorError(
+            "while constructing a mapping",
+            node.start_mark,
+            f"expected a mapping or list of mappings for merging, but found {value_node.id}",
+            value_node.start_mark,
+        )
+
     def _mapping(self, node: Any, kpath: KeyPath) -> dict[str, Any]:
         if node.tag != _MAP_TAG:
             raise self.fail(node, f"unsupported tag '{node.tag}'")
-        if id(node) not in self.checked:
-            seen: dict[str, int] = {}
-            for key_node, _ in node.value:
-                if not isinstance(key_node, self.nodes.ScalarNode):
-                    raise self.fail(key_node, "mapping keys must be plain strings")
-                if key_node.tag == _MERGE_TAG:
-                    continue
-                if key_node.value in seen:
-                    line = key_node.start_mark.line + 1
-                    raise ConfigError(
-                        f"{self.path}:{line}: {fmt((*kpath, key_node.value))}: duplicate "
-                        f"key (first on line {seen[key_node.value]}); one would be ignored",
-                        hint="merge the two entries into one",
-                    )
-                seen[key_node.value] = key_node.start_mark.line + 1
-            self.loader.flatten_mapping(node)
-            self.checked.add(id(node))
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, self.nodes.ScalarNode):  # pragma: no cover - merged
-                raise self.fail(key_node, "mapping keys must be plain strings")
+        for key_node, value_node in self._pairs(node, kpath):
+            self.spend(key_node)
             key = str(key_node.value)
             sub = (*kpath, key)
             self.raw.key_lines.setdefault(sub, key_node.start_mark.line + 1)
@@ -238,25 +389,82 @@ def find_project_config_dir(project_root: Path, *, aishell_home: Path | None = N
     return found[0] if found else None
 
 
+MAX_FILE_BYTES: Final = 1 << 20  # 1 MiB; a config file is a few lines of YAML
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def read_config_file(path: Path) -> str | None:
-    """The file's text, or None when it does not exist."""
+    """The file's text, or None when it does not exist.
+
+    Only a regular file (or a symlink to one) of at most `MAX_FILE_BYTES` is read:
+    it is opened without blocking and checked with `fstat` first, so a FIFO, a
+    device such as /dev/zero or a directory is one clean error, never a hang.
+    Line ends are read as universal newlines.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | os.O_CLOEXEC | _O_NOCTTY)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _unreadable(path, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(info.st_mode):
+            what = next((f"{name}, not" for test, name in _KINDS if test(info.st_mode)), "not")
+            raise ConfigError(
+                f"Cannot read {path}: it is {what} a regular file",
+                hint="a config file must be a regular file (or a symlink to one)",
+            )
+        data = _read_at_most(fd, MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from exc
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        size = max(info.st_size, len(data))
+        raise ConfigError(
+            f"Cannot read {path}: it is larger than 1 MiB ({size} bytes)",
+            hint="a config file is a few lines of YAML; check that this is the right file",
+        )
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"Cannot read {path}: it is not UTF-8 text ({exc.reason})",
             hint="save the file as UTF-8",
         ) from exc
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot read {path}: {exc.strerror or exc}",
-            hint="check that it is a readable file",
-        ) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text-mode reading does
 
 
-_CACHE_VERSION = "1"
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
+
+
+def _unreadable(path: Path, reason: str) -> ConfigError:
+    return ConfigError(f"Cannot read {path}: {reason}", hint="check that it is a readable file")
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+_CACHE_VERSION = "2"  # 2: parses made with the limits above
 
 
 def _cache_file(cache_dir: Path, text: str, path: Path, scope: Scope) -> Path:

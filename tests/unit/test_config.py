@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from aishell.config import (
     load_config,
     merge,
     normalize,
+    origins,
     parse_config_text,
 )
 from aishell.config.schema import KeyScope, MergeRule
@@ -1517,3 +1519,136 @@ def test_merge_key_errors() -> None:
     assert message("env: {<<: {A: 1, A: 2}}\n") == (
         f"{PPATH}:1: env.A: duplicate key (first on line 1); one would be ignored"
     )
+
+
+# ------------------------------------------------------------------ origins
+
+ORIGIN_GLOBAL = (
+    "mounts: [/g1, /g2]\n"  # 1
+    "env:\n"  # 2
+    "  A: g\n"  # 3
+    "  B: g\n"  # 4
+    "tmux: false\n"  # 5
+    "harness_args:\n"  # 6
+    "  claude: [--g]\n"  # 7
+    "base_image: img:1\n"  # 8
+    "gitleaks_freshness_threshold: 3\n"  # 9
+)
+ORIGIN_PROJECT = (
+    "mounts:\n"  # 1
+    "  - /p1\n"  # 2
+    "env:\n"  # 3
+    "  - B=p\n"  # 4
+    "  - C\n"  # 5
+    "docker_args: --x --y\n"  # 6
+    "harness_args:\n"  # 7
+    "  claude: --p\n"  # 8
+    "detection:\n"  # 9
+    "  enabled: false\n"  # 10
+)
+
+
+def _at(path: str, line: int, key: str | None = None) -> dict[str, Any]:
+    return {"file": path, "line": line} if key is None else {"file": path, "line": line, "key": key}
+
+
+def _mount(source: str, origin: str) -> dict[str, Any]:
+    return {"source": source, "target": source, "readonly": False, "origin": origin}
+
+
+def test_origins_of_a_global_and_project_pair() -> None:
+    result = origins(norm(ORIGIN_GLOBAL, "global"), norm(ORIGIN_PROJECT))
+    assert result == {
+        "extends": {"value": "global", "origin": "default"},
+        "mounts": {
+            "value": [_mount("/g1", GPATH), _mount("/g2", GPATH), _mount("/p1", PPATH)],
+            "origins": [_at(GPATH, 1), _at(GPATH, 1), _at(PPATH, 2)],
+        },
+        "env": {
+            "value": {"A": "g", "B": "p", "C": None},
+            "origins": [_at(GPATH, 3, "A"), _at(PPATH, 4, "B"), _at(PPATH, 5, "C")],
+        },
+        "ports": {"value": [], "origin": "default"},
+        "docker_args": {"value": ["--x", "--y"], "origins": [_at(PPATH, 6), _at(PPATH, 6)]},
+        "pre_start": {"value": None, "origin": "default"},
+        "harness_args": {
+            "value": {"claude": ["--g", "--p"]},
+            "origins": [_at(GPATH, 7, "claude"), _at(PPATH, 8, "claude")],
+        },
+        "detection.enabled": {"value": False, "origins": [_at(PPATH, 10)]},
+        "detection.custom_patterns": {"value": {}, "origin": "default"},
+        "detection.allowlist": {"value": [], "origin": "default"},
+        "gitleaks_freshness_check": {"value": True, "origin": "default"},
+        "gitleaks_freshness_threshold": {"value": 3, "origins": [_at(GPATH, 9)]},
+        "tmux": {"value": False, "origins": [_at(GPATH, 5)]},
+        "base_image": {"value": "img:1", "origins": [_at(GPATH, 8)]},
+        "ca_certificates": {"value": [], "origin": "default"},
+        "network": {"value": {"mode": "open", "allow": [], "presets": []}, "origin": "default"},
+        "engine": {"value": None, "origin": "default"},
+    }
+    json.dumps(result)  # JSON-able as it is
+
+
+def test_origins_with_extends_none() -> None:
+    project = "extends: none\nmounts: [/p1]\nnetwork: none\n"
+    result = origins(norm(ORIGIN_GLOBAL, "global"), norm(project))
+    assert result["extends"] == {"value": "none", "origins": [_at(PPATH, 1)]}
+    assert result["mounts"] == {"value": [_mount("/p1", PPATH)], "origins": [_at(PPATH, 2)]}
+    assert result["env"] == {"value": {}, "origin": "default"}
+    assert result["tmux"] == {"value": True, "origin": "default"}
+    assert result["gitleaks_freshness_threshold"] == {"value": 7, "origin": "default"}
+    assert result["base_image"] == {"value": "img:1", "origins": [_at(GPATH, 8)]}  # global-only
+    assert result["network"] == {
+        "value": {"mode": "none", "allow": [], "presets": []},
+        "origins": [_at(PPATH, 3)],
+    }
+
+
+def test_origins_of_map_entries_and_nested_parts() -> None:
+    g = norm(
+        "detection:\n  custom_patterns: {a: high, b: low}\n"
+        "  allowlist:\n    - {path: g, reason: r}\n"
+        "network: {mode: allowlist, allow: [a.org, b.org]}\n",
+        "global",
+    )
+    p = norm(
+        "detection:\n  custom_patterns:\n    b: {severity: high, description: p}\n"
+        "  allowlist: [{path: p, reason: r}]\n"
+        "network:\n  allow: [a.org]\n"
+        "pre_start:\n",
+    )
+    result = origins(g, p)
+    assert result["detection.custom_patterns"] == {
+        "value": {
+            "a": {"severity": "high", "description": "Custom pattern match"},
+            "b": {"severity": "high", "description": "p"},
+        },
+        "origins": [_at(GPATH, 2, "a"), _at(PPATH, 3, "b")],
+    }
+    assert result["detection.allowlist"] == {
+        "value": [{"path": "g", "reason": "r"}, {"path": "p", "reason": "r"}],
+        "origins": [_at(GPATH, 4), _at(PPATH, 4)],
+    }
+    assert result["detection.enabled"] == {"value": True, "origin": "default"}
+    assert result["network"] == {
+        "value": {"mode": "allowlist", "allow": ["a.org"], "presets": []},
+        "origins": [_at(GPATH, 5), _at(PPATH, 5)],
+    }
+    assert result["pre_start"] == {"value": None, "origins": [_at(PPATH, 7)]}  # set, to null
+
+
+def test_origins_values_are_what_merge_gives() -> None:
+    g, p = norm(ORIGIN_GLOBAL, "global"), norm(ORIGIN_PROJECT)
+    merged, result = merge(g, p), origins(g, p)
+    assert result["docker_args"]["value"] == list(merged.docker_args)
+    assert result["env"]["value"] == {e.name: e.value for e in merged.env}
+    assert result["harness_args"]["value"] == {k: list(v) for k, v in merged.harness_args.items()}
+    assert result["detection.enabled"]["value"] is merged.detection.enabled
+    assert origins(None, None) == origins(norm("", "global"), norm(""))
+
+
+def test_origins_without_lines() -> None:
+    fc = normalize(
+        {"tmux": False}, path=PPATH, scope="project", base_dir=Path(PROJECT), expansion=EXP
+    )
+    assert origins(None, fc)["tmux"] == {"value": False, "origins": [{"file": PPATH, "line": None}]}

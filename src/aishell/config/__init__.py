@@ -25,7 +25,7 @@ commands, 200 arguments per harness in `harness_args`, 500
 (`loader.MAX_*`, `checks.LIMITS`).
 
 Modules: `schema` (the records and the table of keys, `KEYS`), `checks` (one
-normaliser per key), `merge`, `loader` (files, YAML, cache,
+normaliser per key), `merge` (`merge`, `origins`), `loader` (files, YAML, cache,
 `load_config`, `inspect_config`); `values` holds the records the checks build.
 `yaml` is imported lazily: importing this package must stay cheap.
 """
@@ -43,7 +43,7 @@ from aishell.config.loader import (
     parse_config_text,
     read_config_file,
 )
-from aishell.config.merge import merge
+from aishell.config.merge import merge, origins
 from aishell.config.schema import (
     DEFAULT_PATTERN_DESCRIPTION,
     ENGINES,
@@ -104,6 +104,7 @@ __all__ = [
     "load_file",
     "merge",
     "normalize",
+    "origins",
     "parse_config_text",
     "read_config_file",
 ]

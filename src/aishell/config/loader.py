@@ -592,7 +592,7 @@ class ConfigReport(NamedTuple):
     project_config_dir: Path | None  # `.aishell/` or `.sandbox/`, when there is one
 
     def part(self, scope: Scope) -> FileConfig | None:
-        """The normalised file of `scope`, None if missing or invalid."""
+        """The normalised file of `scope` (for `merge.origins`), None if missing or invalid."""
         return next((f.config for f in self.files if f.scope == scope), None)
 
 

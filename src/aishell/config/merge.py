@@ -1,7 +1,8 @@
 """Combine the normalised files into one `Config` (pure), following `schema.KEYS`.
 
-Each merge rule also records which file (and which item of it) every piece of the
-result came from.
+`merge` gives the result a launch uses; `origins` gives the same values as JSON-able
+data, each with the file and line it came from (for `aishell config [--json]`). Both
+run the one implementation of each merge rule, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def _network(contribs: Sequence[_Contribution]) -> _Result:
 
 
 _RULES: Mapping[MergeRule, Callable[[Sequence[_Contribution]], _Result]] = {
-    "selects-layers": _project_replaces,  # `extends` itself: the project file's own value
+    "selects-layers": _project_replaces,  # for `origins`: the project file's own value
     "concatenate": _concatenate,
     "map-merge": _map_merge,
     "map-concatenate": _map_concatenate,
@@ -154,7 +155,10 @@ def _merge_key(
         return merged.value, {(key.name,): (key.merge, merged)}
     pieces: dict[KeyPath, tuple[MergeRule, _Merged]] = {}
     for part in key.parts:
-        sub = [c._replace(value=getattr(c.value, part.name)) for c in contribs]
+        # A part is set when not null and not empty: `detection: {enabled: false}`
+        # says nothing about `allowlist`, and an empty list adds nothing to merge.
+        values = ((c, getattr(c.value, part.name)) for c in contribs)
+        sub = [c._replace(value=v) for c, v in values if v is not None and v != ()]
         pieces[(key.name, part.name)] = (part.merge, _combine(part.merge, sub, part.default))
     value = key.default._replace(**{str(kp[-1]): m.value for kp, (_, m) in pieces.items()})
     return value, pieces
@@ -169,3 +173,84 @@ def merge(global_part: FileConfig | None, project_part: FileConfig | None) -> Co
     }
     sources = tuple(p.path for p in (global_part, project_part) if p is not None)
     return Config(sources=sources, **fields)
+
+
+# ------------------------------------------------------------------ origins
+
+
+def origins(
+    global_part: FileConfig | None, project_part: FileConfig | None
+) -> dict[str, dict[str, Any]]:
+    """Every key's effective value, as JSON-able data, with where it came from. Pure.
+
+    The result maps each top-level key (each part of `detection` separately, as
+    `detection.enabled`, `detection.custom_patterns`, `detection.allowlist`) to either
+
+    - `{"value": V, "origin": "default"}` when no file sets it, or
+    - `{"value": V, "origins": [{"file": PATH, "line": N}, ...]}`: for a list value
+      (mounts, ports, docker_args, allowlist, ca_certificates) one origin per item,
+      in the same order; for a mapping value (env, custom_patterns, harness_args)
+      one per entry a file contributed, each with `"key": NAME` (a harness's
+      arguments concatenated from both files have two); for a single value the file
+      that decided it (`network`: every file that has the key). `line` is the line
+      of the item, or of the key for a single value; null when the file was not
+      read from YAML text. A key a file contains counts as set even when empty
+      (`mounts: []` gives `"origins": []`, `pre_start:` the file that cleared it);
+      a part of `detection` counts only when it is not null or empty.
+
+    V is the merged value as `merge` computes it: records become objects (`mounts`:
+    `{source, target, readonly, origin}`), `env` is `{NAME: value or null}`,
+    `custom_patterns` `{GLOB: {severity, description}}`, `harness_args`
+    `{HARNESS: [args]}`, `network` `{mode, allow, presets}`. `extends` is the
+    project file's own value.
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for key in KEYS:
+        _, pieces = _merge_key(key, global_part, project_part)
+        for kpath, (rule, merged) in pieces.items():
+            name = ".".join(str(p) for p in kpath)
+            value = _json_value(rule, merged.value)
+            if merged.picks is None:
+                result[name] = {"value": value, "origin": "default"}
+            else:
+                named = rule in ("map-merge", "map-concatenate")
+                result[name] = {
+                    "value": value,
+                    "origins": [_origin(kpath, pick, named=named) for pick in merged.picks],
+                }
+    return result
+
+
+def _origin(base: KeyPath, pick: _Pick, *, named: bool) -> dict[str, Any]:
+    lines = pick.file.lines
+    if pick.item is None:
+        line = lines.line(base, at_key=True)
+    elif pick.name is not None and (*base, pick.name) in lines.keys:
+        line = lines.keys[(*base, pick.name)]  # a mapping entry (`env: {A: 1}`)
+    else:
+        line = lines.line((*base, pick.item))  # a list item, or the string it was split from
+    origin: dict[str, Any] = {"file": pick.file.path, "line": line}
+    if named:
+        origin["key"] = pick.name
+    return origin
+
+
+def _json_value(rule: MergeRule, value: Any) -> Any:
+    if rule == "map-merge":  # NamedTuples named by their first field
+        out: dict[str, Any] = {}
+        for entry in value:
+            fields = _plain(entry)
+            name = fields.pop(entry._fields[0])
+            out[name] = next(iter(fields.values())) if len(fields) == 1 else fields
+        return out
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value

@@ -141,7 +141,7 @@ class FileConfig(NamedTuple):
     does not set the key). `keys` holds the top-level keys the file contains, so
     that a key present with a null/false value still overrides (e.g. `pre_start:`
     clears the global one). `lines` says where each value was (empty when the file
-    was normalised from a plain mapping).
+    was normalised from a plain mapping); `merge.origins` reads it.
     """
 
     path: str

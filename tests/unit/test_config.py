@@ -1652,3 +1652,11 @@ def test_origins_without_lines() -> None:
         {"tmux": False}, path=PPATH, scope="project", base_dir=Path(PROJECT), expansion=EXP
     )
     assert origins(None, fc)["tmux"] == {"value": False, "origins": [{"file": PPATH, "line": None}]}
+
+
+def test_inspect_without_a_project(home: Path) -> None:
+    (home / ".aishell" / "config.yaml").write_text("tmux: false\n")
+    report = inspect_config(aishell_home=home / ".aishell", project_root=None, expansion=_exp(home))
+    assert [f.scope for f in report.files] == ["global"]
+    assert report.config == _load(home, None)
+    assert report.part("project") is None

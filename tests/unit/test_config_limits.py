@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from aishell.config import Expansion, FileConfig, Scope, load_file, merge
+from aishell.config import Expansion, FileConfig, Scope, load_file, merge, parse_config_text
 from aishell.config.checks import LIMITS
 from aishell.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 EXP = Expansion(home="/home/alice", uid=1234, gid=5678, user="alice")
 CASE_SECONDS = 1.0  # "ends within a second", generously measured per case
@@ -452,8 +455,6 @@ def test_32_levels_are_allowed(tmp_path: Path) -> None:
 
 
 def test_50000_values_are_allowed(tmp_path: Path) -> None:
-    from aishell.config import parse_config_text
-
     text = "mounts:\n" + "- a\n" * 49_997  # + the mapping, its key and the list
     raw = parse_config_text(text, path="x", scope="project")
     assert len(raw["mounts"]) == 49_997

@@ -16,9 +16,8 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from aishell import netpolicy
 from aishell.config.values import (
@@ -38,6 +37,9 @@ from aishell.config.values import (
 )
 from aishell.errors import ConfigError
 from aishell.harnesses import HARNESS_NAMES
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")

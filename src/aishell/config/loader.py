@@ -17,7 +17,6 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -37,6 +36,8 @@ from aishell.errors import AishellError, ConfigError
 from aishell.hashing import short_hash
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
     from yaml.events import Event
     from yaml.nodes import Node, ScalarNode
 
@@ -228,8 +229,6 @@ class _Builder:
             )
         try:
             value = self.loader.construct_object(node, deep=True)
-        except self.yaml.YAMLError:
-            raise
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             # A resolver's pattern matched but the value is impossible (2024-13-45), or
             # an explicit tag (`!!bool maybe`) names a type the text is not.
@@ -390,6 +389,9 @@ def find_project_config_dir(project_root: Path, *, aishell_home: Path | None = N
 
 
 MAX_FILE_BYTES: Final = 1 << 20  # 1 MiB; a config file is a few lines of YAML
+# Opening a FIFO without O_NONBLOCK waits for a writer; neither flag exists on Windows.
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -418,9 +420,10 @@ def read_config_file(path: Path) -> str | None:
         if stat.S_ISDIR(info.st_mode):
             raise _unreadable(path, os.strerror(errno.EISDIR))
         if not stat.S_ISREG(info.st_mode):
-            what = next((f"{name}, not" for test, name in _KINDS if test(info.st_mode)), "not")
+            kind = next((name for test, name in _KINDS if test(info.st_mode)), None)
+            what = f"it is {kind}, not a regular file" if kind else "it is not a regular file"
             raise ConfigError(
-                f"Cannot read {path}: it is {what} a regular file",
+                f"Cannot read {path}: {what}",
                 hint="a config file must be a regular file (or a symlink to one)",
             )
         data = _read_at_most(fd, MAX_FILE_BYTES + 1)
@@ -442,10 +445,6 @@ def read_config_file(path: Path) -> str | None:
             hint="save the file as UTF-8",
         ) from exc
     return text.replace("\r\n", "\n").replace("\r", "\n")  # as text-mode reading does
-
-
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
 
 
 def _unreadable(path: Path, reason: str) -> ConfigError:
@@ -603,7 +602,7 @@ def _error_text(exc: AishellError) -> str:
 def inspect_config(
     *,
     aishell_home: Path,
-    project_root: Path,
+    project_root: Path | None,
     expansion: Expansion,
     cache_dir: Path | None = None,
 ) -> ConfigReport:
@@ -612,19 +611,21 @@ def inspect_config(
     Lists the global file, then the project's `config.yaml`; when the project has
     no config directory (or has both `.aishell/` and `.sandbox/`, which is itself
     the first error), the project entry is where one would go, marked missing and
-    never read. Each entry says whether the file exists and its error, if any;
-    `config` is the merged result only when every file is valid. No cache unless
-    `cache_dir` is given (`aishell info` and `check` write nothing).
+    never read; with `project_root` None there is no project entry. Each entry says
+    whether the file exists and its error, if any; `config` is the merged result
+    only when every file is valid. No cache unless `cache_dir` is given (`aishell
+    info` and `check` write nothing).
     """
     global_path = aishell_home / CONFIG_FILE
     first_error: str | None = None
+    config_dir: Path | None = None
     try:
-        config_dir = find_project_config_dir(project_root, aishell_home=aishell_home)
+        if project_root is not None:
+            config_dir = find_project_config_dir(project_root, aishell_home=aishell_home)
     except ConfigError as exc:
         first_error = _error_text(exc)
-        config_dir = None
     candidates: list[tuple[Scope, Path, Path]] = [("global", global_path, Path(expansion.home))]
-    if config_dir is not None:
+    if config_dir is not None and project_root is not None:
         candidates.append(("project", config_dir / CONFIG_FILE, project_root))
     files: list[FileReport] = []
     for scope, path, base_dir in candidates:
@@ -642,7 +643,7 @@ def inspect_config(
             first_error = first_error or files[-1].error
         else:
             files.append(FileReport(scope, str(path), path.is_file(), None, part))
-    if config_dir is None:
+    if config_dir is None and project_root is not None:
         placeholder = project_root / PROJECT_CONFIG_DIRS[0] / CONFIG_FILE
         files.append(FileReport("project", str(placeholder), False))
     report = ConfigReport(tuple(files), None, first_error, config_dir)

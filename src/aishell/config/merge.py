@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from aishell import netpolicy
 from aishell.config.schema import KEYS, Config, FileConfig, Key, MergeRule
-from aishell.config.values import KeyPath
 from aishell.netpolicy import NetworkConfig
+
+if TYPE_CHECKING:
+    from aishell.config.values import KeyPath
 
 Role = Literal["global", "project"]
 

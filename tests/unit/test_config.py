@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from aishell.config import (
     GLOBAL_ONLY_KEYS,
+    KEYS,
+    PROJECT_ONLY_KEYS,
     TOP_LEVEL_KEYS,
     AllowEntry,
     Config,
+    ConfigReport,
     CustomPattern,
     DetectionConfig,
     EnvEntry,
     Expansion,
     FileConfig,
+    FileReport,
     Mount,
     Scope,
     expand_vars,
     find_project_config_dir,
+    inspect_config,
     load_config,
     merge,
     normalize,
+    origins,
     parse_config_text,
 )
+from aishell.config.schema import KeyScope, MergeRule
 from aishell.errors import ConfigError
 from testing.privileges import permissions_enforced
 
@@ -1294,3 +1302,361 @@ def test_non_utf8_file(home: Path, project: Path) -> None:
 def test_importing_config_does_not_import_yaml() -> None:
     code = "import sys, aishell.config; assert 'yaml' not in sys.modules, 'yaml imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------ the key table
+
+
+def test_key_table_matches_the_records() -> None:
+    """Adding a key means one `KEYS` entry plus its `FileConfig` and `Config` fields."""
+    names = [k.name for k in KEYS]
+    assert len(set(names)) == len(names)
+    assert tuple(names) == TOP_LEVEL_KEYS
+    assert FileConfig._fields == ("path", "scope", "keys", *names, "lines")
+    merged = [k for k in KEYS if k.merge != "selects-layers"]
+    assert set(Config._fields) - {"sources"} == {k.name for k in merged}
+    for key in KEYS:
+        assert key.scope in get_args(KeyScope), key.name
+        assert key.merge in get_args(MergeRule), key.name
+        assert (key.scope == "global-only") == (key.merge == "global-only"), key.name
+        assert bool(key.parts) == (key.merge == "per-part"), key.name
+        assert callable(key.normalise), key.name
+    for key in merged:
+        assert Config._field_defaults[key.name] == key.default, key.name
+    for key in (k for k in KEYS if k.parts):
+        record = type(key.default)
+        assert tuple(p.name for p in key.parts) == record._fields
+        assert (
+            tuple(p.name for p in key.parts) == type(FileConfig._field_defaults[key.name])._fields
+        )
+        for part in key.parts:
+            assert record._field_defaults[part.name] == part.default, (key.name, part.name)
+            assert part.merge in get_args(MergeRule)
+    assert {k.name for k in KEYS if k.scope == "global-only"} == GLOBAL_ONLY_KEYS
+    assert {k.name for k in KEYS if k.scope == "project-only"} == PROJECT_ONLY_KEYS
+
+
+def test_an_unset_key_merges_to_its_table_default() -> None:
+    empty = merge(norm("", "global"), norm(""))
+    for key in KEYS:
+        if key.merge != "selects-layers":
+            assert getattr(empty, key.name) == key.default, key.name
+
+
+# ---------------------------------------------------------- inspect_config
+
+
+def _inspect(home: Path, project: Path) -> ConfigReport:
+    return inspect_config(
+        aishell_home=home / ".aishell", project_root=project, expansion=_exp(home)
+    )
+
+
+def test_inspect_nothing(home: Path, project: Path) -> None:
+    report = _inspect(home, project)
+    assert report == ConfigReport(
+        files=(
+            FileReport("global", str(home / ".aishell" / "config.yaml"), False),
+            FileReport("project", str(project / ".aishell" / "config.yaml"), False),
+        ),
+        config=Config(),
+        error=None,
+        project_config_dir=None,
+    )
+
+
+@pytest.mark.parametrize("dirname", [".aishell", ".sandbox"])
+def test_inspect_valid_files_merge_like_load_config(
+    home: Path, project: Path, dirname: str
+) -> None:
+    (home / ".aishell" / "config.yaml").write_text("mounts: [/g]\ntmux: false\n")
+    (project / dirname).mkdir()
+    (project / dirname / "config.yaml").write_text("mounts: [/p]\n")
+    report = _inspect(home, project)
+    assert report.error is None
+    assert report.config == _load(home, project)
+    assert report.project_config_dir == project / dirname
+    assert [(f.scope, f.path, f.exists, f.error) for f in report.files] == [
+        ("global", str(home / ".aishell" / "config.yaml"), True, None),
+        ("project", str(project / dirname / "config.yaml"), True, None),
+    ]
+    global_part = report.part("global")
+    assert global_part is not None and global_part.tmux is False
+    assert report.part("project") is not None
+
+
+def test_inspect_reports_each_error_and_the_first(home: Path, project: Path) -> None:
+    gpath = home / ".aishell" / "config.yaml"
+    gpath.write_text("tmux: maybe\n")
+    (project / ".aishell").mkdir()
+    ppath = project / ".aishell" / "config.yaml"
+    ppath.write_text("mounts: [\n")
+    report = _inspect(home, project)
+    assert report.config is None
+    g, p = report.files
+    assert g.error == f"{gpath}:1: tmux: expected true or false, got string"
+    assert p.error is not None and p.error.startswith(f"Invalid YAML in {ppath} line 2: ")
+    assert p.error.endswith(f"; fix the YAML syntax in {ppath}")
+    assert (g.exists, p.exists, g.config, p.config) == (True, True, None, None)
+    assert report.error == g.error
+    assert report.part("global") is None
+
+
+def test_inspect_project_error_only(home: Path, project: Path) -> None:
+    (project / ".aishell").mkdir()
+    (project / ".aishell" / "config.yaml").write_text("base_image: x\n")
+    report = _inspect(home, project)
+    assert report.files[0].error is None and report.files[0].exists is False
+    assert report.error == report.files[1].error
+    assert report.error is not None and "global-only" in report.error
+    assert report.config is None
+
+
+def test_inspect_both_project_dirs(home: Path, project: Path) -> None:
+    (home / ".aishell" / "config.yaml").write_text("tmux: false\n")
+    (project / ".aishell").mkdir()
+    (project / ".sandbox").mkdir()
+    report = _inspect(home, project)
+    assert report.error is not None and report.error.startswith(
+        "Found both .aishell/ and .sandbox/"
+    )
+    assert report.config is None and report.project_config_dir is None
+    assert [(f.scope, f.exists, f.error) for f in report.files] == [
+        ("global", True, None),
+        ("project", False, None),
+    ]
+    assert report.files[1].path == str(project / ".aishell" / "config.yaml")
+
+
+def test_inspect_writes_no_cache_unless_asked(home: Path, project: Path) -> None:
+    (home / ".aishell" / "config.yaml").write_text("tmux: false\n")
+    _inspect(home, project)
+    assert not (home / ".aishell" / "cache").exists()
+    cache = home / ".aishell" / "cache" / "config"
+    inspect_config(
+        aishell_home=home / ".aishell", project_root=project, expansion=_exp(home), cache_dir=cache
+    )
+    assert list(cache.iterdir())
+
+
+# ------------------------------------------------- a bare ~ where a path goes
+
+TILDE = ' (YAML reads a bare ~ as null: quote it, "~")'
+STRING = "expected a string, got null"
+STRING_OR_MAP = "expected a string or a mapping, got null"
+
+
+@pytest.mark.parametrize(
+    ("text", "scope", "expected"),
+    [
+        ("mounts: [~]\n", "project", f"{PPATH}:1: mounts[0]: {STRING_OR_MAP}"),
+        ("mounts:\n  - /a\n  - ~\n", "project", f"{PPATH}:3: mounts[1]: {STRING_OR_MAP}"),
+        ("mounts:\n  - source: ~\n", "project", f"{PPATH}:2: mounts[0].source: {STRING}"),
+        ("mounts: [{source: null}]\n", "project", f"{PPATH}:1: mounts[0].source: {STRING}"),
+        ("ca_certificates: [~]\n", "global", f"{GPATH}:1: ca_certificates[0]: {STRING}"),
+        (
+            "detection:\n  allowlist: [{path: ~, reason: r}]\n",
+            "project",
+            f"{PPATH}:2: detection.allowlist[0].path: {STRING}",
+        ),
+    ],
+)
+def test_null_where_a_path_goes_explains_the_bare_tilde(
+    text: str, scope: Scope, expected: str
+) -> None:
+    assert message(text, scope) == expected + TILDE
+
+
+def test_quoted_tilde_mount_is_the_home() -> None:
+    assert norm("mounts: ['~']\n").mounts == (Mount(HOME, HOME, False, PPATH),)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mounts: [1]\n", "mounts[0]: expected a string or a mapping, got int"),
+        ("pre_start: [a, ~]\n", "pre_start[1]: expected a string, got null"),
+        (
+            "detection:\n  allowlist: [{path: p, reason: ~}]\n",
+            "reason: expected a string, got null",
+        ),
+    ],
+)
+def test_no_tilde_hint_where_no_path_goes(text: str, expected: str) -> None:
+    msg = message(text)
+    assert msg.endswith(expected)
+
+
+def test_bare_tilde_mount_message_exactly() -> None:
+    assert message("mounts: [~]\n") == (
+        f"{PPATH}:1: mounts[0]: expected a string or a mapping, got null (YAML reads a bare ~ "
+        'as null: quote it, "~")'
+    )
+
+
+def test_merge_key_precedence_follows_the_yaml_spec() -> None:
+    """Own keys win over merged ones; earlier merged mappings over later ones (PyYAML
+    6.0.4 lets the later one win unless the key strings happen to be one object)."""
+    text = (
+        "detection:\n"
+        "  custom_patterns:\n"
+        "    a: &p {severity: high, description: first}\n"
+        "    b: &q {severity: low, description: second}\n"
+        "    c: {<<: [*p, *q]}\n"
+        "    d: {<<: [*q, *p], severity: medium}\n"
+        "    e: {<<: *p, description: own}\n"
+    )
+    patterns = {p.glob: p for p in norm(text).custom_patterns}
+    assert patterns["c"] == CustomPattern("c", "high", "first")
+    assert patterns["d"] == CustomPattern("d", "medium", "second")
+    assert patterns["e"] == CustomPattern("e", "high", "own")
+
+
+def test_merge_key_errors() -> None:
+    assert message("env: {<<: [1]}\n") == (
+        f"Invalid YAML in {PPATH} line 1: expected a mapping for merging, but found scalar"
+    )
+    assert message("env: {<<: {A: 1, A: 2}}\n") == (
+        f"{PPATH}:1: env.A: duplicate key (first on line 1); one would be ignored"
+    )
+
+
+# ------------------------------------------------------------------ origins
+
+ORIGIN_GLOBAL = (
+    "mounts: [/g1, /g2]\n"  # 1
+    "env:\n"  # 2
+    "  A: g\n"  # 3
+    "  B: g\n"  # 4
+    "tmux: false\n"  # 5
+    "harness_args:\n"  # 6
+    "  claude: [--g]\n"  # 7
+    "base_image: img:1\n"  # 8
+    "gitleaks_freshness_threshold: 3\n"  # 9
+)
+ORIGIN_PROJECT = (
+    "mounts:\n"  # 1
+    "  - /p1\n"  # 2
+    "env:\n"  # 3
+    "  - B=p\n"  # 4
+    "  - C\n"  # 5
+    "docker_args: --x --y\n"  # 6
+    "harness_args:\n"  # 7
+    "  claude: --p\n"  # 8
+    "detection:\n"  # 9
+    "  enabled: false\n"  # 10
+)
+
+
+def _at(path: str, line: int, key: str | None = None) -> dict[str, Any]:
+    return {"file": path, "line": line} if key is None else {"file": path, "line": line, "key": key}
+
+
+def _mount(source: str, origin: str) -> dict[str, Any]:
+    return {"source": source, "target": source, "readonly": False, "origin": origin}
+
+
+def test_origins_of_a_global_and_project_pair() -> None:
+    result = origins(norm(ORIGIN_GLOBAL, "global"), norm(ORIGIN_PROJECT))
+    assert result == {
+        "extends": {"value": "global", "origin": "default"},
+        "mounts": {
+            "value": [_mount("/g1", GPATH), _mount("/g2", GPATH), _mount("/p1", PPATH)],
+            "origins": [_at(GPATH, 1), _at(GPATH, 1), _at(PPATH, 2)],
+        },
+        "env": {
+            "value": {"A": "g", "B": "p", "C": None},
+            "origins": [_at(GPATH, 3, "A"), _at(PPATH, 4, "B"), _at(PPATH, 5, "C")],
+        },
+        "ports": {"value": [], "origin": "default"},
+        "docker_args": {"value": ["--x", "--y"], "origins": [_at(PPATH, 6), _at(PPATH, 6)]},
+        "pre_start": {"value": None, "origin": "default"},
+        "harness_args": {
+            "value": {"claude": ["--g", "--p"]},
+            "origins": [_at(GPATH, 7, "claude"), _at(PPATH, 8, "claude")],
+        },
+        "detection.enabled": {"value": False, "origins": [_at(PPATH, 10)]},
+        "detection.custom_patterns": {"value": {}, "origin": "default"},
+        "detection.allowlist": {"value": [], "origin": "default"},
+        "gitleaks_freshness_check": {"value": True, "origin": "default"},
+        "gitleaks_freshness_threshold": {"value": 3, "origins": [_at(GPATH, 9)]},
+        "tmux": {"value": False, "origins": [_at(GPATH, 5)]},
+        "base_image": {"value": "img:1", "origins": [_at(GPATH, 8)]},
+        "ca_certificates": {"value": [], "origin": "default"},
+        "network": {"value": {"mode": "open", "allow": [], "presets": []}, "origin": "default"},
+        "engine": {"value": None, "origin": "default"},
+    }
+    json.dumps(result)  # JSON-able as it is
+
+
+def test_origins_with_extends_none() -> None:
+    project = "extends: none\nmounts: [/p1]\nnetwork: none\n"
+    result = origins(norm(ORIGIN_GLOBAL, "global"), norm(project))
+    assert result["extends"] == {"value": "none", "origins": [_at(PPATH, 1)]}
+    assert result["mounts"] == {"value": [_mount("/p1", PPATH)], "origins": [_at(PPATH, 2)]}
+    assert result["env"] == {"value": {}, "origin": "default"}
+    assert result["tmux"] == {"value": True, "origin": "default"}
+    assert result["gitleaks_freshness_threshold"] == {"value": 7, "origin": "default"}
+    assert result["base_image"] == {"value": "img:1", "origins": [_at(GPATH, 8)]}  # global-only
+    assert result["network"] == {
+        "value": {"mode": "none", "allow": [], "presets": []},
+        "origins": [_at(PPATH, 3)],
+    }
+
+
+def test_origins_of_map_entries_and_nested_parts() -> None:
+    g = norm(
+        "detection:\n  custom_patterns: {a: high, b: low}\n"
+        "  allowlist:\n    - {path: g, reason: r}\n"
+        "network: {mode: allowlist, allow: [a.org, b.org]}\n",
+        "global",
+    )
+    p = norm(
+        "detection:\n  custom_patterns:\n    b: {severity: high, description: p}\n"
+        "  allowlist: [{path: p, reason: r}]\n"
+        "network:\n  allow: [a.org]\n"
+        "pre_start:\n",
+    )
+    result = origins(g, p)
+    assert result["detection.custom_patterns"] == {
+        "value": {
+            "a": {"severity": "high", "description": "Custom pattern match"},
+            "b": {"severity": "high", "description": "p"},
+        },
+        "origins": [_at(GPATH, 2, "a"), _at(PPATH, 3, "b")],
+    }
+    assert result["detection.allowlist"] == {
+        "value": [{"path": "g", "reason": "r"}, {"path": "p", "reason": "r"}],
+        "origins": [_at(GPATH, 4), _at(PPATH, 4)],
+    }
+    assert result["detection.enabled"] == {"value": True, "origin": "default"}
+    assert result["network"] == {
+        "value": {"mode": "allowlist", "allow": ["a.org"], "presets": []},
+        "origins": [_at(GPATH, 5), _at(PPATH, 5)],
+    }
+    assert result["pre_start"] == {"value": None, "origins": [_at(PPATH, 7)]}  # set, to null
+
+
+def test_origins_values_are_what_merge_gives() -> None:
+    g, p = norm(ORIGIN_GLOBAL, "global"), norm(ORIGIN_PROJECT)
+    merged, result = merge(g, p), origins(g, p)
+    assert result["docker_args"]["value"] == list(merged.docker_args)
+    assert result["env"]["value"] == {e.name: e.value for e in merged.env}
+    assert result["harness_args"]["value"] == {k: list(v) for k, v in merged.harness_args.items()}
+    assert result["detection.enabled"]["value"] is merged.detection.enabled
+    assert origins(None, None) == origins(norm("", "global"), norm(""))
+
+
+def test_origins_without_lines() -> None:
+    fc = normalize(
+        {"tmux": False}, path=PPATH, scope="project", base_dir=Path(PROJECT), expansion=EXP
+    )
+    assert origins(None, fc)["tmux"] == {"value": False, "origins": [{"file": PPATH, "line": None}]}
+
+
+def test_inspect_without_a_project(home: Path) -> None:
+    (home / ".aishell" / "config.yaml").write_text("tmux: false\n")
+    report = inspect_config(aishell_home=home / ".aishell", project_root=None, expansion=_exp(home))
+    assert [f.scope for f in report.files] == ["global"]
+    assert report.config == _load(home, None)
+    assert report.part("project") is None

@@ -19,11 +19,9 @@ from aishell import paths, report_json
 from aishell import state as state_mod
 from aishell.constants import (
     BASE_IMAGE,
-    CONFIG_FILE,
     DOCKERFILE,
     FOUNDATION_IMAGE,
     LABEL_KIND,
-    PROJECT_CONFIG_DIRS,
 )
 from aishell.engine import choice, images
 from aishell.engine import volumes as volumes_mod
@@ -41,7 +39,7 @@ from aishell.harnesses import BY_NAME
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from aishell.config import Config, FileConfig
+    from aishell.config import Config
     from aishell.engine.client import Engine
     from aishell.project import Project
     from aishell.state import State
@@ -51,12 +49,8 @@ def _error_text(exc: AishellError) -> str:
     return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
 
 
-@dataclass
-class ConfigFile:
-    scope: str  # "global" | "project"
-    path: str
-    exists: bool
-    error: str | None = None
+# One config file as `config.inspect_config` found it (scope, path, exists, error).
+ConfigFile = config_mod.FileReport
 
 
 @dataclass
@@ -93,40 +87,18 @@ class Gathered:
 
 def _load_config(g: Gathered) -> None:
     home = paths.aishell_home()
-    expansion = config_mod.Expansion.from_host()
-    global_path = home / CONFIG_FILE
-    parts: dict[str, FileConfig | None] = {"global": None, "project": None}
-    files = [("global", global_path, Path(expansion.home))]
-    try:
-        config_dir = config_mod.find_project_config_dir(Path(g.project.root), aishell_home=home)
-    except AishellError as exc:
-        g.config_error = _error_text(exc)
-        config_dir = None
-    if config_dir is not None:
-        files.append(("project", config_dir / CONFIG_FILE, Path(g.project.root)))
-        dockerfile = config_dir / DOCKERFILE
+    report = config_mod.inspect_config(
+        aishell_home=home,
+        project_root=Path(g.project.root),
+        expansion=config_mod.Expansion.from_host(),
+    )
+    g.config_files = list(report.files)
+    g.config = report.config
+    g.config_error = report.error
+    if report.project_config_dir is not None:
+        dockerfile = report.project_config_dir / DOCKERFILE
         if dockerfile.is_file():
             g.extension_dockerfile = str(dockerfile)
-    for scope, path, base_dir in files:
-        entry = ConfigFile(scope=scope, path=str(path), exists=path.is_file())
-        g.config_files.append(entry)
-        try:
-            parts[scope] = config_mod.load_file(
-                path,
-                scope=scope,  # type: ignore[arg-type]
-                base_dir=base_dir,
-                expansion=expansion,
-                global_path=str(global_path) if scope == "project" else None,
-            )
-        except AishellError as exc:
-            entry.error = _error_text(exc)
-            g.config_error = g.config_error or entry.error
-    if config_dir is None:
-        # Where a project config would go, listed (never read) so it shows as absent.
-        placeholder = Path(g.project.root) / PROJECT_CONFIG_DIRS[0] / CONFIG_FILE
-        g.config_files.append(ConfigFile(scope="project", path=str(placeholder), exists=False))
-    if g.config_error is None:
-        g.config = config_mod.merge(parts["global"], parts["project"])
 
 
 def _tier_hashes(g: Gathered) -> None:

@@ -7,9 +7,13 @@ import pytest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Marked by folder, as pip does: `-m unit` / `-m "not integration"` is the fast run.
     for item in items:
-        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
+        path = str(item.fspath).replace(os.sep, "/")
+        if "tests/integration/" in path:
             item.add_marker(pytest.mark.integration)
+        elif "tests/unit/" in path:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.runner import NON_ROOT_USER, Aishell, ensure_non_root_user
+from testing.runner import NON_ROOT_USER, Aishell, HostTmux, ensure_non_root_user
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -203,15 +203,63 @@ def podman_user(podman_engine: str, shared_root: Path, podman_root: Aishell) -> 
     return ai
 
 
-@pytest.fixture(params=["root", "user"])
+# -- who runs aishell, on which engine ---------------------------------------------
+# `anyone` is aishell as one of these targets. A test that uses it (or `project`) runs
+# once per target: on Docker as root and as the non-root user unless it is marked
+# otherwise, e.g. @pytest.mark.targets("docker", "podman") for all four, or
+# @pytest.mark.targets("podman") for Podman only.
+TARGETS = {
+    "docker-root": "root_user",
+    "docker-user": "user",
+    "podman-root": "podman_root",  # rootful Podman
+    "podman-user": "podman_user",  # rootless Podman (keep-id)
+}
+TARGET_GROUPS = {
+    "docker": ("docker-root", "docker-user"),
+    "podman": ("podman-root", "podman-user"),
+}
+DEFAULT_TARGETS = ("docker",)
+
+
+def _targets(names: tuple[str, ...]) -> list[str]:
+    expanded: list[str] = []
+    for name in names:
+        for target in TARGET_GROUPS.get(name, (name,)):
+            if target not in TARGETS:
+                raise pytest.UsageError(
+                    f"unknown target {target!r}: expected one of "
+                    f"{', '.join([*TARGETS, *TARGET_GROUPS])}"
+                )
+            if target not in expanded:
+                expanded.append(target)
+    return expanded
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "anyone" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("targets")
+    names = tuple(marker.args) if marker else DEFAULT_TARGETS
+    metafunc.parametrize("anyone", _targets(names), indirect=True)
+
+
+@pytest.fixture
 def anyone(request: pytest.FixtureRequest) -> Aishell:
-    """Each test using this runs once as root and once as a non-root user."""
-    return request.getfixturevalue("root_user" if request.param == "root" else "user")
+    """aishell as one target (see TARGETS): the test runs once for each."""
+    return request.getfixturevalue(TARGETS[request.param])
 
 
 @pytest.fixture
 def project(anyone: Aishell, tmp_path: Path) -> Path:
     return anyone.new_project()
+
+
+@pytest.fixture
+def host_tmux() -> Iterator[HostTmux]:
+    """A private host tmux server, killed after the test."""
+    server = HostTmux(f"aishell-it-{os.getpid()}-{os.urandom(3).hex()}")
+    yield server
+    server.kill()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,4 +1,5 @@
-"""The core sandbox, end to end on a real engine, as root and as a non-root user."""
+"""The core sandbox, end to end on a real engine, as root and as a non-root user
+(the tests marked with the "podman" target also on rootful and rootless Podman)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
 
 
+@pytest.mark.targets("docker", "podman")
 def test_real_agent_from_npm_runs(anyone: Aishell, project: Path) -> None:
     result = anyone.run("exec", "opencode", "--version", cwd=project)
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(r"\d+\.\d+\.\d+\s*", result.stdout), result.stdout
 
 
+@pytest.mark.targets("docker", "podman")
 def test_runs_as_the_host_user_at_the_host_path(anyone: Aishell, project: Path) -> None:
+    """UID/GID inside = the host user's; files made in the project belong to them
+    (rootless Podman: keep-id maps the UID 1:1)."""
     sub = project / "sub" / "dir"
     sub.mkdir(parents=True)
     os.chown(project / "sub", anyone.uid, anyone.gid)
@@ -42,6 +47,7 @@ def test_runs_as_the_host_user_at_the_host_path(anyone: Aishell, project: Path) 
     assert (made.st_uid, made.st_gid) == (anyone.uid, anyone.gid)
 
 
+@pytest.mark.targets("docker", "podman")
 def test_home_is_writable_and_sudo_works(anyone: Aishell, project: Path) -> None:
     result = anyone.run(
         "exec",
@@ -54,6 +60,7 @@ def test_home_is_writable_and_sudo_works(anyone: Aishell, project: Path) -> None
     assert result.stdout.strip() == "0"
 
 
+@pytest.mark.targets("docker", "podman")
 def test_git_identity_and_safe_directory(anyone: Aishell, project: Path) -> None:
     subprocess.run(
         [
@@ -92,6 +99,7 @@ def test_git_identity_and_safe_directory(anyone: Aishell, project: Path) -> None
     assert result.stdout.splitlines() == ["Ada Lovelace <ada@example.org>", "ok"]
 
 
+@pytest.mark.targets("docker", "podman")
 def test_exit_status_and_pipes(anyone: Aishell, project: Path) -> None:
     assert anyone.run("exec", "sh", "-c", "exit 7", cwd=project).returncode == 7
     piped = anyone.run("exec", "cat", cwd=project, input="hi\n")
@@ -109,6 +117,7 @@ def _all_cmdlines() -> list[str]:
     return lines
 
 
+@pytest.mark.targets("docker", "podman")
 def test_secrets_reach_the_container_but_no_argv(anyone: Aishell, project: Path) -> None:
     passthrough = "pass-" + os.urandom(6).hex()
     literal = "lit-" + os.urandom(6).hex()
@@ -162,8 +171,9 @@ def test_pre_start_runs_as_the_user_and_logs(anyone: Aishell, project: Path) -> 
         docker("rm", "-f", full)
 
 
-def test_project_extension_builds_once_and_on_change(root_user: Aishell) -> None:
-    ai = root_user
+@pytest.mark.targets("docker-root", "podman")
+def test_project_extension_builds_once_and_on_change(anyone: Aishell) -> None:
+    ai = anyone
     project = ai.new_project("ext")
     dockerfile = project / ".aishell" / "Dockerfile"
     ai.write(dockerfile, "FROM aishell:base\nRUN echo one > /etc/ext-marker\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,13 +38,6 @@ def leaky(anyone: Aishell) -> Path:
     anyone.write(project / "deploy" / "id_rsa", "-----BEGIN OPENSSH PRIVATE KEY-----\n")
     anyone.write(project / ".env", "TOKEN=x\n")
     return project
-
-
-@pytest.fixture
-def host_tmux() -> Iterator[HostTmux]:
-    server = HostTmux(f"aishell-det-{os.getpid()}-{os.urandom(3).hex()}")
-    yield server
-    server.kill()
 
 
 def test_high_findings_without_terminal_fail_and_start_nothing(

@@ -1,8 +1,9 @@
-"""The core behaviours on Podman: rootful (root) and rootless (a non-root user, keep-id).
+"""What only Podman needs checking: rootful (root) and rootless (a non-root user, keep-id).
 
-The same checks as test_core / test_sessions / test_inspect_commands, run through
-`AISHELL_ENGINE=podman`; the podman fixtures (conftest) prepare the machine with
-scripts/prepare-engine (AISHELL_TEST_PODMAN=1).
+The engine-neutral tests run on Podman where they are written, marked
+`@pytest.mark.targets("docker", "podman")` (test_core, test_sessions); these are the
+Podman-specific ones, run through `AISHELL_ENGINE=podman`. The podman fixtures
+(conftest) prepare the machine with scripts/prepare-engine (AISHELL_TEST_PODMAN=1).
 """
 
 from __future__ import annotations
@@ -11,33 +12,23 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from testing.runner import Aishell, HostTmux, shell_line
-from tests.integration import test_core as core
 from tests.integration import test_inspect_commands as inspect_cmds
 from tests.integration import test_sessions as sessions
 
-
-@pytest.fixture(params=["root", "user"])
-def pm(request: pytest.FixtureRequest) -> Aishell:
-    """Rootful Podman as root, then rootless Podman as the non-root user."""
-    return request.getfixturevalue("podman_root" if request.param == "root" else "podman_user")
+# `anyone` (and `project`) here: rootful Podman as root, then rootless Podman as the
+# non-root user.
+pytestmark = pytest.mark.targets("podman")
 
 
 @pytest.fixture
-def project(pm: Aishell) -> Path:
-    return pm.new_project("pm")
-
-
-@pytest.fixture
-def host_tmux() -> Iterator[HostTmux]:
-    server = HostTmux(f"aishell-pm-{os.getpid()}-{os.urandom(3).hex()}")
-    yield server
-    server.kill()
+def pm(anyone: Aishell) -> Aishell:
+    """This module's name for `anyone`: aishell on Podman."""
+    return anyone
 
 
 def _container(result_stderr: str, name: str) -> str:
@@ -107,37 +98,7 @@ def test_engine_from_global_config(podman_root: Aishell, tmp_path: Path) -> None
     assert "'engine' is global-only" in project_only.stderr, project_only.stderr
 
 
-# -- the sandbox: same checks as on Docker -------------------------------------------
-
-
-def test_real_agent_from_npm_runs(pm: Aishell, project: Path) -> None:
-    core.test_real_agent_from_npm_runs(pm, project)
-
-
-def test_runs_as_the_host_user_at_the_host_path(pm: Aishell, project: Path) -> None:
-    """UID/GID inside = the host user's; files made in the project belong to them
-    (rootless: keep-id maps the UID 1:1)."""
-    core.test_runs_as_the_host_user_at_the_host_path(pm, project)
-
-
-def test_home_is_writable_and_sudo_works(pm: Aishell, project: Path) -> None:
-    core.test_home_is_writable_and_sudo_works(pm, project)
-
-
-def test_git_identity_and_safe_directory(pm: Aishell, project: Path) -> None:
-    core.test_git_identity_and_safe_directory(pm, project)
-
-
-def test_exit_status_and_pipes(pm: Aishell, project: Path) -> None:
-    core.test_exit_status_and_pipes(pm, project)
-
-
-def test_secrets_reach_the_container_but_no_argv(pm: Aishell, project: Path) -> None:
-    core.test_secrets_reach_the_container_but_no_argv(pm, project)
-
-
-def test_project_extension_builds_once_and_on_change(pm: Aishell) -> None:
-    core.test_project_extension_builds_once_and_on_change(pm)
+# -- the sandbox, with Podman's own checks ------------------------------------------
 
 
 def test_pre_start_runs_as_the_user_and_logs(pm: Aishell, project: Path) -> None:
@@ -218,10 +179,6 @@ def test_detach_attach_same_process_and_exit_status(
             break
         time.sleep(0.1)
     assert _state(pm, name) == ""
-
-
-def test_agent_runs_inside_tmux(pm: Aishell, project: Path, host_tmux: HostTmux) -> None:
-    sessions.test_agent_runs_as_the_user_inside_tmux(pm, project, host_tmux)
 
 
 def test_update_fills_a_new_volume(pm: Aishell, project: Path) -> None:

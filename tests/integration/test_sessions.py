@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,6 @@ from testing.runner import Aishell, HostTmux, shell_line
 
 def docker(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
-
-
-@pytest.fixture
-def host_tmux() -> Iterator[HostTmux]:
-    server = HostTmux(f"aishell-it-{os.getpid()}-{os.urandom(3).hex()}")
-    yield server
-    server.kill()
 
 
 def _ticks(screen: str) -> list[int]:
@@ -80,6 +72,7 @@ def test_detach_attach_same_process_and_exit_status(
     assert _container_state(name) == ""
 
 
+@pytest.mark.targets("docker", "podman")
 def test_agent_runs_as_the_user_inside_tmux(
     anyone: Aishell, project: Path, host_tmux: HostTmux
 ) -> None:

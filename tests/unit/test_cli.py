@@ -578,3 +578,22 @@ def test_name_with_exec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["--name", "n", "exec", "true"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Error: exec containers have no name")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["volumes", "bogus"],
+        ["volumes", "list", "somename"],
+        ["volumes", "--bogus"],
+        ["ps", "extra"],
+        ["ps", "--bogus"],
+        ["info", "--nope"],
+        ["check", "x"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("Error:")

@@ -16,6 +16,7 @@ from aishell.engine import volumes
 from aishell.engine.client import Result
 from aishell.errors import AishellError, EngineError
 from aishell.hashing import selection_hash
+from testing.fake_engine import Call, FakeEngine, fail, ok
 
 SEL = {"opencode": "latest"}
 BASE = volumes.volume_name(SEL)
@@ -181,33 +182,33 @@ def test_saved_selection_rejects_edited_state(tools: dict[str, str], message: st
 # ------------------------------------------------------ the command, on a fake engine
 
 
-class FakeEngine:
-    """Answers the few engine calls `update` makes itself; everything else is patched."""
+def engine_with(volumes_: dict[str, str], running: dict[str, list[str]]) -> FakeEngine:
+    """Answers the few engine calls `update` makes itself (everything else is patched):
+    volumes (name -> CreatedAt) and, per volume, the containers running with it."""
 
-    name = "docker"
-    kind = "docker"
+    def inspect(call: Call) -> Result:
+        name = call.args[2]
+        if name in volumes_:
+            return ok(json.dumps([{"Name": name, "CreatedAt": volumes_[name]}]))
+        return Result(1, "[]\n", f"Error response from daemon: get {name}: no such volume\n")
 
-    def __init__(self, existing: dict[str, str], running: dict[str, list[str]] | None = None):
-        self.volumes = dict(existing)  # name -> CreatedAt
-        self.running = running or {}
-        self.calls: list[tuple[str, ...]] = []
+    def rm(call: Call) -> Result:
+        volumes_.pop(call.args[2], None)
+        return ok(call.args[2] + "\n")
 
-    def capture(self, *args: str, **_kw: Any) -> Result:
-        self.calls.append(args)
-        if args[:2] == ("volume", "inspect"):
-            name = args[2]
-            if name in self.volumes:
-                return Result(0, json.dumps([{"Name": name, "CreatedAt": self.volumes[name]}]), "")
-            return Result(1, "[]\n", f"Error response from daemon: get {name}: no such volume\n")
-        if args[:2] == ("volume", "rm"):
-            self.volumes.pop(args[2], None)
-            return Result(0, args[2] + "\n", "")
-        if args[:2] == ("rm", "-f"):
-            return Result(1, "", f"Error: No such container: {args[2]}\n")
-        if args[0] == "ps":
-            volume = args[args.index("--filter") + 1].removeprefix("volume=")
-            return Result(0, "".join(f"{n}\n" for n in self.running.get(volume, [])), "")
-        raise AssertionError(f"unexpected engine call {args}")
+    def ps(call: Call) -> Result:
+        args = call.args
+        volume = args[args.index("--filter") + 1].removeprefix("volume=")
+        return ok("".join(f"{n}\n" for n in running.get(volume, [])))
+
+    return FakeEngine(
+        [
+            (("volume", "inspect"), inspect),
+            (("volume", "rm"), rm),
+            (("rm", "-f"), lambda call: fail(f"Error: No such container: {call.args[2]}\n")),
+            (("ps",), ps),
+        ]
+    )
 
 
 @pytest.fixture
@@ -229,8 +230,16 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             },
         )
     )
-    engine = FakeEngine({BASE: "2026-01-01T00:00:00Z"})
-    seen: dict[str, Any] = {"engine": engine, "builds": [], "fills": []}
+    on_engine = {BASE: "2026-01-01T00:00:00Z"}  # volume name -> CreatedAt
+    running: dict[str, list[str]] = {}
+    engine = engine_with(on_engine, running)
+    seen: dict[str, Any] = {
+        "engine": engine,
+        "volumes": on_engine,
+        "running": running,
+        "builds": [],
+        "fills": [],
+    }
 
     def build_images(_engine: object, _cfg: object, **kw: Any) -> str:
         seen["builds"].append(kw)
@@ -238,7 +247,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     def fill(_engine: object, **kw: Any) -> volumes.FillResult:
         seen["fills"].append(kw)
-        engine.volumes[kw["volume"]] = "2026-07-16T10:00:00Z"
+        on_engine[kw["volume"]] = "2026-07-16T10:00:00Z"
         if "fail" in seen:
             raise seen["fail"]
         if "during_fill" in seen:
@@ -273,7 +282,7 @@ def test_update_switches_to_a_fresh_volume(
     [fill] = env["fills"]
     assert fill["volume"] == new and fill["selection"] == SEL and fill["refill"] is False
     assert env["builds"] == [{"gitleaks": False, "force": False, "verbose": False}]
-    assert BASE in env["engine"].volumes  # the old volume is never removed by update
+    assert BASE in env["volumes"]  # the old volume is never removed by update
     err = capsys.readouterr().err
     assert "OpenCode 1.0.0 \u2192 1.1.0" in err
     assert f"New launches use {new}." in err
@@ -289,7 +298,7 @@ def test_update_force_and_verbose_reach_the_build(env: dict[str, Any]) -> None:
 def test_update_mentions_running_containers(
     env: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env["engine"].running[BASE] = ["aishell-0123abcd-shell"]
+    env["running"][BASE] = ["aishell-0123abcd-shell"]
     assert update.main([]) == 0
     err = capsys.readouterr().err
     assert f"Still running with the previous volume {BASE}: aishell-0123abcd-shell" in err
@@ -308,9 +317,9 @@ def test_failed_update_changes_nothing(
         update.main([])
     assert paths.state_file().read_bytes() == before
     new = env["fills"][0]["volume"]
-    assert new not in env["engine"].volumes  # the fresh volume was removed again
-    assert ("rm", "-f", volumes.fill_container_name(new)) in env["engine"].calls
-    assert set(env["engine"].volumes) == {BASE}
+    assert new not in env["volumes"]  # the fresh volume was removed again
+    assert ("rm", "-f", volumes.fill_container_name(new)) in env["engine"].argvs()
+    assert set(env["volumes"]) == {BASE}
     exc = info.value
     assert "failed (exit 1)" in exc.message
     assert f"nothing changed: {BASE} stays in use" in exc.message
@@ -325,7 +334,7 @@ def test_interrupted_update_removes_the_fresh_volume(env: dict[str, Any]) -> Non
     with pytest.raises(KeyboardInterrupt):
         update.main([])
     assert paths.state_file().read_bytes() == before
-    assert set(env["engine"].volumes) == {BASE}
+    assert set(env["volumes"]) == {BASE}
 
 
 def test_setup_changed_during_update(env: dict[str, Any]) -> None:
@@ -338,7 +347,7 @@ def test_setup_changed_during_update(env: dict[str, Any]) -> None:
     assert "changed while updating" in info.value.message
     st = state.load()
     assert st is not None and st.harness_volume == BASE
-    assert set(env["engine"].volumes) == {BASE}
+    assert set(env["volumes"]) == {BASE}
 
 
 def test_no_setup(env: dict[str, Any]) -> None:

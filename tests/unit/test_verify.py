@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ from aishell.commands.verify import (
     Expected,
     ToolSpec,
 )
+from aishell.engine.client import Result
 from aishell.engine.run_args import Bind
 from aishell.errors import AishellError
+from testing.fake_engine import Call, FakeEngine
 
 UID, GID = 1000, 1000
 HOME_CANARY = "/home/u/.aishell-verify-abc/canary"
@@ -453,26 +456,12 @@ def test_the_script_is_valid_bash_and_never_baked_into_an_image() -> None:
 # ------------------------------------------------------------------ the command, faked engine
 
 
-class FakeEngine:
-    name = "docker"
-    kind = "docker"
-    binary = "/usr/bin/docker"
+def sandbox(behave: str = "good") -> Callable[[Call], Result]:
+    """The verification run: `good`, `leaky` (the canaries are readable) or `broken`."""
 
-    def __init__(self, behave: str = "good") -> None:
-        self.behave = behave
-        self.calls: list[dict[str, Any]] = []
-
-    def capture(
-        self,
-        *args: str,
-        input: str | None = None,
-        env: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        from aishell.engine.client import Result
-
-        self.calls.append({"args": args, "input": input, "env": dict(env or {})})
-        if self.behave == "broken":
+    def answer(call: Call) -> Result:
+        args = call.args
+        if behave == "broken":
             return Result(125, "", "docker: invalid reference format.\n")
         i = args.index("bash")
         assert args[i : i + 3] == ("bash", "-s", "--")
@@ -489,9 +478,11 @@ class FakeEngine:
                  "tool opencode ok 1.2.3"]  # fmt: skip
         if uid == 0:
             lines[2] = "capeff 00000000a80425fb"
-        state = "readable" if self.behave == "leaky" else "absent"
+        state = "readable" if behave == "leaky" else "absent"
         lines += [f"canary {state} {c}" for c in canaries]
         return Result(0, "".join(f"AISHELL-VERIFY {line}\n" for line in lines), "")
+
+    return answer
 
 
 @pytest.fixture
@@ -511,11 +502,11 @@ def fake_launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
                      stdin_tty=True, stdout_tty=True)  # fmt: skip
     spec = RunSpec(image="aishell:base", command=("true",), project_dir=str(proj),
                    workdir=str(proj))  # fmt: skip
-    engine = FakeEngine()
+    engine = FakeEngine([(("run",), sandbox())])
 
     def prepare(req: Any) -> Any:
         assert req.kind == "exec"
-        return launch.Prepared(engine=engine, project=Project(str(proj), str(proj), "abcd1234"),  # type: ignore[arg-type]
+        return launch.Prepared(engine=engine, project=Project(str(proj), str(proj), "abcd1234"),
                                config=Config(), host=host, spec=spec,
                                run_args=build_run_args(spec, host), container=None)  # fmt: skip
 
@@ -535,13 +526,13 @@ def test_main_passes_and_cleans_up(fake_launch: Any, capsys: pytest.CaptureFixtu
     assert "Verifying the sandbox of" in err
     assert out.splitlines()[-1].startswith("All ")
     (call,) = engine.calls
-    args = call["args"]
+    args = call.args
     assert "-i" in args and "-it" not in args  # never a terminal: output is captured
-    assert call["input"] == verify.script_text()
-    canary_vars = [k for k in call["env"] if k.startswith("AISHELL_VERIFY_CANARY_")]
+    assert call.input == verify.script_text()
+    canary_vars = [k for k in call.env or {} if k.startswith("AISHELL_VERIFY_CANARY_")]
     assert len(canary_vars) == 1
     name = canary_vars[0]
-    value = call["env"][name]
+    value = (call.env or {})[name]
     assert f"env-name={name}" in args
     assert not [a for a in args if a == f"-e{name}" or a.startswith(f"{name}=")]
     assert f"-e {name}" not in " ".join(args)
@@ -554,7 +545,7 @@ def test_main_passes_and_cleans_up(fake_launch: Any, capsys: pytest.CaptureFixtu
 
 def test_main_json_and_failure_exit(fake_launch: Any, capsys: pytest.CaptureFixture[str]) -> None:
     engine, home, proj, tmp = fake_launch
-    engine.behave = "leaky"
+    engine.on(("run",), sandbox("leaky"))
     assert verify.main(["--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["passed"] is False
@@ -566,7 +557,7 @@ def test_main_json_and_failure_exit(fake_launch: Any, capsys: pytest.CaptureFixt
 
 def test_main_when_the_sandbox_does_not_start(fake_launch: Any) -> None:
     engine, home, proj, tmp = fake_launch
-    engine.behave = "broken"
+    engine.on(("run",), sandbox("broken"))
     with pytest.raises(AishellError) as info:
         verify.main([])
     assert "did not run (exit 125)" in info.value.message

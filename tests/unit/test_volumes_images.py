@@ -6,7 +6,7 @@ import itertools
 import json
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +19,7 @@ from aishell.engine import images, volumes
 from aishell.errors import ConfigError
 from aishell.harnesses import BY_NAME, TOOL_NAMES
 from aishell.hashing import selection_hash
+from testing.fake_engine import FakeEngine, ok, streamed
 
 # ---------------------------------------------------------------- volume names
 
@@ -160,31 +161,23 @@ def test_fill_script_is_a_constant_without_placeholders() -> None:
     assert "eval" not in script
 
 
-class FakeEngine:
-    """Records the engine calls `volumes.fill` makes; never spawns anything."""
-
-    name = "docker"
-    kind = "docker"
-
-    def __init__(self, marker: dict[str, Any]) -> None:
-        self.calls: list[tuple[str, tuple[str, ...]]] = []
-        self.marker = marker
-
-    def checked(self, *args: str, what: str, **_kw: object) -> Any:
-        self.calls.append(("checked", args))
-        return SimpleNamespace(ok=True, stdout="", stderr="", returncode=0)
-
-    def capture(self, *args: str, **_kw: object) -> Any:
-        self.calls.append(("capture", args))
-        return SimpleNamespace(ok=True, stdout="[]", stderr="", returncode=0)
-
-    def stream(self, args: Sequence[str], on_line: Callable[[str], None], **_kw: object) -> int:
-        self.calls.append(("stream", tuple(args)))
-        on_line("AISHELL-STATUS installing")
-        on_line("added 3 packages")
-        on_line("AISHELL-STATUS installed")
-        on_line("AISHELL-MARKER " + json.dumps(self.marker))
-        return 0
+def fill_engine(marker: dict[str, Any]) -> FakeEngine:
+    """The engine calls `volumes.fill` makes: the volume is created, the fill run streams
+    its status lines and the marker."""
+    return FakeEngine(
+        [
+            (("volume", "create"), ok()),
+            (
+                ("run",),
+                streamed(
+                    "AISHELL-STATUS installing",
+                    "added 3 packages",
+                    "AISHELL-STATUS installed",
+                    "AISHELL-MARKER " + json.dumps(marker),
+                ),
+            ),
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -203,10 +196,10 @@ def test_fill_passes_specs_as_positional_args(
     selection: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     packages = {BY_NAME[t].package: "9.9.9" for t in selection}
-    engine = FakeEngine({"packages": packages, "filled_at": "2026-01-01T00:00:00Z"})
+    engine = fill_engine({"packages": packages, "filled_at": "2026-01-01T00:00:00Z"})
     volume = volumes.volume_name(selection)
     result = volumes.fill(
-        engine,  # type: ignore[arg-type]
+        engine,
         volume=volume,
         selection=selection,
         image="aishell:foundation",
@@ -237,8 +230,8 @@ def test_fill_passes_specs_as_positional_args(
 )
 def test_fill_refill_flag(refill: bool, flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     sel = {"claude": "latest"}
-    engine = FakeEngine({"packages": {"@anthropic-ai/claude-code": "1.0.0"}})
-    volumes.fill(engine, volume="v", selection=sel, image="img", refill=refill)  # type: ignore[arg-type]
+    engine = fill_engine({"packages": {"@anthropic-ai/claude-code": "1.0.0"}})
+    volumes.fill(engine, volume="v", selection=sel, image="img", refill=refill)
     run = engine.calls[1][1]
     assert flag in run
     capsys.readouterr()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aishell import discovery
+from aishell import config, discovery
 from aishell.config import Config
 from aishell.project import Project
 from aishell.state import State, VolumeRecord
@@ -43,8 +43,8 @@ def good(**kw: Any) -> discovery.Gathered:
         "state": GOOD_STATE,
         "config": Config(sources=("/home/u/.aishell/config.yaml",)),
         "config_files": [
-            discovery.ConfigFile("global", "/home/u/.aishell/config.yaml", True),
-            discovery.ConfigFile("project", "/w/proj/.aishell/config.yaml", False),
+            config.FileReport("global", "/home/u/.aishell/config.yaml", True),
+            config.FileReport("project", "/w/proj/.aishell/config.yaml", False),
         ],
         "foundation_hash": "fh",
         "engine": FakeEngine(),

@@ -49,10 +49,6 @@ def _error_text(exc: AishellError) -> str:
     return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
 
 
-# One config file as `config.inspect_config` found it (scope, path, exists, error).
-ConfigFile = config_mod.FileReport
-
-
 @dataclass
 class Gathered:
     """Everything `info` and `check` look at, collected with the fewest engine calls."""
@@ -63,7 +59,7 @@ class Gathered:
     state_file: str
     state: State | None = None
     state_error: str | None = None
-    config_files: list[ConfigFile] = field(default_factory=list)
+    config_files: list[config_mod.FileReport] = field(default_factory=list)
     config: Config | None = None
     config_error: str | None = None
     foundation_hash: str | None = None  # what the foundation's label should say

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aishell import discovery
+from aishell import config, discovery
 from aishell.commands import check
 from aishell.config import Config, DetectionConfig, Mount
 from aishell.project import Project
@@ -107,8 +107,8 @@ def test_config_checks() -> None:
         config=None,
         config_error="Invalid YAML in /w/proj/.aishell/config.yaml line 2: oops",
         config_files=[
-            discovery.ConfigFile("global", "/g/config.yaml", False),
-            discovery.ConfigFile(
+            config.FileReport("global", "/g/config.yaml", False),
+            config.FileReport(
                 "project", "/w/proj/.aishell/config.yaml", True, "Invalid YAML ... line 2: oops"
             ),
         ],

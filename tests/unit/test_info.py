@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aishell import discovery
+from aishell import config
 from aishell.commands import info
 from aishell.config import Config
 from testing.gathered import VOLUME, gathered, good
@@ -40,7 +40,7 @@ def test_info_json_without_engine_or_setup() -> None:
     g = gathered(
         engine_error="'docker' was not found on PATH",
         config=Config(),
-        config_files=[discovery.ConfigFile("global", "/x/config.yaml", False)],
+        config_files=[config.FileReport("global", "/x/config.yaml", False)],
     )
     data = info.info_json(g)
     assert_shape(data, INFO_SHAPE)

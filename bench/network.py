@@ -4,6 +4,8 @@ Usage: python bench/network.py [N]   (needs a set-up aishell and a running engin
 Runs in a temporary project under the current directory's HOME/AISHELL_HOME setup.
 """
 
+from __future__ import annotations
+
 import statistics
 import subprocess
 import sys

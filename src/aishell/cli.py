@@ -5,6 +5,8 @@ after an agent name or `exec` is passed through untouched. Command modules are
 imported only when their command runs, so `--help` and `--version` stay fast.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 from collections.abc import Callable, Sequence

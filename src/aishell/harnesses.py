@@ -5,6 +5,8 @@ configuration (mounted at the same path so logins persist), which API-key
 variables it reads (passed by name only), and what it needs at run time.
 """
 
+from __future__ import annotations
+
 from typing import Final, NamedTuple
 
 

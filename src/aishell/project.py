@@ -1,5 +1,7 @@
 """Which directory is the project, and names derived from it."""
 
+from __future__ import annotations
+
 import os
 from typing import NamedTuple
 

@@ -13,6 +13,8 @@ becomes `-`), and returns the directory to run in.
 This module is on the launch path: keep its imports light.
 """
 
+from __future__ import annotations
+
 import fcntl
 import os
 from collections.abc import Callable, Iterable, Sequence

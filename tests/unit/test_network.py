@@ -1,5 +1,7 @@
 """The network policy: host patterns, merging, run arguments (pure parts)."""
 
+from __future__ import annotations
+
 import re
 from pathlib import Path
 

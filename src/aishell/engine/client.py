@@ -6,6 +6,8 @@ line to a callback), `call` (run with our stdio, return the status) and
 answering" become one clear EngineError.
 """
 
+from __future__ import annotations
+
 import _socket  # the C module: `socket` builds enums on import, which costs a launch ~2 ms
 import json
 import os

@@ -5,6 +5,8 @@ ID of the image it was built on), so a tier is rebuilt exactly when its
 inputs change and never otherwise.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re

@@ -7,6 +7,8 @@ passed as `-e NAME` with the value in `RunArgs.env`, the environment of the
 engine CLI process; host variables are passed by name only.
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, Literal, NamedTuple

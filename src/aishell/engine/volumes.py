@@ -13,6 +13,8 @@ saved state names the volume in use; every form carries the selection hash in
 its name and in the `aishell.harness.hash` label.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import os

@@ -12,6 +12,8 @@ takes one is never mistaken for an option (`-e X=--privileged` is an environment
 variable, not `--privileged`).
 """
 
+from __future__ import annotations
+
 import csv
 import posixpath
 import shlex

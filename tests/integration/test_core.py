@@ -190,7 +190,7 @@ def test_second_project_same_selection_installs_nothing(anyone: Aishell) -> None
         "cat",
         "-v",
         f"{volume}:/tools",
-        "aishell:foundation",
+        anyone.hold("foundation"),
         "/tools/.aishell-fill-history",
     ).stdout
     for name in ("one", "two"):
@@ -204,7 +204,7 @@ def test_second_project_same_selection_installs_nothing(anyone: Aishell) -> None
         "cat",
         "-v",
         f"{volume}:/tools",
-        "aishell:foundation",
+        anyone.hold("foundation"),
         "/tools/.aishell-fill-history",
     ).stdout
     assert after == history
@@ -233,7 +233,7 @@ def test_concurrent_first_launches_fill_the_volume_once(root_user: Aishell, tmp_
         "cat",
         "-v",
         f"{volume}:/tools",
-        "aishell:foundation",
+        ai.hold("foundation"),
         "/tools/.aishell-fill-history",
     ).stdout
     assert len(history.splitlines()) == 1
@@ -252,7 +252,7 @@ def test_half_filled_volume_is_refilled(root_user: Aishell, tmp_path: Path) -> N
         "rm",
         "-v",
         f"{volume}:/tools",
-        "aishell:foundation",
+        ai.hold("foundation"),
         "-rf",
         "/tools/.aishell-ready.json",
         "/tools/npm/bin",

@@ -12,6 +12,7 @@ from aishell import cli, discovery
 from aishell.commands import check, info, ps, volumes
 from aishell.config import Config, DetectionConfig, Mount
 from aishell.engine.containers import parse_json_lines, parse_label_string
+from aishell.engine.images import Holds
 from aishell.errors import AishellError, EngineError
 from aishell.project import Project
 from aishell.security.rules import Severity
@@ -73,7 +74,14 @@ CHECK_SHAPE = {
         ],
     },
 }
-TIER = {"tag": str, "exists": NULLABLE_BOOL, "id": NULLABLE_STR, "current": NULLABLE_BOOL}
+TIER = {
+    "tag": str,
+    "held": NULLABLE_BOOL,
+    "exists": NULLABLE_BOOL,
+    "id": NULLABLE_STR,
+    "current": NULLABLE_BOOL,
+}
+HOLDS = Holds("0123456789ab")  # this home's image tags in these tests
 INFO_SHAPE = {
     "aishell_version": str,
     "project": {
@@ -92,6 +100,7 @@ INFO_SHAPE = {
     },
     "images": {
         "known": bool,
+        "home_id": str,
         "foundation": TIER,
         "base": {**TIER, "custom": bool, "dockerfile": NULLABLE_STR},
         "extension": {**TIER, "configured": bool, "dockerfile": NULLABLE_STR},
@@ -453,14 +462,15 @@ def test_image_stack_unknown_without_engine() -> None:
         None,
         foundation_hash="fh",
         base_hash=None,
-        extension_tag="aishell:ext-x",
+        holds=HOLDS,
+        extension_role="ext-x",
         extension_hash=None,
         extension_configured=False,
     )
     assert stack["known"] is False
     assert stack["foundation"]["exists"] is None and stack["foundation"]["current"] is None
     assert stack["base"]["current"] is None
-    assert stack["run_image"] == "aishell:base"
+    assert stack["run_image"] == HOLDS.base
 
 
 def test_image_stack_alias_base_and_extension() -> None:
@@ -469,31 +479,34 @@ def test_image_stack_alias_base_and_extension() -> None:
         "Id": "sha256:e",
         "Config": {"Labels": {"aishell.tier.hash": "eh", "aishell.tier.parent": "sha256:f"}},
     }
-    items = {"aishell:foundation": FOUNDATION, "aishell:base": base_alias, "aishell:ext-x": ext}
+    items = {HOLDS.foundation: FOUNDATION, HOLDS.base: base_alias, HOLDS.tag("ext-x"): ext}
     stack = discovery.image_stack(
         items,
         foundation_hash="fh",
         base_hash=None,
-        extension_tag="aishell:ext-x",
+        holds=HOLDS,
+        extension_role="ext-x",
         extension_hash="eh",
         extension_configured=True,
     )
     assert stack["foundation"] == {
-        "tag": "aishell:foundation",
+        "tag": HOLDS.foundation,
+        "held": True,
         "exists": True,
         "id": "sha256:f",
         "current": True,
     }
     assert stack["base"]["current"] is True and stack["base"]["custom"] is False
     assert stack["extension"]["current"] is True
-    assert stack["run_image"] == "aishell:ext-x"
+    assert stack["run_image"] == HOLDS.tag("ext-x")
 
     # The extension's Dockerfile changed; the foundation's inputs changed.
     stale = discovery.image_stack(
         items,
         foundation_hash="other",
         base_hash=None,
-        extension_tag="aishell:ext-x",
+        holds=HOLDS,
+        extension_role="ext-x",
         extension_hash="changed",
         extension_configured=True,
     )
@@ -501,12 +514,13 @@ def test_image_stack_alias_base_and_extension() -> None:
     assert stale["extension"]["current"] is False
 
     # Base drifted from the foundation: base and extension will be redone.
-    drift = dict(items, **{"aishell:base": {"Id": "sha256:old", "Config": {}}})
+    drift = dict(items, **{HOLDS.base: {"Id": "sha256:old", "Config": {}}})
     stack = discovery.image_stack(
         drift,
         foundation_hash="fh",
         base_hash=None,
-        extension_tag="aishell:ext-x",
+        holds=HOLDS,
+        extension_role="ext-x",
         extension_hash="eh",
         extension_configured=True,
     )
@@ -525,10 +539,11 @@ def test_image_stack_custom_base_and_missing_images() -> None:
             }
         },
     }
-    items = {"aishell:foundation": FOUNDATION, "aishell:base": custom}
+    items = {HOLDS.foundation: FOUNDATION, HOLDS.base: custom}
     kwargs: dict[str, Any] = {
         "foundation_hash": "fh",
-        "extension_tag": "aishell:ext-x",
+        "holds": HOLDS,
+        "extension_role": "ext-x",
         "extension_hash": "eh",
         "extension_configured": True,
     }
@@ -552,6 +567,7 @@ def gathered(**kw: Any) -> discovery.Gathered:
         "home": "/home/u",
         "aishell_home": "/home/u/.aishell",
         "state_file": "/home/u/.aishell/state.json",
+        "holds": HOLDS,
     }
     base.update(kw)
     return discovery.Gathered(**base)
@@ -584,8 +600,8 @@ def good(**kw: Any) -> discovery.Gathered:
         "engine": FakeEngine(),
         "server_version": "28.0",
         "images": {
-            "aishell:foundation": FOUNDATION,
-            "aishell:base": {"Id": "sha256:f", "Config": {"Labels": {}}},
+            HOLDS.foundation: FOUNDATION,
+            HOLDS.base: {"Id": "sha256:f", "Config": {"Labels": {}}},
         },
         "volume_name": VOLUME,
         "volume_item": {"Name": VOLUME, "CreatedAt": "t1"},
@@ -612,7 +628,7 @@ def test_info_json_shape_good_setup() -> None:
     assert data["images"]["foundation"]["current"] is True
     assert data["images"]["note"] is None
     assert data["project"]["container_prefix"] == "aishell-2e0d7515-"
-    assert any("Launches run:      aishell:base" in line for line in info.render_info(data))
+    assert any(f"Launches run:      {HOLDS.base}" in line for line in info.render_info(data))
 
 
 def test_info_json_without_engine_or_setup() -> None:
@@ -691,25 +707,21 @@ def test_setup_checks() -> None:
 
     no_foundation = good(images={})
     got = check.setup_checks(no_foundation, discovery.stack_of(no_foundation))
-    assert statuses(got)[-1] == ("fail", "Image aishell:foundation is missing")
+    assert statuses(got)[-1] == ("fail", "Foundation image is missing")
 
     stale = good(foundation_hash="changed")
     got = check.setup_checks(stale, discovery.stack_of(stale))
-    assert ("warn", "Image aishell:foundation is out of date") in statuses(got)
+    assert ("warn", "Foundation image is out of date") in statuses(got)
     assert not any(c.status == "fail" for c in got)
 
     drift = good(
-        images={"aishell:foundation": FOUNDATION, "aishell:base": {"Id": "x", "Config": {}}},
+        images={HOLDS.foundation: FOUNDATION, HOLDS.base: {"Id": "x", "Config": {}}},
         extension_dockerfile="/w/proj/.aishell/Dockerfile",
         extension_hash="eh",
     )
     got = statuses(check.setup_checks(drift, discovery.stack_of(drift)))
-    assert (
-        "warn",
-        "Image aishell:base will be re-tagged to the foundation on the next launch",
-    ) in (got)
-    tag = project().extension_tag
-    assert ("warn", f"Project image {tag} will be built on the next launch") in got
+    assert ("warn", "Base image will be pointed at the foundation on the next launch") in got
+    assert ("warn", "Project image will be built on the next launch") in got
 
 
 def test_harness_checks() -> None:

@@ -6,6 +6,7 @@ line to a callback), `call` (run with our stdio, return the status) and
 answering" become one clear EngineError.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -208,6 +209,9 @@ class Engine(NamedTuple):
         except BaseException:
             proc.kill()
             proc.wait()
+            with contextlib.suppress(Exception):  # what it printed before it ended
+                for line in proc.stdout:
+                    on_line(line.rstrip("\n"))
             raise
         return proc.wait()
 

@@ -18,10 +18,12 @@ holds that one instead. `aishell images prune` collects images nothing holds.
 import json
 import os
 import re
+import signal
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 from typing import Any, NamedTuple
 
 from aishell import output
@@ -377,6 +379,105 @@ def containers_by_image(engine: Engine) -> dict[str, list[str]]:
 # Docker's classic builder ("Step 3/12 : RUN"), BuildKit ("#5 [3/12] RUN"),
 # Podman/Buildah ("STEP 3/12: RUN").
 _STEP = re.compile(r"(?:^Step (\d+)/(\d+)\b|^#\d+ \[[^\]]*?(\d+)/(\d+)\]|^STEP (\d+)/(\d+):)")
+# The image a step committed: " ---> 1a2b3c4d5e6f" (Docker), "--> 1a2b3c4d5e6" (Podman).
+_COMMITTED = re.compile(r"^\s*-{2,3}> ([0-9a-f]{11,64})\s*$")
+_CACHED = re.compile(r"^\s*-{2,3}> Using cache\b")
+_FROM_STEP = re.compile(r":\s*FROM\s", re.IGNORECASE)
+
+
+class BuildLog:
+    """Reads a build's output for the images the build itself committed (cache hits and
+    the FROM image are not its own), so a failed or interrupted build can remove them."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self._skip_next = False
+
+    def feed(self, line: str) -> None:
+        if _STEP.search(line):
+            self._skip_next = bool(_FROM_STEP.search(line))  # Docker prints the FROM image
+            return
+        if _CACHED.match(line):
+            self._skip_next = True
+            return
+        match = _COMMITTED.match(line)
+        if match:
+            if not self._skip_next:
+                self.created.append(match.group(1))
+            self._skip_next = False
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM raises KeyboardInterrupt, so an interrupted build is cleaned up."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_STILL_BUSY = ("running container", "in use", "being used")
+
+
+def discard_partial(
+    engine: Engine, created: Iterable[str], *, since: float = 0.0, wait: float = 10.0
+) -> list[str]:
+    """Remove the images a failed or interrupted build committed (last first, nothing
+    else: `--no-prune`). An image that has since got a tag or a child (another build
+    reused it) stays. Returns the IDs still present.
+
+    Podman (4.x) leaves the build's working containers behind when it is killed: those
+    based on this build's own images are removed; others made since `since` (based on
+    the FROM image or a cached step, which another build could be using) are named in
+    a hint, never removed."""
+    import time
+
+    remaining = list(reversed(list(dict.fromkeys(created))))
+    if engine.kind == "podman":
+        _discard_working_containers(engine, remaining, since=since)
+    deadline = time.monotonic() + wait
+    while remaining:
+        result = engine.capture("rmi", "--no-prune", *remaining)
+        still = engine.capture("image", "inspect", "--format", "{{.Id}}", *remaining)
+        present = {i.removeprefix("sha256:") for i in still.stdout.split()}
+        remaining = [i for i in remaining if any(p.startswith(i) for p in present)]
+        busy = any(marker in result.stderr.lower() for marker in _STILL_BUSY)
+        if not remaining or not busy or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)  # the engine is still removing the interrupted step's container
+    return remaining
+
+
+def _discard_working_containers(engine: Engine, created: Sequence[str], *, since: float) -> None:
+    listed = engine.capture("ps", "-a", "--external", "--format", "json")
+    ours: list[str] = []
+    maybe: list[str] = []
+    for item in parse_inspect_list(listed.stdout if listed.ok else ""):
+        if str(item.get("State", "")).lower() != "storage":
+            continue  # a real container, not a build's working container
+        image = str(item.get("ImageID", ""))
+        names = item.get("Names") or [str(item.get("Id", ""))[:12]]
+        if image and any(image.startswith(i) for i in created):
+            ours.append(str(item.get("Id")))
+        elif isinstance(item.get("Created"), int | float) and item["Created"] >= since - 1:
+            maybe.extend(str(n) for n in names)
+    if ours:
+        engine.capture("rm", "-f", *ours)
+    if maybe:
+        output.info(
+            "Podman may have left working containers of the interrupted build: "
+            f"{', '.join(maybe)}; once no other build runs, remove them with "
+            f"'{engine.name} rm -f {' '.join(maybe)}'"
+        )
 
 
 def build_image(
@@ -391,7 +492,9 @@ def build_image(
     verbose: bool = False,
     no_cache: bool = False,
 ) -> None:
-    args = ["build", "-t", tag, "--label", f"{LABEL_MANAGED}=1"]
+    """Build and tag `tag`. Intermediate containers are always removed (`--force-rm`); a
+    failed or interrupted build (Ctrl-C, SIGTERM) also removes the images it committed."""
+    args = ["build", "--rm", "--force-rm", "-t", tag, "--label", f"{LABEL_MANAGED}=1"]
     for key, value in (labels or {}).items():
         args += ["--label", f"{key}={value}"]
     for key, value in (build_args or {}).items():
@@ -402,12 +505,17 @@ def build_image(
         args += ["-f", str(dockerfile)]
     args.append(str(context_dir))
 
+    import time
+
     tail: deque[str] = deque(maxlen=60)
+    log = BuildLog()
+    started = time.time()
     env = dict(os.environ)
     with output.Progress(title, verbose=verbose) as progress:
 
         def on_line(line: str) -> None:
             tail.append(line)
+            log.feed(line)
             if verbose:
                 output.raw_err(line)
                 return
@@ -418,14 +526,17 @@ def build_image(
                 progress.update(f"step {done}/{total}")
 
         try:
-            status = engine.stream(args, on_line, env=env)
+            with _terminate_as_interrupt():
+                status = engine.stream(args, on_line, env=env)
             if status != 0:
                 raise EngineError(
                     f"building {tag} failed (exit {status})",
                     hint="see the build output above; fix the cause and run the command again",
                     details=None if verbose else "\n".join(tail),
                 )
-        except EngineError:
+        except BaseException:
+            with _terminate_as_interrupt():
+                discard_partial(engine, log.created, since=started)
             raise
 
 

@@ -166,7 +166,9 @@ def test_project_extension_builds_once_and_on_change(root_user: Aishell) -> None
     ai = root_user
     project = ai.new_project("ext")
     dockerfile = project / ".aishell" / "Dockerfile"
-    ai.write(dockerfile, "FROM aishell:base\nRUN echo one > /etc/ext-marker\n")
+    # Content no other home built yet (an image with the same inputs would be reused).
+    unique = f"# {os.urandom(4).hex()}\n"
+    ai.write(dockerfile, unique + "FROM aishell:base\nRUN echo one > /etc/ext-marker\n")
     first = ai.run("exec", "cat", "/etc/ext-marker", cwd=project)
     assert first.returncode == 0, first.stderr
     assert first.stdout == "one\n"
@@ -174,7 +176,7 @@ def test_project_extension_builds_once_and_on_change(root_user: Aishell) -> None
     again = ai.run("exec", "cat", "/etc/ext-marker", cwd=project)
     assert again.stdout == "one\n"
     assert "Building project image" not in again.stderr
-    ai.write(dockerfile, "FROM aishell:base\nRUN echo two > /etc/ext-marker\n")
+    ai.write(dockerfile, unique + "FROM aishell:base\nRUN echo two > /etc/ext-marker\n")
     changed = ai.run("exec", "cat", "/etc/ext-marker", cwd=project)
     assert changed.stdout == "two\n", changed.stderr
     assert "Building project image" in changed.stderr

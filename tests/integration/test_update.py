@@ -73,6 +73,7 @@ def home(root_user: Aishell, tmp_path: Path) -> Iterator[Aishell]:
     for name in made:
         if re.search(FRESH_SUFFIX + "$", name):
             docker("volume", "rm", name)
+    ai.release_holds()  # e.g. the foundation `update --force` built for this home only
 
 
 def _project_of(ai: Aishell, name: str) -> Path:

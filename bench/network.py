@@ -38,7 +38,7 @@ def main() -> int:
                 (project / ".aishell" / "config.yaml").write_text(
                     f"network:\n  mode: {mode}\n  allow: [example.com]\n"
                 )
-            run(project, 1)  # warm-up (builds aishell:proxy once)
+            run(project, 1)  # warm-up (builds or finds the proxy image once)
             results[mode] = run(project, n)
     for mode, times in results.items():
         print(f"{mode:<10} median {statistics.median(times):.3f}s  min {min(times):.3f}s  (n={n})")

@@ -7,10 +7,12 @@ from typing import Any
 
 from aishell import config, discovery
 from aishell.config import Config
+from aishell.engine.images import Holds
 from aishell.project import Project
 from aishell.state import State, VolumeRecord
 from testing.fake_engine import FakeEngine
 
+HOLDS = Holds("0123456789ab")  # this home's image tags in these tests
 FOUNDATION = {"Id": "sha256:f", "Config": {"Labels": {"aishell.foundation.hash": "fh"}}}
 
 
@@ -24,6 +26,7 @@ def gathered(**kw: Any) -> discovery.Gathered:
         "home": "/home/u",
         "aishell_home": "/home/u/.aishell",
         "state_file": "/home/u/.aishell/state.json",
+        "holds": HOLDS,
     }
     base.update(kw)
     return discovery.Gathered(**base)
@@ -50,8 +53,8 @@ def good(**kw: Any) -> discovery.Gathered:
         "engine": FakeEngine(),
         "server_version": "28.0",
         "images": {
-            "aishell:foundation": FOUNDATION,
-            "aishell:base": {"Id": "sha256:f", "Config": {"Labels": {}}},
+            HOLDS.foundation: FOUNDATION,
+            HOLDS.base: {"Id": "sha256:f", "Config": {"Labels": {}}},
         },
         "volume_name": VOLUME,
         "volume_item": {"Name": VOLUME, "CreatedAt": "t1"},

@@ -68,7 +68,13 @@ CHECK_SHAPE = {
 }
 
 
-TIER = {"tag": str, "exists": NULLABLE_BOOL, "id": NULLABLE_STR, "current": NULLABLE_BOOL}
+TIER = {
+    "tag": str,
+    "held": NULLABLE_BOOL,
+    "exists": NULLABLE_BOOL,
+    "id": NULLABLE_STR,
+    "current": NULLABLE_BOOL,
+}
 
 
 INFO_SHAPE = {
@@ -89,6 +95,7 @@ INFO_SHAPE = {
     },
     "images": {
         "known": bool,
+        "home_id": str,
         "foundation": TIER,
         "base": {**TIER, "custom": bool, "dockerfile": NULLABLE_STR},
         "extension": {**TIER, "configured": bool, "dockerfile": NULLABLE_STR},

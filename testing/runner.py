@@ -135,6 +135,28 @@ class Aishell:
             **self.process_kwargs(),  # type: ignore[arg-type]
         )
 
+    def hold(self, role: str = "foundation") -> str:
+        """This home's tag for one of its images (`aishell-home-<homeid>:<role>`, role
+        foundation, base, ext-<projecthash>, proxy): homeid is a hash of the UID and
+        the real path of the aishell home."""
+        import hashlib
+
+        real = os.path.realpath(self.aishell_home)
+        home_id = hashlib.sha256(f"{self.uid}:{real}".encode()).hexdigest()[:12]
+        return f"aishell-home-{home_id}:{role}"
+
+    def release_holds(self, *, prune: bool = True) -> None:
+        """Remove this home's image tags (what deleting the home leaves behind): an
+        image no other tag holds is then deleted by the engine. For tests that make
+        images no other home shares (`prune`: with their build cache)."""
+        repo = self.hold("").rstrip(":")
+        listed = self.engine_cli(
+            "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={repo}"
+        )
+        tags = [t for t in listed.stdout.split() if t.removeprefix("localhost/").startswith(repo)]
+        if tags:
+            self.engine_cli("rmi", *([] if prune else ["--no-prune"]), *tags)
+
     def sibling(self, home: Path) -> Aishell:
         """Another aishell home for the same user, with the same global config."""
         other = Aishell(

@@ -77,6 +77,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "ps": Command("ps:main", "list this project's containers"),
     "volumes": Command("volumes:main", "list or prune the harness volumes"),
+    "images": Command("images:main", "list aishell's images, or prune the ones nothing holds"),
     "gitleaks": Command(
         "sandbox:gitleaks",
         "scan the project for secrets with gitleaks, inside the sandbox",

@@ -17,9 +17,12 @@ LABEL_HARNESS: Final = "aishell.harness"
 LABEL_KIND: Final = "aishell.kind"
 LABEL_TMUX: Final = "aishell.tmux"
 
+# The names user Dockerfiles build on (`FROM aishell:foundation` in ~/.aishell/Dockerfile,
+# `FROM aishell:base` in a project's .aishell/Dockerfile): replaced by this home's image IDs
+# at build time. aishell itself never tags them (see engine/images.py: holds).
 FOUNDATION_IMAGE: Final = "aishell:foundation"
 BASE_IMAGE: Final = "aishell:base"
-EXTENSION_IMAGE_PREFIX: Final = "aishell:ext-"
+EXTENSION_ROLE_PREFIX: Final = "ext-"
 HARNESS_VOLUME_PREFIX: Final = "aishell-harness-"
 CONTAINER_PREFIX: Final = "aishell-"
 

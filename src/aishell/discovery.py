@@ -18,9 +18,7 @@ from aishell import config as config_mod
 from aishell import paths, report_json
 from aishell import state as state_mod
 from aishell.constants import (
-    BASE_IMAGE,
     DOCKERFILE,
-    FOUNDATION_IMAGE,
     LABEL_KIND,
 )
 from aishell.engine import choice, images
@@ -57,6 +55,7 @@ class Gathered:
     home: str
     aishell_home: str
     state_file: str
+    holds: images.Holds = field(default_factory=lambda: images.Holds(paths.home_id()))
     state: State | None = None
     state_error: str | None = None
     config_files: list[config_mod.FileReport] = field(default_factory=list)
@@ -71,7 +70,9 @@ class Gathered:
     engine: Engine | None = None
     engine_error: str | None = None  # engine CLI missing or not answering
     server_version: str | None = None
-    images: dict[str, dict[str, Any]] | None = None  # None: not inspected
+    images: dict[str, dict[str, Any]] | None = None  # by hold tag; None: not inspected
+    # The foundation the next launch holds when this home holds none yet (older setup)
+    adoptable_foundation: dict[str, Any] | None = None
     volume_name: str | None = None
     volume_item: dict[str, Any] | None = None
     volume_known: bool = False  # False: the engine was not asked
@@ -105,7 +106,7 @@ def _tier_hashes(g: Gathered) -> None:
     if g.extension_dockerfile:
         ext = Path(g.extension_dockerfile)
         g.extension_hash = (
-            images.extension_tier(g.project.extension_tag, g.project.canonical, ext).context().hash
+            images.extension_tier(g.project.extension_role, g.project.canonical, ext).context().hash
         )
     if g.config is not None and g.state is not None:
         try:
@@ -125,7 +126,7 @@ def _ask_engine(g: Gathered) -> None:
         g.engine_error = _error_text(exc)
         return
     g.engine = engine
-    wanted = [FOUNDATION_IMAGE, BASE_IMAGE, g.project.extension_tag]
+    wanted = [g.holds.foundation, g.holds.base, g.holds.tag(g.project.extension_role)]
     commands: list[list[str]] = [
         ["version", "--format", "{{json .}}"],
         ["image", "inspect", *wanted],
@@ -146,6 +147,16 @@ def _ask_engine(g: Gathered) -> None:
         return
     g.server_version = server_version(version.stdout)
     g.images = images.parse_image_inspect(results[1].stdout, wanted)
+    if g.holds.foundation not in g.images and g.foundation_hash and g.state is not None:
+        try:  # read-only: what the next launch would hold (a home set up by older aishell)
+            g.adoptable_foundation = images.locate_foundation(
+                engine,
+                expected_hash=g.foundation_hash,
+                saved_hash=g.state.foundation_hash,
+                saved_id=g.state.foundation_id,
+            )
+        except EngineError:
+            g.adoptable_foundation = None
     if g.volume_name:
         g.volume_known = True
         g.volume_item = (
@@ -176,6 +187,7 @@ def gather(*, ask_engine: bool = True) -> Gathered:
         home=str(paths.user_home()),
         aishell_home=str(paths.aishell_home()),
         state_file=str(paths.state_file()),
+        holds=images.Holds(paths.home_id()),
     )
     try:
         g.state = state_mod.load()
@@ -196,23 +208,29 @@ def gather(*, ask_engine: bool = True) -> Gathered:
 def image_stack(
     items: Mapping[str, Mapping[str, Any]] | None,
     *,
+    holds: images.Holds,
+    extension_role: str,
     foundation_hash: str | None,
     base_hash: str | None,
-    extension_tag: str,
     extension_hash: str | None,
     extension_configured: bool,
+    adoptable_foundation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The image tiers: exists / current (None = unknown) per tier, and the image a launch runs.
+    """This home's image tiers: held / exists / current (None = unknown) per tier, and
+    what a launch runs.
 
-    `items`: the engine's inspection by tag (None when the engine could not be asked).
-    `base_hash`: the content hash of ~/.aishell (None: no global Dockerfile, so
-    `aishell:base` is an alias of the foundation).
+    `items`: the engine's inspection by hold tag (None when the engine could not be asked).
+    `base_hash`: the content hash of ~/.aishell (None: no global Dockerfile, so the
+    base is the foundation itself). `adoptable_foundation`: when this home holds no
+    foundation, the image with its inputs that the next launch will hold.
     """
     known = items is not None
     found = items or {}
-    foundation = found.get(FOUNDATION_IMAGE)
-    base = found.get(BASE_IMAGE)
-    ext = found.get(extension_tag)
+    ext_tag = holds.tag(extension_role)
+    held_foundation = found.get(holds.foundation)
+    foundation = held_foundation or (adoptable_foundation if known else None)
+    base = found.get(holds.base)
+    ext = found.get(ext_tag)
     foundation_id = image_id(foundation)
     base_id = image_id(base)
 
@@ -253,38 +271,44 @@ def image_stack(
 
     return {
         "known": known,
+        "home_id": holds.home_id,
         "foundation": {
-            "tag": FOUNDATION_IMAGE,
+            "tag": holds.foundation,
+            "held": exists(held_foundation),
             "exists": exists(foundation),
             "id": foundation_id or None,
             "current": f_current,
         },
         "base": {
-            "tag": BASE_IMAGE,
+            "tag": holds.base,
+            "held": exists(base),
             "custom": base_hash is not None,
             "exists": exists(base),
             "id": base_id or None,
             "current": b_current,
         },
         "extension": {
-            "tag": extension_tag,
+            "tag": ext_tag,
+            "held": exists(ext) if extension_configured else None,
             "configured": extension_configured,
             "exists": exists(ext) if extension_configured else None,
             "id": (image_id(ext) or None) if extension_configured else None,
             "current": e_current,
         },
-        "run_image": extension_tag if extension_configured else BASE_IMAGE,
+        "run_image": ext_tag if extension_configured else holds.base,
     }
 
 
 def stack_of(g: Gathered) -> dict[str, Any]:
     stack = image_stack(
         g.images,
+        holds=g.holds,
+        extension_role=g.project.extension_role,
         foundation_hash=g.foundation_hash,
         base_hash=g.base_hash,
-        extension_tag=g.project.extension_tag,
         extension_hash=g.extension_hash,
         extension_configured=g.extension_dockerfile is not None,
+        adoptable_foundation=g.adoptable_foundation,
     )
     stack["base"]["dockerfile"] = g.base_dockerfile
     stack["extension"]["dockerfile"] = g.extension_dockerfile
@@ -292,8 +316,13 @@ def stack_of(g: Gathered) -> dict[str, Any]:
     if g.images is None:
         note = f"image state unknown: {g.engine_error or 'the engine was not asked'}"
     elif g.foundation_hash is None and stack["foundation"]["exists"]:
-        note = "whether aishell:foundation is current is unknown: " + (
+        note = "whether the foundation image is current is unknown: " + (
             g.foundation_hash_error or g.config_error or "no setup found"
+        )
+    elif stack["foundation"]["held"] is False and stack["foundation"]["exists"]:
+        note = (
+            f"this home does not hold its foundation image yet; the next launch holds "
+            f"{images.short_id(stack['foundation']['id'])} as {g.holds.foundation}"
         )
     stack["note"] = note
     return stack

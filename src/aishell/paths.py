@@ -20,6 +20,15 @@ def aishell_home(environ: dict[str, str] | None = None) -> Path:
     return user_home(environ) / ".aishell"
 
 
+def home_id(environ: dict[str, str] | None = None, uid: int | None = None) -> str:
+    """This aishell home's short name on the engine: a hash of the user's UID and the
+    real path of the home, so each user's each home has its own image holds."""
+    from aishell.hashing import short_hash
+
+    real = os.path.realpath(aishell_home(environ))
+    return short_hash(f"{os.getuid() if uid is None else uid}:{real}", 12)
+
+
 def state_file(environ: dict[str, str] | None = None) -> Path:
     return aishell_home(environ) / "state.json"
 

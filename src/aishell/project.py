@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from aishell.constants import CONTAINER_PREFIX, EXTENSION_IMAGE_PREFIX, PROJECT_CONFIG_DIRS
+from aishell.constants import CONTAINER_PREFIX, EXTENSION_ROLE_PREFIX, PROJECT_CONFIG_DIRS
 from aishell.hashing import project_hash, short_hash
 
 
@@ -22,8 +22,10 @@ class Project(NamedTuple):
         return f"{self.container_prefix}{name}"
 
     @property
-    def extension_tag(self) -> str:
-        return EXTENSION_IMAGE_PREFIX + short_hash(self.canonical)
+    def extension_role(self) -> str:
+        """The hold role of the project's extension image: each home tags it
+        `aishell-home-<homeid>:ext-<hash12>`."""
+        return EXTENSION_ROLE_PREFIX + short_hash(self.canonical)
 
 
 def _has_config_dir(directory: str, global_home: str | None) -> bool:

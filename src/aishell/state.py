@@ -54,6 +54,7 @@ class State:
     __slots__ = (
         "build_time",
         "foundation_hash",
+        "foundation_id",
         "gitleaks",
         "gitleaks_scans",
         "harness_volume",
@@ -70,10 +71,12 @@ class State:
         harness_volume: str = "",
         volumes: dict[str, VolumeRecord] | None = None,
         gitleaks_scans: dict[str, str] | None = None,
+        foundation_id: str = "",
     ) -> None:
         self.tools = dict(tools or {})  # tool name -> "latest" or X.Y.Z
         self.gitleaks = gitleaks
-        self.foundation_hash = foundation_hash
+        self.foundation_hash = foundation_hash  # the inputs of the foundation this home holds
+        self.foundation_id = foundation_id  # its image ID (what a launch falls back to)
         self.build_time = build_time
         self.harness_volume = harness_volume
         self.volumes = dict(volumes or {})
@@ -85,6 +88,7 @@ class State:
             "tools": self.tools,
             "gitleaks": self.gitleaks,
             "foundation_hash": self.foundation_hash,
+            "foundation_id": self.foundation_id,
             "build_time": self.build_time,
             "harness_volume": self.harness_volume,
             "volumes": {name: rec.to_json() for name, rec in self.volumes.items()},
@@ -107,6 +111,7 @@ class State:
                 tools={str(k): str(v) for k, v in dict(data.get("tools", {})).items()},
                 gitleaks=bool(data.get("gitleaks", False)),
                 foundation_hash=str(data.get("foundation_hash", "")),
+                foundation_id=str(data.get("foundation_id", "")),
                 build_time=str(data.get("build_time", "")),
                 harness_volume=str(data.get("harness_volume", "")),
                 volumes=volumes,

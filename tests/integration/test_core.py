@@ -176,7 +176,9 @@ def test_project_extension_builds_once_and_on_change(anyone: Aishell) -> None:
     ai = anyone
     project = ai.new_project("ext")
     dockerfile = project / ".aishell" / "Dockerfile"
-    ai.write(dockerfile, "FROM aishell:base\nRUN echo one > /etc/ext-marker\n")
+    # Content no other home built yet (an image with the same inputs would be reused).
+    unique = f"# {os.urandom(4).hex()}\n"
+    ai.write(dockerfile, unique + "FROM aishell:base\nRUN echo one > /etc/ext-marker\n")
     first = ai.run("exec", "cat", "/etc/ext-marker", cwd=project)
     assert first.returncode == 0, first.stderr
     assert first.stdout == "one\n"
@@ -184,7 +186,7 @@ def test_project_extension_builds_once_and_on_change(anyone: Aishell) -> None:
     again = ai.run("exec", "cat", "/etc/ext-marker", cwd=project)
     assert again.stdout == "one\n"
     assert "Building project image" not in again.stderr
-    ai.write(dockerfile, "FROM aishell:base\nRUN echo two > /etc/ext-marker\n")
+    ai.write(dockerfile, unique + "FROM aishell:base\nRUN echo two > /etc/ext-marker\n")
     changed = ai.run("exec", "cat", "/etc/ext-marker", cwd=project)
     assert changed.stdout == "two\n", changed.stderr
     assert "Building project image" in changed.stderr
@@ -200,7 +202,7 @@ def test_second_project_same_selection_installs_nothing(anyone: Aishell) -> None
         "cat",
         "-v",
         f"{volume}:/tools",
-        "aishell:foundation",
+        anyone.hold("foundation"),
         "/tools/.aishell-fill-history",
     ).stdout
     for name in ("one", "two"):
@@ -214,7 +216,7 @@ def test_second_project_same_selection_installs_nothing(anyone: Aishell) -> None
         "cat",
         "-v",
         f"{volume}:/tools",
-        "aishell:foundation",
+        anyone.hold("foundation"),
         "/tools/.aishell-fill-history",
     ).stdout
     assert after == history
@@ -243,7 +245,7 @@ def test_concurrent_first_launches_fill_the_volume_once(root_user: Aishell, tmp_
         "cat",
         "-v",
         f"{volume}:/tools",
-        "aishell:foundation",
+        ai.hold("foundation"),
         "/tools/.aishell-fill-history",
     ).stdout
     assert len(history.splitlines()) == 1
@@ -262,7 +264,7 @@ def test_half_filled_volume_is_refilled(root_user: Aishell, tmp_path: Path) -> N
         "rm",
         "-v",
         f"{volume}:/tools",
-        "aishell:foundation",
+        ai.hold("foundation"),
         "-rf",
         "/tools/.aishell-ready.json",
         "/tools/npm/bin",

@@ -63,7 +63,7 @@ CHECK = {
         "findings": [FINDING],
     },
 }
-TIER = {"tag": str, "exists": NULL_BOOL, "id": NULL_STR, "current": NULL_BOOL}
+TIER = {"tag": str, "held": NULL_BOOL, "exists": NULL_BOOL, "id": NULL_STR, "current": NULL_BOOL}
 INFO = {
     "aishell_version": str,
     "network": (dict, type(None)),
@@ -83,6 +83,7 @@ INFO = {
     },
     "images": {
         "known": bool,
+        "home_id": str,
         "foundation": TIER,
         "base": {**TIER, "custom": bool, "dockerfile": NULL_STR},
         "extension": {**TIER, "configured": bool, "dockerfile": NULL_STR},
@@ -281,7 +282,7 @@ def test_volumes_list_shows_the_active_volume(anyone: Aishell, project: Path) ->
 
 
 @pytest.fixture
-def orphans() -> Iterator[list[str]]:
+def orphans(root_user: Aishell) -> Iterator[list[str]]:
     """Two fake orphaned harness volumes; the second is mounted by a running container."""
     suffix = os.urandom(4).hex()
     names = [f"aishell-harness-test{suffix}a", f"aishell-harness-test{suffix}b"]
@@ -293,7 +294,7 @@ def orphans() -> Iterator[list[str]]:
         assert created.returncode == 0, created.stderr
     user = docker(
         "run", "-d", "--rm", "--label", "aishell.test=1", "--entrypoint", "sleep",
-        "-v", f"{names[1]}:/x", "aishell:foundation", "600",
+        "-v", f"{names[1]}:/x", root_user.hold("foundation"), "600",
     )  # fmt: skip
     assert user.returncode == 0, user.stderr
     yield names
@@ -436,7 +437,8 @@ def test_info_json(anyone: Aishell, project: Path) -> None:
     assert images["foundation"]["exists"] is True
     assert images["base"]["exists"] is True
     assert images["extension"]["configured"] is False
-    assert images["run_image"] == "aishell:base"
+    assert images["run_image"] == anyone.hold("base")
+    assert images["base"]["id"] == images["foundation"]["id"]  # no global Dockerfile
     assert data["harness_volume"]["name"] == active_volume(anyone)
     assert data["harness_volume"]["exists"] is True
     opencode = data["harnesses"]["opencode"]

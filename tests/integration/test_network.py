@@ -49,7 +49,7 @@ def upstream(root_user: Aishell) -> Iterator[Upstream]:
     started = docker(
         "run", "-d", "--rm", "--name", name,
         "--network", net, "--network-alias", "allowed.test", "--network-alias", "denied.test",
-        "--entrypoint", "node", "aishell:foundation", "-e", SERVER,
+        "--entrypoint", "node", root_user.hold("foundation"), "-e", SERVER,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     ip = docker(

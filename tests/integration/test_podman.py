@@ -60,7 +60,7 @@ def test_info_reports_podman(pm: Aishell, project: Path) -> None:
     assert data["engine"]["answering"] is True
     assert data["images"]["foundation"]["exists"] is True
     assert data["images"]["foundation"]["current"] is True
-    assert data["images"]["run_image"] == "aishell:base"
+    assert data["images"]["run_image"] == pm.hold("base")
     assert data["harness_volume"]["exists"] is True
     assert data["harnesses"]["opencode"]["version"]
 

@@ -95,7 +95,7 @@ def test_name_conflicts_and_detach(anyone: Aishell, project: Path) -> None:
         assert f"already running; attach with 'aishell attach {name}'" in again.stderr
         # A stopped namesake is removed with a message and replaced.
         docker("rm", "-f", full.group(1))
-        docker("create", "--name", full.group(1), "aishell:foundation", "true")
+        docker("create", "--name", full.group(1), anyone.hold("foundation"), "true")
         replaced = anyone.run("--detach", "--name", name, "shell", cwd=project)
         assert replaced.returncode == 0, replaced.stderr
         assert f"Removed stopped container {full.group(1)}" in replaced.stderr
@@ -157,7 +157,7 @@ def test_attach_to_a_stopped_container(anyone: Aishell, project: Path, host_tmux
     assert full, started.stderr
     try:
         docker("rm", "-f", full.group(1))
-        docker("create", "--name", full.group(1), "aishell:foundation", "true")
+        docker("create", "--name", full.group(1), anyone.hold("foundation"), "true")
         host_tmux.start("h", shell_line(anyone, "attach", name, cwd=project))
         screen = host_tmux.wait_for("h", lambda s: "HOST-RC=" in s)
         assert f"Error: the container '{name}' is not running" in screen

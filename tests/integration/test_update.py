@@ -73,6 +73,7 @@ def home(root_user: Aishell, tmp_path: Path) -> Iterator[Aishell]:
     for name in made:
         if re.search(FRESH_SUFFIX + "$", name):
             docker("volume", "rm", name)
+    ai.release_holds()  # e.g. the foundation `update --force` built for this home only
 
 
 def _project_of(ai: Aishell, name: str) -> Path:
@@ -223,13 +224,13 @@ def test_update_without_setup(root_user: Aishell, tmp_path: Path) -> None:
 
 def test_update_force_rebuilds_the_foundation(home: Aishell) -> None:
     ai = home
-    before = docker("image", "inspect", "--format", "{{.Id}}", "aishell:foundation").stdout.strip()
+    before = docker("image", "inspect", "--format", "{{.Id}}", ai.hold()).stdout.strip()
     old = read_state(ai)["harness_volume"]
     result = ai.run("update", "--force", timeout=1800)
     assert result.returncode == 0, result.stderr
-    assert "Building aishell:foundation" in result.stderr
+    assert "Building the foundation image" in result.stderr
     assert "is up to date" not in result.stderr
-    after = docker("image", "inspect", "--format", "{{.Id}}", "aishell:foundation").stdout.strip()
+    after = docker("image", "inspect", "--format", "{{.Id}}", ai.hold()).stdout.strip()
     assert after and after != before
     assert read_state(ai)["harness_volume"] != old
     works = ai.run("exec", "opencode", "--version", cwd=_project_of(ai, "forced"))

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aishell import discovery
-from testing.gathered import FOUNDATION, GOOD_STATE, VOLUME
+from testing.gathered import FOUNDATION, GOOD_STATE, HOLDS, VOLUME
 
 pytestmark = pytest.mark.usefixtures("no_color")
 
@@ -17,14 +17,15 @@ def test_image_stack_unknown_without_engine() -> None:
         None,
         foundation_hash="fh",
         base_hash=None,
-        extension_tag="aishell:ext-x",
+        holds=HOLDS,
+        extension_role="ext-x",
         extension_hash=None,
         extension_configured=False,
     )
     assert stack["known"] is False
     assert stack["foundation"]["exists"] is None and stack["foundation"]["current"] is None
     assert stack["base"]["current"] is None
-    assert stack["run_image"] == "aishell:base"
+    assert stack["run_image"] == HOLDS.base
 
 
 def test_image_stack_alias_base_and_extension() -> None:
@@ -33,31 +34,34 @@ def test_image_stack_alias_base_and_extension() -> None:
         "Id": "sha256:e",
         "Config": {"Labels": {"aishell.tier.hash": "eh", "aishell.tier.parent": "sha256:f"}},
     }
-    items = {"aishell:foundation": FOUNDATION, "aishell:base": base_alias, "aishell:ext-x": ext}
+    items = {HOLDS.foundation: FOUNDATION, HOLDS.base: base_alias, HOLDS.tag("ext-x"): ext}
     stack = discovery.image_stack(
         items,
         foundation_hash="fh",
         base_hash=None,
-        extension_tag="aishell:ext-x",
+        holds=HOLDS,
+        extension_role="ext-x",
         extension_hash="eh",
         extension_configured=True,
     )
     assert stack["foundation"] == {
-        "tag": "aishell:foundation",
+        "tag": HOLDS.foundation,
+        "held": True,
         "exists": True,
         "id": "sha256:f",
         "current": True,
     }
     assert stack["base"]["current"] is True and stack["base"]["custom"] is False
     assert stack["extension"]["current"] is True
-    assert stack["run_image"] == "aishell:ext-x"
+    assert stack["run_image"] == HOLDS.tag("ext-x")
 
     # The extension's Dockerfile changed; the foundation's inputs changed.
     stale = discovery.image_stack(
         items,
         foundation_hash="other",
         base_hash=None,
-        extension_tag="aishell:ext-x",
+        holds=HOLDS,
+        extension_role="ext-x",
         extension_hash="changed",
         extension_configured=True,
     )
@@ -65,12 +69,13 @@ def test_image_stack_alias_base_and_extension() -> None:
     assert stale["extension"]["current"] is False
 
     # Base drifted from the foundation: base and extension will be redone.
-    drift = dict(items, **{"aishell:base": {"Id": "sha256:old", "Config": {}}})
+    drift = dict(items, **{HOLDS.base: {"Id": "sha256:old", "Config": {}}})
     stack = discovery.image_stack(
         drift,
         foundation_hash="fh",
         base_hash=None,
-        extension_tag="aishell:ext-x",
+        holds=HOLDS,
+        extension_role="ext-x",
         extension_hash="eh",
         extension_configured=True,
     )
@@ -89,10 +94,11 @@ def test_image_stack_custom_base_and_missing_images() -> None:
             }
         },
     }
-    items = {"aishell:foundation": FOUNDATION, "aishell:base": custom}
+    items = {HOLDS.foundation: FOUNDATION, HOLDS.base: custom}
     kwargs: dict[str, Any] = {
         "foundation_hash": "fh",
-        "extension_tag": "aishell:ext-x",
+        "holds": HOLDS,
+        "extension_role": "ext-x",
         "extension_hash": "eh",
         "extension_configured": True,
     }

@@ -10,7 +10,7 @@ import pytest
 from aishell import config
 from aishell.commands import info
 from aishell.config import Config
-from testing.gathered import VOLUME, gathered, good
+from testing.gathered import HOLDS, VOLUME, gathered, good
 from testing.json_shapes import HARNESS_ENTRY, INFO_SHAPE, assert_shape
 
 pytestmark = pytest.mark.usefixtures("no_color")
@@ -33,7 +33,7 @@ def test_info_json_shape_good_setup() -> None:
     assert data["images"]["foundation"]["current"] is True
     assert data["images"]["note"] is None
     assert data["project"]["container_prefix"] == "aishell-2e0d7515-"
-    assert any("Launches run:      aishell:base" in line for line in info.render_info(data))
+    assert any(f"Launches run:      {HOLDS.base}" in line for line in info.render_info(data))
 
 
 def test_info_json_without_engine_or_setup() -> None:

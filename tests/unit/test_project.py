@@ -218,7 +218,7 @@ def test_same_project_through_link_or_real_path_has_one_hash(tree: Path) -> None
     assert via_link.root != direct.root
     assert via_link.canonical == direct.canonical
     assert via_link.hash == direct.hash
-    assert via_link.extension_tag == direct.extension_tag
+    assert via_link.extension_role == direct.extension_role
     assert via_link.container_name("claude") == direct.container_name("claude")
 
 
@@ -239,8 +239,8 @@ def test_project_names(canonical: str) -> None:
     assert project.container_prefix == f"aishell-{digest[:8]}-"
     assert project.container_name("claude") == f"aishell-{digest[:8]}-claude"
     assert project.container_name("my.name_2") == f"aishell-{digest[:8]}-my.name_2"
-    assert project.extension_tag == f"aishell:ext-{digest[:12]}"
-    assert re.fullmatch(r"aishell:ext-[0-9a-f]{12}", project.extension_tag)
+    assert project.extension_role == f"ext-{digest[:12]}"  # held as aishell-home-<id>:ext-…
+    assert re.fullmatch(r"ext-[0-9a-f]{12}", project.extension_role)
 
 
 def test_resolve_hash_is_8_hex_of_canonical(tree: Path) -> None:

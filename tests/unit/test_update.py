@@ -241,9 +241,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "fills": [],
     }
 
-    def build_images(_engine: object, _cfg: object, **kw: Any) -> str:
+    def build_images(_engine: object, _cfg: object, **kw: Any) -> setup.Foundation:
         seen["builds"].append(kw)
-        return "newhash"
+        return setup.Foundation("newhash", "sha256:new")
 
     def fill(_engine: object, **kw: Any) -> volumes.FillResult:
         seen["fills"].append(kw)

@@ -494,10 +494,10 @@ def _write(path: Path, text: str) -> None:
 
 def tier(directory: Path) -> images.Tier:
     return images.Tier(
-        tag="aishell:base",
+        role="base",
+        kind="base",
         directory=directory,
         dockerfile=directory / "Dockerfile",
-        parent_tag="aishell:foundation",
         title="t",
     )
 

@@ -23,6 +23,7 @@ from aishell import netpolicy, output, report_json
 from aishell.commands._args import Parser, parser
 from aishell.constants import EXIT_ERROR, EXIT_OK, RESERVED_ENV
 from aishell.discovery import gather, stack_of, volume_ready
+from aishell.engine.images import short_id
 from aishell.errors import AishellError
 from aishell.harnesses import BY_NAME
 from aishell.security import freshness, validate
@@ -173,62 +174,84 @@ def setup_checks(g: Gathered, stack: Mapping[str, Any]) -> list[Check]:
         checks.append(Check(s, WARN, "Images not checked", stack.get("note") or g.engine_error))
         return checks
     foundation, base, ext = stack["foundation"], stack["base"], stack["extension"]
-    tag = foundation["tag"]
+
+    def held_as(tier: Mapping[str, Any]) -> str:
+        ident = tier.get("id")
+        return f"{tier['tag']}, {short_id(ident)}" if ident else tier["tag"]
+
     if not foundation["exists"]:
-        checks.append(Check(s, FAIL, f"Image {tag} is missing", SETUP_HINT.replace(" first", "")))
+        checks.append(
+            Check(
+                s,
+                FAIL,
+                "Foundation image is missing",
+                f"this home holds no {foundation['tag']}; " + SETUP_HINT.replace(" first", ""),
+            )
+        )
         return checks
+    if foundation["held"] is False:
+        checks.append(
+            Check(
+                s,
+                WARN,
+                "Foundation image is not held by this home yet",
+                f"the next launch holds {short_id(foundation['id'])} as {foundation['tag']} "
+                "(built by another aishell home or an older aishell)",
+            )
+        )
     if foundation["current"] is True:
-        checks.append(Check(s, OK, f"Image {tag} is current"))
+        checks.append(Check(s, OK, "Foundation image is current", held_as(foundation)))
     elif foundation["current"] is False:
         checks.append(
             Check(
                 s,
                 WARN,
-                f"Image {tag} is out of date",
-                "aishell, base_image or ca_certificates changed since it was built; "
-                "run 'aishell update --force' to rebuild it",
+                "Foundation image is out of date",
+                "this home's inputs (aishell, base_image, ca_certificates or the gitleaks "
+                "choice) changed since it was built; run 'aishell update' to rebuild it",
             )
         )
     else:
-        checks.append(Check(s, WARN, f"Cannot tell whether {tag} is current", stack.get("note")))
+        checks.append(
+            Check(s, WARN, "Cannot tell whether the foundation image is current", stack.get("note"))
+        )
 
-    btag = base["tag"]
     if base["custom"]:
-        what = f"{btag} (custom, from {base.get('dockerfile') or 'the global Dockerfile'})"
+        what = f"Base image (custom, from {base.get('dockerfile') or 'the global Dockerfile'})"
         if base["current"]:
-            checks.append(Check(s, OK, f"Image {what} is current"))
+            checks.append(Check(s, OK, f"{what} is current", held_as(base)))
         elif not base["exists"]:
-            checks.append(Check(s, WARN, f"Image {what} will be built on the next launch"))
+            checks.append(Check(s, WARN, f"{what} will be built on the next launch"))
         else:
             checks.append(
                 Check(
                     s,
                     WARN,
-                    f"Image {what} will be rebuilt on the next launch",
+                    f"{what} will be rebuilt on the next launch",
                     "its Dockerfile directory or the foundation image changed",
                 )
             )
     elif base["current"]:
-        checks.append(Check(s, OK, f"Image {btag} is the foundation alias"))
+        checks.append(Check(s, OK, "Base image is the foundation", base["tag"]))
     else:
         checks.append(
-            Check(s, WARN, f"Image {btag} will be re-tagged to the foundation on the next launch")
+            Check(s, WARN, "Base image will be pointed at the foundation on the next launch")
         )
 
-    etag = ext["tag"]
     if not ext["configured"]:
         checks.append(Check(s, OK, "No project image", "optional: .aishell/Dockerfile"))
     elif ext["current"]:
-        checks.append(Check(s, OK, f"Project image {etag} is current"))
+        checks.append(Check(s, OK, "Project image is current", held_as(ext)))
     elif not ext["exists"]:
-        checks.append(Check(s, WARN, f"Project image {etag} will be built on the next launch"))
+        checks.append(Check(s, WARN, "Project image will be built on the next launch"))
     else:
         checks.append(
             Check(
                 s,
                 WARN,
-                f"Project image {etag} will be rebuilt on the next launch",
-                f"{ext.get('dockerfile') or 'its Dockerfile'}, its directory or {btag} changed",
+                "Project image will be rebuilt on the next launch",
+                f"{ext.get('dockerfile') or 'its Dockerfile'}, its directory or the base "
+                "image changed",
             )
         )
     return checks

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aishell import __version__, netpolicy, output, paths, report_json
 from aishell.commands._args import Parser, parser
 from aishell.discovery import Gathered, config_paths, gather, stack_of, volume_ready
+from aishell.engine.images import short_id
 from aishell.harnesses import TOOLS
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def info_json(g: Gathered) -> dict[str, Any]:
             "canonical": g.project.canonical,
             "hash": g.project.hash,
             "container_prefix": g.project.container_prefix,
-            "extension_tag": g.project.extension_tag,
+            "extension_tag": g.holds.tag(g.project.extension_role),
         },
         "engine": {
             "cli": g.engine.binary if g.engine else None,
@@ -100,11 +101,18 @@ def _tier_line(tier: Mapping[str, Any], *, foundation: bool = False) -> str:
     if not tier["exists"]:
         return "missing (run 'aishell setup')" if foundation else "missing (built on next launch)"
     stale = (
-        "out of date (run 'aishell update --force')"
+        "out of date (run 'aishell update')"
         if foundation
         else "out of date (rebuilt on next launch)"
     )
-    return f"present, {_yes_no_unknown(tier['current'], 'current', stale)}"
+    state = _yes_no_unknown(tier["current"], "current", stale)
+    if tier.get("held") is False:
+        return f"not held yet (held on next launch), {state}"
+    return f"present, {state}"
+
+
+def _short(ident: str | None) -> str:
+    return short_id(ident) if ident else "-"
 
 
 def render_info(data: Mapping[str, Any]) -> list[str]:
@@ -127,20 +135,23 @@ def render_info(data: Mapping[str, Any]) -> list[str]:
     ]
     img = data["images"]
     base = img["base"]
-    base_kind = (
-        f"custom, from {short(base['dockerfile'])}" if base["custom"] else "foundation alias"
-    )
+    base_kind = f"custom, from {short(base['dockerfile'])}" if base["custom"] else "the foundation"
     ext = img["extension"]
+    found = img["foundation"]
     rows = [
-        [img["foundation"]["tag"], _tier_line(img["foundation"], foundation=True)],
-        [base["tag"], f"{_tier_line(base)} ({base_kind})"],
+        ["foundation", _short(found["id"]), _tier_line(found, foundation=True)],
+        ["base", _short(base["id"]), f"{_tier_line(base)} ({base_kind})"],
         [
-            ext["tag"],
+            "project",
+            _short(ext["id"]),
             _tier_line(ext) + (f" (from {short(ext['dockerfile'])})" if ext["configured"] else ""),
         ],
     ]
-    lines += report_json.table(["TAG", "STATE"], rows, indent="  ")[1:]
-    lines.append(f"  Launches run:      {img['run_image']}")
+    lines += report_json.table(["TIER", "ID", "STATE"], rows, indent="  ")
+    run = ext if ext["configured"] else base
+    run_id = f" ({_short(run['id'])})" if run["id"] else ""
+    lines.append(f"  Launches run:      {img['run_image']}{run_id}")
+    lines.append(f"  Held by this home: {found['tag'].rsplit(':', 1)[0]}:<tier>")
     if img["note"]:
         lines.append(f"  Note: {img['note']}")
     lines += ["", "Agents"]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from aishell import config as config_mod
 from aishell import output, paths, state
 from aishell.commands._args import Parser, parser
-from aishell.constants import BASE_IMAGE, FOUNDATION_IMAGE
 from aishell.engine import choice, images, volumes
 from aishell.errors import AishellError
 from aishell.harnesses import TOOLS
@@ -69,27 +68,45 @@ def check_engine(engine: Engine) -> None:
     )
 
 
-def build_images(engine: Engine, cfg: Config, *, gitleaks: bool, force: bool, verbose: bool) -> str:
-    """Foundation (when its inputs changed) and the base tier. Returns the foundation hash."""
+class Foundation(NamedTuple):
+    """The foundation this home holds after setup/update: its input hash and image ID."""
+
+    hash: str
+    id: str
+
+
+def build_images(
+    engine: Engine, cfg: Config, *, gitleaks: bool, force: bool, verbose: bool
+) -> Foundation:
+    """This home's foundation (reused or built when its inputs changed) and base tier."""
+    holds = images.Holds(paths.home_id())
     context = images.foundation_context(
         base_image=cfg.base_image, with_gitleaks=gitleaks, ca_certificates=cfg.ca_certificates
     )
-    images.ensure_foundation(engine, context, force=force, verbose=verbose)
-    found = images.inspect_images(engine, [FOUNDATION_IMAGE, BASE_IMAGE])
-    foundation_id = images.image_id(found.get(FOUNDATION_IMAGE))
+    foundation = images.ensure_foundation(
+        engine, context, holds=holds, force=force, verbose=verbose
+    )
+    base_item = images.inspect_images(engine, [holds.base]).get(holds.base)
     images.ensure_base(
         engine,
+        holds=holds,
         dockerfile=paths.global_dockerfile(),
-        foundation_id=foundation_id,
-        base_item=found.get(BASE_IMAGE),
+        foundation=foundation,
+        base_item=base_item,
         verbose=verbose,
         force=force,
     )
-    return context.hash
+    return Foundation(context.hash, images.image_id(foundation))
 
 
 def fill_volume(
-    engine: Engine, selection: dict[str, str], *, volume: str, verbose: bool, refill: bool = False
+    engine: Engine,
+    selection: dict[str, str],
+    *,
+    volume: str,
+    image: str,
+    verbose: bool,
+    refill: bool = False,
 ) -> state.VolumeRecord:
     """Fill `volume`; remove it again if we created it and the fill failed."""
     existed = volumes.inspect_volume(engine, volume) is not None
@@ -98,7 +115,7 @@ def fill_volume(
             engine,
             volume=volume,
             selection=selection,
-            image=FOUNDATION_IMAGE,
+            image=image,
             verbose=verbose,
             refill=refill,
         )
@@ -119,7 +136,7 @@ def main(argv: Sequence[str]) -> int:
 
     engine = choice.get_engine()
     check_engine(engine)
-    foundation_hash = build_images(
+    foundation = build_images(
         engine, cfg, gitleaks=ns.with_gitleaks, force=ns.force, verbose=ns.verbose
     )
     # Keep a volume `aishell update` filled for this same selection.
@@ -130,13 +147,16 @@ def main(argv: Sequence[str]) -> int:
         else ""
     )
     record = (
-        fill_volume(engine, selection, volume=volume, verbose=ns.verbose) if selection else None
+        fill_volume(engine, selection, volume=volume, image=foundation.id, verbose=ns.verbose)
+        if selection
+        else None
     )
 
     def mutate(current: state.State) -> None:
         current.tools = dict(selection)
         current.gitleaks = bool(ns.with_gitleaks)
-        current.foundation_hash = foundation_hash
+        current.foundation_hash = foundation.hash
+        current.foundation_id = foundation.id
         current.build_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         current.harness_volume = volume
         if record is not None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from aishell import output, state
 from aishell.commands import setup
 from aishell.commands._args import parser
-from aishell.constants import FOUNDATION_IMAGE
 from aishell.engine import choice, volumes
 from aishell.errors import AishellError, UsageError
 from aishell.harnesses import BY_NAME, TOOLS
@@ -136,7 +135,13 @@ def _running_users(engine: Engine, volume: str) -> list[str]:
 
 
 def _fill_fresh(
-    engine: Engine, selection: Mapping[str, str], *, new: str, old: str, verbose: bool
+    engine: Engine,
+    selection: Mapping[str, str],
+    *,
+    new: str,
+    old: str,
+    image: str,
+    verbose: bool,
 ) -> state.VolumeRecord:
     """Fill `new`; on any failure remove it again and report that nothing changed."""
     try:
@@ -144,7 +149,7 @@ def _fill_fresh(
             engine,
             volume=new,
             selection=selection,
-            image=FOUNDATION_IMAGE,
+            image=image,
             verbose=verbose,
             refill=False,
         )
@@ -168,7 +173,11 @@ def _fill_fresh(
 
 
 def _switch(
-    selection: Mapping[str, str], *, new: str, record: state.VolumeRecord, foundation_hash: str
+    selection: Mapping[str, str],
+    *,
+    new: str,
+    record: state.VolumeRecord,
+    foundation: setup.Foundation,
 ) -> state.State:
     """Point the saved state at `new`, unless the selection changed meanwhile."""
 
@@ -181,7 +190,8 @@ def _switch(
             )
         current.harness_volume = new
         current.volumes[new] = record
-        current.foundation_hash = foundation_hash
+        current.foundation_hash = foundation.hash
+        current.foundation_id = foundation.id
         current.build_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     return state.update(mutate)
@@ -199,14 +209,15 @@ def main(argv: Sequence[str]) -> int:
     setup.check_engine(engine)
     if selection:
         output.info(f"Updating {describe_selection(selection)}")
-    foundation_hash = setup.build_images(
+    foundation = setup.build_images(
         engine, cfg, gitleaks=st.gitleaks, force=ns.force, verbose=ns.verbose
     )
     if not selection:
-        if foundation_hash != st.foundation_hash:
+        if foundation != (st.foundation_hash, st.foundation_id):
 
             def mutate(current: state.State) -> None:
-                current.foundation_hash = foundation_hash
+                current.foundation_hash = foundation.hash
+                current.foundation_id = foundation.id
 
             state.update(mutate)
         output.info("No agents selected; nothing to update.")
@@ -215,9 +226,11 @@ def main(argv: Sequence[str]) -> int:
     old = st.harness_volume or volumes.volume_name(selection)
     old_record = st.volumes.get(old)
     new = _pick_fresh_volume(engine, selection)
-    record = _fill_fresh(engine, selection, new=new, old=old, verbose=ns.verbose)
+    record = _fill_fresh(
+        engine, selection, new=new, old=old, image=foundation.id, verbose=ns.verbose
+    )
     try:
-        _switch(selection, new=new, record=record, foundation_hash=foundation_hash)
+        _switch(selection, new=new, record=record, foundation=foundation)
     except BaseException:
         volumes.discard(engine, new)
         raise

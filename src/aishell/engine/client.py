@@ -9,6 +9,7 @@ answering" become one clear EngineError.
 from __future__ import annotations
 
 import _socket  # the C module: `socket` builds enums on import, which costs a launch ~2 ms
+import contextlib
 import json
 import os
 import subprocess
@@ -210,6 +211,9 @@ class Engine(NamedTuple):
         except BaseException:
             proc.kill()
             proc.wait()
+            with contextlib.suppress(Exception):  # what it printed before it ended
+                for line in proc.stdout:
+                    on_line(line.rstrip("\n"))
             raise
         return proc.wait()
 

@@ -3,6 +3,16 @@
 Each tier records in labels what it was built from (a content hash, and the
 ID of the image it was built on), so a tier is rebuilt exactly when its
 inputs change and never otherwise.
+
+Images are shared by content, never by a mutable name. A launch runs an image
+*ID*. Each aishell home (one `AISHELL_HOME` of one user) keeps the images it uses
+alive with its own tags, its *holds*: `aishell-home-<homeid>:<role>` (role
+`foundation`, `base`, `ext-<projecthash>`, `proxy`). A home only ever moves its
+own holds, so it can never change or remove what another home runs; the engine
+deletes an image only once its last tag is gone and no container uses it. Before
+building, aishell looks for an image with the same content labels (built by
+another home, or by an older aishell under the old shared `aishell:*` names) and
+holds that one instead. `aishell images prune` collects images nothing holds.
 """
 
 from __future__ import annotations
@@ -10,14 +20,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 from typing import Any, NamedTuple
 
 from aishell import output
-from aishell.constants import BASE_IMAGE, FOUNDATION_IMAGE, LABEL_KIND, LABEL_MANAGED
+from aishell.constants import (
+    BASE_IMAGE,
+    EXTENSION_ROLE_PREFIX,
+    FOUNDATION_IMAGE,
+    LABEL_KIND,
+    LABEL_MANAGED,
+)
 from aishell.engine.client import Engine
 from aishell.errors import AishellError, ConfigError, EngineError
 from aishell.hashing import files_hash
@@ -30,6 +48,103 @@ LABEL_FOUNDATION_HASH = "aishell.foundation.hash"
 LABEL_TIER_HASH = "aishell.tier.hash"  # hash of a base/extension's own inputs
 LABEL_TIER_PARENT = "aishell.tier.parent"  # image ID it was built on
 LABEL_PROJECT = "aishell.project"
+
+KIND_FOUNDATION = "foundation"
+KIND_BASE = "base"
+KIND_EXTENSION = "extension"
+
+# -- holds: this home's tags ------------------------------------------------------
+
+HOLD_PREFIX = "aishell-home-"
+ROLE_FOUNDATION = "foundation"
+ROLE_BASE = "base"
+ROLE_PROXY = "proxy"
+EXT_ROLE_PREFIX = EXTENSION_ROLE_PREFIX
+# The names older aishell versions tagged (one per engine, shared by every home). Still
+# recognised when looking for an image to reuse; never moved or removed.
+LEGACY_REPO = "aishell"
+_HOLD = re.compile(r"^aishell-home-([0-9a-f]{12}):([a-z0-9][a-z0-9._-]*)$")
+
+
+class Holds(NamedTuple):
+    """The tags one aishell home keeps its images alive with."""
+
+    home_id: str
+
+    @property
+    def repo(self) -> str:
+        return f"{HOLD_PREFIX}{self.home_id}"
+
+    def tag(self, role: str) -> str:
+        return f"{self.repo}:{role}"
+
+    @property
+    def foundation(self) -> str:
+        return self.tag(ROLE_FOUNDATION)
+
+    @property
+    def base(self) -> str:
+        return self.tag(ROLE_BASE)
+
+    @property
+    def proxy(self) -> str:
+        return self.tag(ROLE_PROXY)
+
+
+def parse_hold(tag: str) -> tuple[str, str] | None:
+    """(home id, role) of a hold tag (`aishell-home-<id>:<role>`); None for other tags."""
+    match = _HOLD.match(_normalise_tag(tag))
+    return (match.group(1), match.group(2)) if match else None
+
+
+def aishell_tags(item: Mapping[str, Any] | None) -> list[str]:
+    """The image's tags that aishell made: holds, or the legacy shared `aishell:*` names."""
+    tags = [_normalise_tag(t) for t in (item or {}).get("RepoTags") or []]
+    return [t for t in tags if parse_hold(t) or t.startswith(f"{LEGACY_REPO}:")]
+
+
+def real_tags(item: Mapping[str, Any] | None) -> list[str]:
+    """The image's tags, without the `<none>:<none>` placeholder some engines list."""
+    tags = [_normalise_tag(t) for t in (item or {}).get("RepoTags") or []]
+    return [t for t in tags if t and not t.startswith("<none>")]
+
+
+# -- user Dockerfiles: FROM aishell:foundation / aishell:base ------------------------
+
+# The names a user's Dockerfile may build on (README): replaced by image IDs at build
+# time, in FROM lines and in COPY --from=.
+_FROM_LINE = re.compile(
+    r"^(?P<lead>[ \t]*FROM[ \t]+(?:--[^\s]+[ \t]+)*)(?P<image>[^\s]+)(?P<rest>.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_COPY_LINE = re.compile(r"^[ \t]*COPY[ \t]", re.IGNORECASE)
+_COPY_FROM = re.compile(r"(?P<lead>[ \t]--from=)(?P<image>[^\s]+)", re.IGNORECASE)
+
+
+def _lookup(name: str, names: Mapping[str, str]) -> str | None:
+    return names.get(name) or names.get(name.removeprefix("localhost/"))
+
+
+def substitute_parents(text: str, names: Mapping[str, str]) -> str:
+    """`text` (a Dockerfile) with the image names in `names` replaced by their values in
+    FROM lines and `COPY --from=`. Comments, other images and stage names stay as they are."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        match = _FROM_LINE.match(line)
+        if match:
+            new = _lookup(match.group("image"), names)
+            if new:
+                lines[i] = match.group("lead") + new + match.group("rest")
+            continue
+        if _COPY_LINE.match(line):
+
+            def repl(m: re.Match[str]) -> str:
+                new = _lookup(m.group("image"), names)
+                return m.group("lead") + new if new else m.group(0)
+
+            lines[i] = _COPY_FROM.sub(repl, line)
+    return "".join(lines)
+
 
 TEMPLATE_FILES = (
     "Dockerfile",
@@ -131,17 +246,28 @@ def inspect_images(engine: Engine, names: Iterable[str]) -> dict[str, dict[str, 
 
 
 def parse_image_inspect(stdout: str, wanted: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for item in parse_inspect_list(stdout):
+        tags = {_normalise_tag(t) for t in item.get("RepoTags") or []}
+        for name in wanted:
+            if _normalise_tag(name) in tags or same_id(str(item.get("Id", "")), name):
+                found[name] = item
+    return found
+
+
+def parse_inspect_list(stdout: str) -> list[dict[str, Any]]:
+    """The objects of an `inspect` answer (a JSON array); [] for anything else."""
     try:
         items = json.loads(stdout) if stdout.strip() else []
     except json.JSONDecodeError:
-        return {}
-    found: dict[str, dict[str, Any]] = {}
-    for item in items:
-        tags = {_normalise_tag(t) for t in item.get("RepoTags") or []}
-        for name in wanted:
-            if _normalise_tag(name) in tags or item.get("Id") == name:
-                found[name] = item
-    return found
+        return []
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def same_id(a: str, b: str) -> bool:
+    """Image IDs equal, with or without `sha256:` (Podman inspects without it)."""
+    a, b = a.removeprefix("sha256:"), b.removeprefix("sha256:")
+    return bool(a) and a == b
 
 
 def _normalise_tag(tag: str) -> str:
@@ -158,11 +284,202 @@ def labels_of(item: Mapping[str, Any] | None) -> dict[str, str]:
     return dict(config.get("Labels") or {})
 
 
+def image_id(item: Mapping[str, Any] | None) -> str:
+    """The image's ID as its engine writes it (Docker `sha256:<hex>`, Podman `<hex>`);
+    either engine's CLI takes it wherever an image name goes."""
+    return str(item.get("Id", "")) if item else ""
+
+
+def short_id(ident: str) -> str:
+    return ident.removeprefix("sha256:")[:12]
+
+
+# -- reuse: an image with the same content labels -------------------------------------
+
+
+def find_built(engine: Engine, labels: Mapping[str, str]) -> dict[str, Any] | None:
+    """The newest image that carries all of `labels` and a tag aishell made (a hold or
+    a legacy `aishell:*` name), or None. Two engine calls; only where a build would
+    otherwise be needed.
+
+    The tag requirement keeps out what merely inherited the labels: intermediate
+    images of a build on top of an aishell image, or images users built FROM one."""
+    key, value = next(iter(labels.items()))
+    # One label filter: Podman ORs repeated label filters; the rest is checked below.
+    listed = engine.capture("image", "ls", "-q", "--no-trunc", "--filter", f"label={key}={value}")
+    ids = list(dict.fromkeys(listed.stdout.split())) if listed.ok else []
+    if not ids:
+        return None
+    items = parse_inspect_list(engine.capture("image", "inspect", *ids).stdout)
+    matching = [
+        item
+        for item in items
+        if all(labels_of(item).get(k) == v for k, v in labels.items()) and aishell_tags(item)
+    ]
+    return max(matching, key=lambda item: str(item.get("Created", ""))) if matching else None
+
+
+def hold(engine: Engine, item: Mapping[str, Any], tag: str) -> bool:
+    """Point this home's hold `tag` at the image `item`. False if the image is gone."""
+    result = engine.capture("tag", image_id(item), tag)
+    return result.ok
+
+
+def adopt(
+    engine: Engine, labels: Mapping[str, str], tag: str, *, what: str
+) -> dict[str, Any] | None:
+    """Hold an existing image with these content labels as `tag` (instead of building)."""
+    found = find_built(engine, labels)
+    if found is None or not hold(engine, found, tag):
+        return None
+    others = ", ".join(aishell_tags(found)) or "no tag"
+    output.info(f"Using the existing {what} {short_id(image_id(found))} (same inputs; {others})")
+    return found
+
+
+# -- listing (images list / prune) ------------------------------------------------
+
+
+def list_managed(engine: Engine) -> list[dict[str, Any]]:
+    """Inspect data of every aishell-labelled image the engine lists (tagged ones, and
+    untagged ones without children; intermediate build images stay hidden)."""
+    listed = engine.checked(
+        "image", "ls", "-q", "--no-trunc", "--filter", f"label={LABEL_MANAGED}=1",
+        what="listing images",
+    )  # fmt: skip
+    ids = list(dict.fromkeys(listed.stdout.split()))
+    if not ids:
+        return []
+    return parse_inspect_list(engine.capture("image", "inspect", *ids).stdout)
+
+
+def containers_by_image(engine: Engine) -> dict[str, list[str]]:
+    """Image ID -> names of the containers (running or stopped, aishell's or not) made
+    from it."""
+    listed = engine.checked("ps", "-a", "-q", "--no-trunc", what="listing containers")
+    ids = list(dict.fromkeys(listed.stdout.split()))
+    if not ids:
+        return {}
+    result = engine.capture(
+        "container", "inspect", "--format", "{{json .Image}}\t{{json .Name}}", *ids
+    )
+    users: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        image, _, name = line.partition("\t")
+        try:
+            image_ref, name_text = json.loads(image), json.loads(name)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(image_ref, str) and isinstance(name_text, str):
+            key = image_ref.removeprefix("sha256:")
+            users.setdefault(key, []).append(name_text.lstrip("/"))
+    return users
+
+
 # -- building -----------------------------------------------------------------
 
 # Docker's classic builder ("Step 3/12 : RUN"), BuildKit ("#5 [3/12] RUN"),
 # Podman/Buildah ("STEP 3/12: RUN").
 _STEP = re.compile(r"(?:^Step (\d+)/(\d+)\b|^#\d+ \[[^\]]*?(\d+)/(\d+)\]|^STEP (\d+)/(\d+):)")
+# The image a step committed: " ---> 1a2b3c4d5e6f" (Docker), "--> 1a2b3c4d5e6" (Podman).
+_COMMITTED = re.compile(r"^\s*-{2,3}> ([0-9a-f]{11,64})\s*$")
+_CACHED = re.compile(r"^\s*-{2,3}> Using cache\b")
+_FROM_STEP = re.compile(r":\s*FROM\s", re.IGNORECASE)
+
+
+class BuildLog:
+    """Reads a build's output for the images the build itself committed (cache hits and
+    the FROM image are not its own), so a failed or interrupted build can remove them."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self._skip_next = False
+
+    def feed(self, line: str) -> None:
+        if _STEP.search(line):
+            self._skip_next = bool(_FROM_STEP.search(line))  # Docker prints the FROM image
+            return
+        if _CACHED.match(line):
+            self._skip_next = True
+            return
+        match = _COMMITTED.match(line)
+        if match:
+            if not self._skip_next:
+                self.created.append(match.group(1))
+            self._skip_next = False
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM raises KeyboardInterrupt, so an interrupted build is cleaned up."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_STILL_BUSY = ("running container", "in use", "being used")
+
+
+def discard_partial(
+    engine: Engine, created: Iterable[str], *, since: float = 0.0, wait: float = 10.0
+) -> list[str]:
+    """Remove the images a failed or interrupted build committed (last first, nothing
+    else: `--no-prune`). An image that has since got a tag or a child (another build
+    reused it) stays. Returns the IDs still present.
+
+    Podman (4.x) leaves the build's working containers behind when it is killed: those
+    based on this build's own images are removed; others made since `since` (based on
+    the FROM image or a cached step, which another build could be using) are named in
+    a hint, never removed."""
+    import time
+
+    remaining = list(reversed(list(dict.fromkeys(created))))
+    if engine.kind == "podman":
+        _discard_working_containers(engine, remaining, since=since)
+    deadline = time.monotonic() + wait
+    while remaining:
+        result = engine.capture("rmi", "--no-prune", *remaining)
+        still = engine.capture("image", "inspect", "--format", "{{.Id}}", *remaining)
+        present = {i.removeprefix("sha256:") for i in still.stdout.split()}
+        remaining = [i for i in remaining if any(p.startswith(i) for p in present)]
+        busy = any(marker in result.stderr.lower() for marker in _STILL_BUSY)
+        if not remaining or not busy or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)  # the engine is still removing the interrupted step's container
+    return remaining
+
+
+def _discard_working_containers(engine: Engine, created: Sequence[str], *, since: float) -> None:
+    listed = engine.capture("ps", "-a", "--external", "--format", "json")
+    ours: list[str] = []
+    maybe: list[str] = []
+    for item in parse_inspect_list(listed.stdout if listed.ok else ""):
+        if str(item.get("State", "")).lower() != "storage":
+            continue  # a real container, not a build's working container
+        image = str(item.get("ImageID", ""))
+        names = item.get("Names") or [str(item.get("Id", ""))[:12]]
+        if image and any(image.startswith(i) for i in created):
+            ours.append(str(item.get("Id")))
+        elif isinstance(item.get("Created"), int | float) and item["Created"] >= since - 1:
+            maybe.extend(str(n) for n in names)
+    if ours:
+        engine.capture("rm", "-f", *ours)
+    if maybe:
+        output.info(
+            "Podman may have left working containers of the interrupted build: "
+            f"{', '.join(maybe)}; once no other build runs, remove them with "
+            f"'{engine.name} rm -f {' '.join(maybe)}'"
+        )
 
 
 def build_image(
@@ -177,7 +494,9 @@ def build_image(
     verbose: bool = False,
     no_cache: bool = False,
 ) -> None:
-    args = ["build", "-t", tag, "--label", f"{LABEL_MANAGED}=1"]
+    """Build and tag `tag`. Intermediate containers are always removed (`--force-rm`); a
+    failed or interrupted build (Ctrl-C, SIGTERM) also removes the images it committed."""
+    args = ["build", "--rm", "--force-rm", "-t", tag, "--label", f"{LABEL_MANAGED}=1"]
     for key, value in (labels or {}).items():
         args += ["--label", f"{key}={value}"]
     for key, value in (build_args or {}).items():
@@ -188,12 +507,17 @@ def build_image(
         args += ["-f", str(dockerfile)]
     args.append(str(context_dir))
 
+    import time
+
     tail: deque[str] = deque(maxlen=60)
+    log = BuildLog()
+    started = time.time()
     env = dict(os.environ)
     with output.Progress(title, verbose=verbose) as progress:
 
         def on_line(line: str) -> None:
             tail.append(line)
+            log.feed(line)
             if verbose:
                 output.raw_err(line)
                 return
@@ -204,14 +528,17 @@ def build_image(
                 progress.update(f"step {done}/{total}")
 
         try:
-            status = engine.stream(args, on_line, env=env)
+            with _terminate_as_interrupt():
+                status = engine.stream(args, on_line, env=env)
             if status != 0:
                 raise EngineError(
                     f"building {tag} failed (exit {status})",
                     hint="see the build output above; fix the cause and run the command again",
                     details=None if verbose else "\n".join(tail),
                 )
-        except EngineError:
+        except BaseException:
+            with _terminate_as_interrupt():
+                discard_partial(engine, log.created, since=started)
             raise
 
 
@@ -252,26 +579,45 @@ def foundation_is_current(item: Mapping[str, Any] | None, context: BuildContext)
     return bool(item) and labels_of(item).get(LABEL_FOUNDATION_HASH) == context.hash
 
 
+def foundation_labels(content_hash: str) -> dict[str, str]:
+    """What identifies a foundation image built from inputs with this hash."""
+    return {LABEL_FOUNDATION_HASH: content_hash, LABEL_KIND: KIND_FOUNDATION}
+
+
 def ensure_foundation(
     engine: Engine,
     context: BuildContext,
     *,
+    holds: Holds,
     force: bool = False,
     verbose: bool = False,
-) -> bool:
-    """Build `aishell:foundation` unless it is current. Returns True if it was built."""
-    current = inspect_images(engine, [FOUNDATION_IMAGE]).get(FOUNDATION_IMAGE)
+) -> dict[str, Any]:
+    """Make this home hold a foundation built from `context`: the one it holds when
+    current, else an existing one with the same inputs, else a new build (always a new
+    build with `force`). Returns the image's inspect data."""
+    tag = holds.foundation
+    current = inspect_images(engine, [tag]).get(tag)
     if not force and foundation_is_current(current, context):
-        output.info(f"Image {FOUNDATION_IMAGE} is up to date (use --force to rebuild)")
-        return False
+        assert current is not None
+        output.info(
+            f"The foundation image {short_id(image_id(current))} ({tag}) is up to date "
+            "(use --force to rebuild)"
+        )
+        return current
+    wanted = foundation_labels(context.hash)
+    if not force:
+        found = adopt(engine, wanted, tag, what="foundation image")
+        if found is not None:
+            _let_go(current, found)
+            return found
     base = context.build_args.get("BASE_IMAGE", DEFAULT_BASE_IMAGE)
     try:
         build_from_context(
             engine,
             context,
-            tag=FOUNDATION_IMAGE,
-            labels={LABEL_FOUNDATION_HASH: context.hash, LABEL_KIND: "foundation"},
-            title=f"Building {FOUNDATION_IMAGE} (from {base})",
+            tag=tag,
+            labels=wanted,
+            title=f"Building the foundation image {tag} (from {base})",
             verbose=verbose,
             no_cache=force,
         )
@@ -284,7 +630,32 @@ def ensure_foundation(
                 details=exc.details,
             ) from exc
         raise
-    return True
+    built = require(inspect_images(engine, [tag]).get(tag), tag)
+    _let_go(current, built)
+    return built
+
+
+def _let_go(previous: Mapping[str, Any] | None, now: Mapping[str, Any]) -> None:
+    if previous and not same_id(image_id(previous), image_id(now)):
+        output.info(
+            f"This home no longer holds its previous foundation image "
+            f"{short_id(image_id(previous))}; 'aishell images prune' removes it once "
+            "nothing else holds or uses it"
+        )
+
+
+def locate_foundation(
+    engine: Engine, *, expected_hash: str, saved_hash: str = "", saved_id: str = ""
+) -> dict[str, Any] | None:
+    """Read-only: the foundation this home should hold when its hold tag is missing (a
+    home set up by an older aishell, or a hold removed by hand): one built from the
+    current inputs, else the one the saved setup recorded (by ID, then by hash)."""
+    found = find_built(engine, foundation_labels(expected_hash))
+    if found is None and saved_id:
+        found = inspect_images(engine, [saved_id]).get(saved_id)
+    if found is None and saved_hash and saved_hash != expected_hash:
+        found = find_built(engine, foundation_labels(saved_hash))
+    return found
 
 
 def _looks_like_pull_failure(text: str, base: str) -> bool:
@@ -307,22 +678,22 @@ def _looks_like_pull_failure(text: str, base: str) -> bool:
     )
 
 
-def image_id(item: Mapping[str, Any] | None) -> str:
-    return str(item.get("Id", "")) if item else ""
-
-
 class Tier(NamedTuple):
     """A base or extension tier: a Dockerfile in a directory, built on a parent image."""
 
-    tag: str
+    role: str  # the hold role: "base" or "ext-<hash>"
+    kind: str  # the aishell.kind label: "base" or "extension"
     directory: Path
     dockerfile: Path
-    parent_tag: str
     title: str
     extra_labels: tuple[tuple[str, str], ...] = ()
 
     def context(self) -> BuildContext:
         return directory_context(self.directory, exclude=("config.yaml", "state.json"))
+
+    def identity(self, ctx_hash: str, parent_id: str) -> dict[str, str]:
+        """The labels that say what the image was built from (looked up for reuse)."""
+        return {LABEL_TIER_HASH: ctx_hash, LABEL_TIER_PARENT: parent_id, LABEL_KIND: self.kind}
 
     def is_current(self, item: Mapping[str, Any] | None, parent_id: str, ctx_hash: str) -> bool:
         labels = labels_of(item)
@@ -336,92 +707,139 @@ class Tier(NamedTuple):
         self,
         engine: Engine,
         *,
+        holds: Holds,
         item: Mapping[str, Any] | None,
         parent_id: str,
+        parents: Mapping[str, str],
         verbose: bool = False,
         force: bool = False,
-    ) -> bool:
+    ) -> Mapping[str, Any] | None:
+        """Make this home hold a current image of the tier: the held one when current,
+        else one with the same labels already on the engine, else a new build (its FROM
+        lines naming `parents` keys built on their IDs). Returns its inspect data."""
+        tag = holds.tag(self.role)
         ctx_hash = self.context().hash
         if not force and self.is_current(item, parent_id, ctx_hash):
-            return False
-        build_image(
+            return item
+        identity = self.identity(ctx_hash, parent_id)
+        if not force:
+            found = adopt(engine, identity, tag, what=f"{self.kind} image")
+            if found is not None:
+                return found
+        build_tier(
             engine,
-            tag=self.tag,
-            context_dir=self.directory,
+            tag=tag,
+            directory=self.directory,
             dockerfile=self.dockerfile,
-            labels={
-                LABEL_TIER_HASH: ctx_hash,
-                LABEL_TIER_PARENT: parent_id,
-                **dict(self.extra_labels),
-            },
+            parents=parents,
+            labels={**identity, **dict(self.extra_labels)},
             title=self.title,
             verbose=verbose,
             no_cache=force,
         )
-        return True
+        return inspect_images(engine, [tag]).get(tag)
+
+
+def build_tier(
+    engine: Engine,
+    *,
+    tag: str,
+    directory: Path,
+    dockerfile: Path,
+    parents: Mapping[str, str],
+    labels: Mapping[str, str],
+    title: str,
+    verbose: bool,
+    no_cache: bool,
+) -> None:
+    """Build the user's Dockerfile with `aishell:foundation` / `aishell:base` in its FROM
+    lines replaced by the parents' IDs (a rewritten copy passed with `-f`; the build
+    context stays the user's directory)."""
+    import tempfile
+
+    try:
+        text = dockerfile.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise AishellError(f"cannot read {dockerfile}: {exc.strerror}") from exc
+    fd, name = tempfile.mkstemp(prefix="aishell-Dockerfile-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
+            fh.write(substitute_parents(text, parents))
+        build_image(
+            engine,
+            tag=tag,
+            context_dir=directory,
+            dockerfile=Path(name),
+            labels=labels,
+            title=title,
+            verbose=verbose,
+            no_cache=no_cache,
+        )
+    finally:
+        os.unlink(name)
 
 
 def base_tier(dockerfile: Path) -> Tier:
-    """`aishell:base` built from the global Dockerfile (`~/.aishell/Dockerfile`)."""
+    """The global base built from `~/.aishell/Dockerfile` (FROM aishell:foundation)."""
     return Tier(
-        tag=BASE_IMAGE,
+        role=ROLE_BASE,
+        kind=KIND_BASE,
         directory=dockerfile.parent,
         dockerfile=dockerfile,
-        parent_tag=FOUNDATION_IMAGE,
-        title=f"Building {BASE_IMAGE} from {dockerfile}",
-        extra_labels=((LABEL_KIND, "base"),),
+        title=f"Building the base image from {dockerfile}",
     )
 
 
-def extension_tier(tag: str, canonical_project: str, dockerfile: Path) -> Tier:
-    """A project's `aishell:ext-<hash>` built from its `.aishell/Dockerfile`."""
+def extension_tier(role: str, canonical_project: str, dockerfile: Path) -> Tier:
+    """A project's extension built from its `.aishell/Dockerfile` (FROM aishell:base)."""
     return Tier(
-        tag=tag,
+        role=role,
+        kind=KIND_EXTENSION,
         directory=dockerfile.parent,
         dockerfile=dockerfile,
-        parent_tag=BASE_IMAGE,
-        title=f"Building project image {tag}",
-        extra_labels=((LABEL_KIND, "extension"), (LABEL_PROJECT, canonical_project)),
+        title=f"Building project image from {dockerfile}",
+        extra_labels=((LABEL_PROJECT, canonical_project),),
     )
 
 
 def ensure_base(
     engine: Engine,
     *,
+    holds: Holds,
     dockerfile: Path,
-    foundation_id: str,
+    foundation: Mapping[str, Any],
     base_item: Mapping[str, Any] | None,
     verbose: bool = False,
     force: bool = False,
 ) -> Mapping[str, Any] | None:
-    """Make `aishell:base` current: built from `dockerfile` when it exists, else another
-    name for the foundation. Returns the base image's inspect data (None if unknown)."""
+    """Make this home's base current: built from `dockerfile` when it exists, else the
+    foundation itself (the base hold is then another tag of it). Returns the base
+    image's inspect data (None if unknown)."""
+    foundation_id = image_id(foundation)
     if dockerfile.is_file():
-        tier = base_tier(dockerfile)
-        if tier.ensure(
-            engine, item=base_item, parent_id=foundation_id, verbose=verbose, force=force
-        ):
-            return inspect_images(engine, [BASE_IMAGE]).get(BASE_IMAGE)
-        return base_item
+        return base_tier(dockerfile).ensure(
+            engine,
+            holds=holds,
+            item=base_item,
+            parent_id=foundation_id,
+            parents={FOUNDATION_IMAGE: foundation_id},
+            verbose=verbose,
+            force=force,
+        )
     if image_id(base_item) != foundation_id:
-        ensure_base_alias(engine, foundation_id, None)
-        return inspect_images(engine, [FOUNDATION_IMAGE]).get(FOUNDATION_IMAGE)
-    return base_item
+        engine.checked("tag", foundation_id, holds.base, what=f"tagging {holds.base}")
+    return foundation
 
 
-def ensure_base_alias(
-    engine: Engine, foundation_id: str, base_item: Mapping[str, Any] | None
-) -> None:
-    """Without a global Dockerfile, `aishell:base` is another name for the foundation."""
-    if image_id(base_item) == foundation_id:
-        return
-    engine.checked("tag", FOUNDATION_IMAGE, BASE_IMAGE, what=f"tagging {BASE_IMAGE}")
-
-
-def require(item: Mapping[str, Any] | None, tag: str) -> Mapping[str, Any]:
+def require(item: Mapping[str, Any] | None, tag: str) -> dict[str, Any]:
     if not item:
         raise AishellError(
             f"the image {tag} does not exist",
             hint="run 'aishell setup' (add --with-<agent> for each agent you want)",
         )
-    return item
+    return dict(item)
+
+
+def parent_names(foundation_id: str, base_id: str) -> dict[str, str]:
+    """What `FROM aishell:foundation` / `FROM aishell:base` mean for this home."""
+    return {FOUNDATION_IMAGE: foundation_id, BASE_IMAGE: base_id}

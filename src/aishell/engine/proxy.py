@@ -2,8 +2,9 @@
 
 Per allowlist session:
 - an internal engine network `aishell-net-<session>` (no route out);
-- a proxy container `aishell-proxy-<session>` (Debian's tinyproxy, image
-  `aishell:proxy` built from the configured base image) on the default bridge for
+- a proxy container `aishell-proxy-<session>` (Debian's tinyproxy, an image built
+  from the configured base image, held by this home as `aishell-home-<id>:proxy`
+  and run by ID, like the other tiers: see `engine.images`) on the default bridge for
   egress and on the internal network under the alias `aishell-proxy`; it admits
   only the allowlisted hosts (HTTP by URL, HTTPS by `CONNECT host:port`) and logs
   every decision to `~/.aishell/logs/network/<session>/decisions.log`, which is
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
     from aishell.engine.client import Engine
 
-PROXY_IMAGE = "aishell:proxy"
 LABEL_CREATED = "aishell.created"
 LABEL_PROXY_HASH = "aishell.proxy.hash"
 KIND_PROXY = "proxy"
@@ -49,7 +49,9 @@ EXTRA_NETWORKS_ENV = "AISHELL_PROXY_EXTRA_NETWORKS"
 PROXY_TEMPLATE_FILES = ("Dockerfile", "tinyproxy.conf", "denied.html", "start.sh")
 
 
-def proxy_run_args(plan: Plan, *, log_dir: str, uid: int, gid: int, created: int) -> list[str]:
+def proxy_run_args(
+    plan: Plan, *, image: str, log_dir: str, uid: int, gid: int, created: int
+) -> list[str]:
     argv = [
         "run", "--detach", "--rm", "--init",
         "--name", plan.proxy_name,
@@ -67,7 +69,7 @@ def proxy_run_args(plan: Plan, *, log_dir: str, uid: int, gid: int, created: int
     ]  # fmt: skip
     for key, value in proxy_settings(plan.policy).items():
         argv += ["-e", f"{key}={value}"]
-    argv.append(PROXY_IMAGE)
+    argv.append(image)
     return argv
 
 
@@ -82,22 +84,28 @@ def proxy_context(base_image: str | None) -> images.BuildContext:
     )
 
 
-def ensure_proxy_image(engine: Engine, base_image: str | None, *, verbose: bool = False) -> bool:
-    """Build `aishell:proxy` unless its inputs are unchanged. True if it was built."""
+def ensure_proxy_image(engine: Engine, base_image: str | None, *, verbose: bool = False) -> str:
+    """This home's proxy image, held as `aishell-home-<id>:proxy`: the held one when its
+    inputs are unchanged, else one with the same inputs on the engine, else a new build.
+    Returns its image ID."""
+    tag = images.Holds(paths.home_id()).proxy
     context = proxy_context(base_image)
-    item = images.inspect_images(engine, [PROXY_IMAGE]).get(PROXY_IMAGE)
-    digest = context.hash
-    if item and images.labels_of(item).get(LABEL_PROXY_HASH) == digest:
-        return False
-    images.build_from_context(
-        engine,
-        context,
-        tag=PROXY_IMAGE,
-        labels={LABEL_PROXY_HASH: digest, LABEL_KIND: KIND_PROXY},
-        title=f"Building {PROXY_IMAGE} (the egress proxy, tinyproxy)",
-        verbose=verbose,
-    )
-    return True
+    item = images.inspect_images(engine, [tag]).get(tag)
+    labels = {LABEL_PROXY_HASH: context.hash, LABEL_KIND: KIND_PROXY}
+    if item and images.labels_of(item).get(LABEL_PROXY_HASH) == context.hash:
+        return images.image_id(item)
+    found = images.adopt(engine, labels, tag, what="egress proxy image")
+    if found is None:
+        images.build_from_context(
+            engine,
+            context,
+            tag=tag,
+            labels=labels,
+            title="Building the egress proxy image (tinyproxy)",
+            verbose=verbose,
+        )
+        found = images.require(images.inspect_images(engine, [tag]).get(tag), tag)
+    return images.image_id(found)
 
 
 # -- session lifecycle ----------------------------------------------------------
@@ -121,7 +129,7 @@ def start(
     On any failure everything made so far is removed and an error raised: the agent
     is never started without its proxy."""
     collect_orphans(engine)
-    ensure_proxy_image(engine, base_image, verbose=verbose)
+    image = ensure_proxy_image(engine, base_image, verbose=verbose)
     log_dir = log_dir_for(plan.session or "")
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (log_dir / "decisions.log").touch(mode=0o600)
@@ -137,7 +145,9 @@ def start(
             what=f"creating the network {plan.network}",
         )  # fmt: skip
         engine.checked(
-            *proxy_run_args(plan, log_dir=str(log_dir), uid=uid, gid=gid, created=created),
+            *proxy_run_args(
+                plan, image=image, log_dir=str(log_dir), uid=uid, gid=gid, created=created
+            ),
             what="starting the egress proxy",
         )
         engine.checked(

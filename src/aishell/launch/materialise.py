@@ -11,7 +11,6 @@ import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aishell import output, paths, state
-from aishell.constants import BASE_IMAGE, FOUNDATION_IMAGE
 from aishell.engine import choice, containers, images, volumes
 from aishell.errors import AishellError
 from aishell.harnesses import BY_NAME
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
 class Materials(NamedTuple):
     engine: Engine
-    image: str  # the tag to run
+    image: str  # the image ID to run (never a tag another home could move)
     volume: str | None  # the harness volume, filled; None without tools
     agent_binds: tuple[Bind, ...]  # the agents' config paths, created on the host
     flavour: Flavour  # how the engine speaks (Docker/Podman, rootless, SELinux)
@@ -38,7 +37,8 @@ class Materials(NamedTuple):
 
 def materialise(r: Resolved) -> Materials:
     engine = choice.get_engine(r.config.engine)
-    wanted_images = [FOUNDATION_IMAGE, BASE_IMAGE, r.project.extension_tag]
+    holds = images.Holds(paths.home_id())
+    wanted_images = [holds.foundation, holds.base, holds.tag(r.project.extension_role)]
     queries: list[tuple[str, list[str]]] = [("image", wanted_images)]
     if r.volume:
         queries.append(("volume", [r.volume]))
@@ -53,8 +53,9 @@ def materialise(r: Resolved) -> Materials:
     if r.container and results[-1].ok:
         container_item = containers.parse_inspect(results[-1].stdout)
 
-    image = resolve_image(
+    foundation_id, image = resolve_image(
         engine,
+        holds=holds,
         project=r.project,
         config=r.config,
         st=r.state,
@@ -62,7 +63,9 @@ def materialise(r: Resolved) -> Materials:
         dockerfile=r.project_dockerfile,
         verbose=r.req.verbose,
     )
-    volume = ensure_volume(engine, st=r.state, volume_item=volume_item, verbose=r.req.verbose)
+    volume = ensure_volume(
+        engine, st=r.state, volume_item=volume_item, image=foundation_id, verbose=r.req.verbose
+    )
     if r.container:
         handle_existing_container(engine, r.container, container_item, r.short)
     binds = ensure_host_config_paths(sorted(r.state.tools), r.host.home)
@@ -78,44 +81,81 @@ def materialise(r: Resolved) -> Materials:
 def resolve_image(
     engine: Engine,
     *,
+    holds: images.Holds,
     project: Project,
     config: Config,
     st: state.State,
     image_items: Mapping[str, Mapping[str, Any]],
     dockerfile: Path | None,
     verbose: bool,
-) -> str:
-    """The image to run, building the base/extension tiers when their inputs changed."""
-    foundation = images.require(image_items.get(FOUNDATION_IMAGE), FOUNDATION_IMAGE)
-    foundation_id = images.image_id(foundation)
+) -> tuple[str, str]:
+    """(foundation ID, the image ID to run), building the base/extension tiers when
+    their inputs changed. Only this home's holds are read and moved."""
     context = images.foundation_context(
         base_image=config.base_image,
         with_gitleaks=st.gitleaks,
         ca_certificates=config.ca_certificates,
     )
+    foundation = image_items.get(holds.foundation)
+    if foundation is None:
+        foundation = adopt_foundation(engine, holds, context.hash, st)
+    foundation_id = images.image_id(foundation)
     if not images.foundation_is_current(foundation, context):
         output.warn(
-            f"{FOUNDATION_IMAGE} is out of date (aishell, base_image or ca_certificates "
-            "changed); run 'aishell update --force' to rebuild it"
+            "this home's foundation image is out of date (aishell, base_image, "
+            "ca_certificates or the gitleaks choice changed since setup); "
+            "run 'aishell update' to rebuild it"
         )
 
     base_item = images.ensure_base(
         engine,
+        holds=holds,
         dockerfile=paths.global_dockerfile(),
-        foundation_id=foundation_id,
-        base_item=image_items.get(BASE_IMAGE),
+        foundation=foundation,
+        base_item=image_items.get(holds.base),
         verbose=verbose,
     )
+    base_id = images.image_id(base_item)
     if dockerfile is None:
-        return BASE_IMAGE
-    tier = images.extension_tier(project.extension_tag, project.canonical, dockerfile)
-    tier.ensure(
+        return foundation_id, base_id
+    tier = images.extension_tier(project.extension_role, project.canonical, dockerfile)
+    ext_item = tier.ensure(
         engine,
-        item=image_items.get(project.extension_tag),
-        parent_id=images.image_id(base_item),
+        holds=holds,
+        item=image_items.get(holds.tag(project.extension_role)),
+        parent_id=base_id,
+        parents=images.parent_names(foundation_id, base_id),
         verbose=verbose,
     )
-    return project.extension_tag
+    return foundation_id, images.image_id(
+        images.require(ext_item, holds.tag(project.extension_role))
+    )
+
+
+def adopt_foundation(
+    engine: Engine, holds: images.Holds, expected_hash: str, st: state.State
+) -> Mapping[str, Any]:
+    """This home holds no foundation (set up by an older aishell, or its tag was removed):
+    hold the one with its inputs that exists on the engine, and record it."""
+    found = images.require(
+        images.locate_foundation(
+            engine,
+            expected_hash=expected_hash,
+            saved_hash=st.foundation_hash,
+            saved_id=st.foundation_id,
+        ),
+        holds.foundation,
+    )
+    if not images.hold(engine, found, holds.foundation):
+        images.require(None, holds.foundation)
+    content_hash = images.labels_of(found).get(images.LABEL_FOUNDATION_HASH, "")
+
+    def mutate(current: state.State) -> None:
+        current.foundation_id = images.image_id(found)
+        current.foundation_hash = content_hash
+
+    state.update(mutate)
+    return found
 
 
 def ensure_volume(
@@ -123,6 +163,7 @@ def ensure_volume(
     *,
     st: state.State,
     volume_item: Mapping[str, Any] | None,
+    image: str,
     verbose: bool = False,
 ) -> str | None:
     """The harness volume to mount, filled and recorded; None when no tools are enabled."""
@@ -132,9 +173,7 @@ def ensure_volume(
     record = st.volumes.get(name)
     if volume_item is not None and record and record.created_at == volumes.created_at(volume_item):
         return name
-    result = volumes.fill(
-        engine, volume=name, selection=st.tools, image=FOUNDATION_IMAGE, verbose=verbose
-    )
+    result = volumes.fill(engine, volume=name, selection=st.tools, image=image, verbose=verbose)
     record_fill(engine, name, result)
     return name
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from testing.runner import Aishell
 
-IDS = ["user", "not-root", "canary", "socket", "capabilities", "env", "project", "init",
-       "tool-opencode"]  # fmt: skip
+IDS = ["user", "not-root", "canary", "socket", "capabilities", "env", "project",
+       "git-internals", "setuid", "devices", "init", "tool-opencode"]  # fmt: skip
 
 
 def _verify(ai: Aishell, project: Path, *args: str) -> tuple[int, str, str]:

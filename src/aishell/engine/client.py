@@ -12,8 +12,9 @@ import _socket  # the C module: `socket` builds enums on import, which costs a l
 import contextlib
 import json
 import os
+import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import NamedTuple, NoReturn
 
@@ -218,17 +219,15 @@ class Engine(NamedTuple):
         return proc.wait()
 
     def call(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
-        """Run with our own stdin/stdout/stderr; return the exit status."""
+        """Run with our own stdin/stdout/stderr; return the exit status (128+N when
+        the CLI was killed by signal N, as a shell reports it). SIGTERM, SIGHUP and
+        SIGQUIT sent to aishell are passed on to the CLI (which passes them on to the
+        container), so a child run ends the way an exec'd one would."""
         try:
             proc = subprocess.Popen([self.binary, *argv], env=None if env is None else dict(env))
         except FileNotFoundError as exc:
             raise self._missing() from exc
-        while True:
-            try:
-                return proc.wait()
-            except KeyboardInterrupt:
-                # The engine CLI forwards the signal to the container; keep waiting.
-                continue
+        return wait_passing_signals(proc)
 
     def exec_(self, argv: Sequence[str], *, env: Mapping[str, str]) -> NoReturn:
         """Replace this process with the engine CLI (signals and exit status are its own)."""
@@ -263,6 +262,42 @@ class Engine(NamedTuple):
             hint="install Docker (https://docs.docker.com/engine/install/) "
             "or set AISHELL_ENGINE to the engine's CLI",
         )
+
+
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def wait_passing_signals(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for `proc`, passing SIGTERM, SIGHUP and SIGQUIT on to it and riding out
+    Ctrl-C (the terminal sends it to both; the engine CLI forwards it to the container);
+    the exit status, 128+N when it was killed by signal N."""
+    with _forwarding_signals(proc):
+        while True:
+            try:
+                status = proc.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+    return 128 - status if status < 0 else status
+
+
+@contextlib.contextmanager
+def _forwarding_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(OSError):
+            proc.send_signal(signum)
+
+    previous = {}
+    for signum in _FORWARDED:
+        try:
+            previous[signum] = signal.signal(signum, forward)
+        except ValueError:  # not the main thread: leave the signals alone
+            break
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _api_get(socket_path: str, path: str) -> tuple[int, bytes]:

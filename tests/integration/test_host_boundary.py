@@ -228,8 +228,16 @@ def test_a_redirected_git_directory_is_refused_and_named(anyone: Aishell, where:
     )
     result = anyone.run("exec", "sh", "-c", plant, cwd=cwd)
     if where == "worktree":
-        # A linked worktree's own git directory keeps its commondir read-only.
+        # A linked worktree's own git directory keeps its commondir read-only; the
+        # repository's git directory (mounted, its top writable) gets one: named.
         assert "planted" not in result.stdout, result.stdout + result.stderr
+        plant = plant.replace(gitdir, f"{repo}/.git").replace("evil", "evil2")
+        again = anyone.run("exec", "sh", "-c", plant, cwd=cwd)
+        assert "planted" in again.stdout, again.stderr
+        assert f"{repo}/.git/commondir" in again.stderr, again.stderr
+        assert "another directory" in again.stderr
+        refused = anyone.run("worktrees", cwd=repo)
+        assert refused.returncode == 1 and "commondir" in refused.stderr
         assert fired(m) == []
         return
     assert "planted" in result.stdout, result.stderr
@@ -378,6 +386,37 @@ def test_git_internals_writable_opt_out(anyone: Aishell) -> None:
     assert warned and warned[0]["status"] == "warn"
     # What it changed is still reported after the session.
     assert ".git/config" in result.stderr
+
+
+def test_other_views_per_worktree_config_and_a_hooks_path_in_the_project(
+    anyone: Aishell,
+) -> None:
+    repo = make_repo(anyone, "views")
+    m = markers_dir(anyone)
+    host_git(anyone, repo, "config", "core.repositoryFormatVersion", "1")
+    host_git(anyone, repo, "config", "extensions.worktreeConfig", "true")
+    host_git(anyone, repo, "config", "core.hooksPath", ".githooks")  # husky-style
+    anyone.write(repo / ".githooks" / "README", "hooks\n")
+    # A configured mount that shows the repository a second time, read-write.
+    anyone.write(repo / ".aishell" / "config.yaml", f"mounts:\n  - {repo.parent}:/alt\n")
+    alt = f"/alt/{repo.name}/.git"
+    script = f"""
+printf '[core]\\n\\tfsmonitor = touch {m}/alt; false\\n' >> {alt}/config && echo PLANTED alt
+printf '#!/bin/sh\\ntouch {m}/alt-hook\\n' > {alt}/hooks/post-checkout && echo PLANTED alt-hook
+printf '[core]\\n\\tfsmonitor = touch {m}/wt; false\\n' > .git/config.worktree \\
+    && echo PLANTED config.worktree
+printf '#!/bin/sh\\ntouch {m}/githooks\\n' > .githooks/pre-commit && chmod +x .githooks/pre-commit
+echo DONE
+"""
+    result = anyone.run("exec", "sh", "-c", script, cwd=repo)
+    assert "DONE" in result.stdout, result.stderr
+    assert [x for x in result.stdout.splitlines() if x.startswith("PLANTED")] == []
+    assert (repo / ".git" / "config.worktree").read_text() == ""  # made empty, read-only
+    line = [x for x in result.stderr.splitlines() if " .githooks/pre-commit:" in x]
+    assert line and "core.hooksPath" in line[0], result.stderr  # not blocked: named
+    host_git(anyone, repo, "status", tty=True)
+    host_git(anyone, repo, "checkout", "-q", "-b", "other")
+    assert fired(m) == []
 
 
 # ------------------------------------------------------------------- host root
@@ -571,4 +610,15 @@ def test_verify_probes_the_host_boundary(anyone: Aishell) -> None:
     git = next(c for c in opened["checks"] if c["id"] == "git-internals")
     assert git["status"] == "fail" and "git_internals: writable" in git["detail"]
     assert host_git(anyone, repo, "config", "--get", "aishell.verify", check=False).stdout == ""
+    # The probes can fail: with the hardening undone by docker_args, they say so.
+    anyone.write(
+        repo / ".aishell" / "config.yaml",
+        "docker_args: --security-opt seccomp=unconfined --cap-add MKNOD --cap-add SETFCAP\n",
+    )
+    undone = json.loads(anyone.run("verify", "--json", cwd=repo, timeout=900).stdout)
+    checks = {c["id"]: c for c in undone["checks"]}
+    assert checks["setuid"]["status"] == "fail", checks["setuid"]
+    assert "appeared on the host" in checks["setuid"]["detail"]
+    assert checks["devices"]["status"] == "fail", checks["devices"]
+    assert checks["git-internals"]["status"] == "pass"
     assert not [p for p in repo.iterdir() if p.name.startswith(".aishell-verify-")]

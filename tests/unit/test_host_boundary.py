@@ -19,7 +19,7 @@ import pytest
 
 from aishell import gitconfig, hostgit
 from aishell.commands import check, verify
-from aishell.engine.run_args import HostFacts, RunSpec, build_run_args
+from aishell.engine.run_args import Bind, HostFacts, RunSpec, build_run_args
 from aishell.errors import AishellError
 from aishell.project import Project
 from aishell.security import autorun, gitwall, guard, hardening, sweep
@@ -627,3 +627,39 @@ def test_a_child_run_passes_signals_on_and_reports_signal_deaths() -> None:
     # The child has aishell sent a SIGTERM; aishell passes it on to the child.
     assert run("trap 'exit 7' TERM; kill -TERM $PPID; sleep 2 & wait; exit 1") == 7
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored afterwards
+
+
+def test_wall_covers_other_read_write_views_and_per_worktree_config(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "src" / "r")
+    git(repo, "config", "extensions.worktreeConfig", "true")
+    parent = Bind(str(tmp_path / "src"), "/alt")  # a configured mount showing the repo too
+    read_only = Bind(str(tmp_path / "src"), "/ro", readonly=True)
+    wall = gitwall.plan(str(repo), other_mounts=[parent, read_only])
+    got = targets(wall)
+    assert ("/alt/r/.git", False) in got and ("/alt/r/.git/config", True) in got
+    assert ("/alt/r/.git/hooks", True) in got
+    assert not [t for t, _ in got if t.startswith("/ro")]  # read-only already
+    cw = str(repo / ".git" / "config.worktree")
+    assert wall.created_files == (cw,) and (cw, True) in got
+    gitwall.prepare(wall)
+    assert Path(cw).read_text() == ""  # an empty config: valid, runs nothing
+
+
+def test_a_hooks_path_or_included_file_in_the_project_is_watched(proj: Project) -> None:
+    root = Path(proj.root)
+    (root / ".githooks").mkdir()
+    (root / "shared.gitconfig").write_text("[user]\n\tname = x\n")
+    git(root, "config", "core.hooksPath", ".githooks")
+    git(root, "config", "include.path", "../shared.gitconfig")
+    gitdirs = guard.git_dirs(proj.root)
+    extra = guard.config_targets(proj.root, gitdirs)
+    assert extra == [(".githooks", guard.HOOKS_PATH_WHY), ("shared.gitconfig", guard.INCLUDED_WHY)]
+    before = guard.collect(proj.root, gitdirs, None, extra)
+    (root / ".githooks" / "pre-commit").write_text("#!/bin/sh\nid\n")
+    (root / "shared.gitconfig").write_text("[core]\n\tfsmonitor = id\n")
+    after = guard.collect(proj.root, gitdirs, None, extra)
+    found = {f.path: f.why for f in guard.compare(before, after, gitdirs, extra)}
+    assert found == {
+        ".githooks/pre-commit": guard.HOOKS_PATH_WHY,
+        "shared.gitconfig": guard.INCLUDED_WHY,
+    }

@@ -356,12 +356,13 @@ def check_git_internals(facts: Mapping[str, Sequence[str]], exp: Expected) -> Ch
 
 SETUID_PROBES = ("-suid", "-suid2", "-usuid")  # files the probes make in the project
 DEVICE_PROBE = "-dev"
+CAPABILITY_PROBE = "caps"  # host_files key: 1 when the -suid probe has file capabilities
 
 
 def check_setuid(
     facts: Mapping[str, Sequence[str]], exp: Expected, host_files: Mapping[str, int | None]
 ) -> Check:
-    label = "No set-user-ID or set-group-ID file can be made in the project"
+    label = "No set-user-ID, set-group-ID or file-capability file can be made in the project"
     values = list(facts.get("setuid", ()))
     if not values:
         return Check("setuid", label, FAIL, NO_RESULT)
@@ -372,9 +373,14 @@ def check_setuid(
         mode = host_files.get(suffix)
         if mode is not None and mode & (stat.S_ISUID | stat.S_ISGID):
             problems.append(f"a file with mode {stat.S_IMODE(mode):o} appeared on the host")
+    if host_files.get(CAPABILITY_PROBE):
+        problems.append("a file with file capabilities appeared on the host")
     if problems:
         return Check("setuid", label, FAIL, "; ".join(dict.fromkeys(problems)))
-    return Check("setuid", label, PASS, "chmod u+s/g+s and install -m 4755 refused, also as root")
+    detail = "chmod u+s/g+s, install -m 4755 and setting file capabilities refused, also as root"
+    if any(v.startswith("file-caps unavailable") for v in values):
+        detail = "chmod u+s/g+s and install -m 4755 refused, also as root (no perl to try file capabilities)"  # noqa: E501
+    return Check("setuid", label, PASS, detail)
 
 
 def check_devices(
@@ -594,6 +600,13 @@ def _owner(path: str) -> tuple[int, int] | None:
 PROBE_SUFFIXES = (*SETUID_PROBES, DEVICE_PROBE)
 
 
+def _capabilities(path: str) -> int | None:
+    try:
+        return 1 if os.getxattr(path, "security.capability", follow_symlinks=False) else None
+    except OSError:
+        return None
+
+
 def _mode(path: str) -> int | None:
     try:
         return os.lstat(path).st_mode
@@ -674,6 +687,7 @@ def run_checks() -> list[Check]:
             )
         host_owner = _owner(probe_path)
         host_files = {suffix: _mode(probe_path + suffix) for suffix in PROBE_SUFFIXES}
+        host_files[CAPABILITY_PROBE] = _capabilities(probe_path + SETUID_PROBES[0])
     finally:
         remove_probe_files(probe_path)
         remove_canaries(canaries)

@@ -70,7 +70,7 @@ def resolve(req: LaunchRequest) -> Resolved:
     container = project.container_name(short) if req.kind != "exec" else None
     config_binds = existing_mounts(config)
     taken = [b.target for b in (*agent_binds(sorted(st.tools), host.home), *config_binds)]
-    git_binds = git_internal_binds(project, config, taken)
+    git_binds = git_internal_binds(project, config, taken, config_binds)
     config_dir = config_mod.find_project_config_dir(Path(project.root), aishell_home=home)
     dockerfile = config_dir / DOCKERFILE if config_dir is not None else None
     egress = None
@@ -94,7 +94,9 @@ def resolve(req: LaunchRequest) -> Resolved:
     )
 
 
-def git_internal_binds(project: Project, config: Config, taken: Sequence[str]) -> list[Bind]:
+def git_internal_binds(
+    project: Project, config: Config, taken: Sequence[str], other_mounts: Sequence[Bind] = ()
+) -> list[Bind]:
     """A linked worktree's git directories (read-write), then the binds that keep the
     repository's config, hooks and info read-only inside (unless `git_internals:
     writable`); missing `hooks/` and `info/` are created on the host first."""
@@ -107,7 +109,7 @@ def git_internal_binds(project: Project, config: Config, taken: Sequence[str]) -
             "and hooks, which git on this machine runs; 'aishell guard' shows what changed"
         )
         return linked
-    wall = gitwall.plan(project.root, linked=linked, taken=taken)
+    wall = gitwall.plan(project.root, linked=linked, taken=taken, other_mounts=other_mounts)
     gitwall.prepare(wall)
     return [*linked, *wall.binds]
 

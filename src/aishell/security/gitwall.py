@@ -59,26 +59,33 @@ class View(NamedTuple):
 class Wall(NamedTuple):
     binds: tuple[Bind, ...]  # parents before what they hold
     created: tuple[str, ...]  # directories to create on the host before the launch
+    created_files: tuple[str, ...] = ()  # empty files to create (config.worktree)
 
 
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def _mapped(real: str, view: View) -> str:
+    rel = os.path.relpath(real, view.real)
+    return view.target if rel == "." else os.path.join(view.target, rel)
+
+
 class _Planner:
-    def __init__(self, views: Sequence[View], taken: Iterable[str]) -> None:
+    def __init__(self, views: Sequence[View], taken: Iterable[str], also: Sequence[View]) -> None:
         self.views = sorted(views, key=lambda v: len(v.real), reverse=True)
+        self.also = list(also)  # other read-write mounts that show the same files
         self.taken = set(taken)
         self.binds: list[Bind] = []
         self.created: list[str] = []
+        self.created_files: list[str] = []
 
     def target_of(self, path: str) -> str:
         """The container path of host `path`: resolved, it must lie in a view."""
         real = os.path.realpath(path)
         for view in self.views:
             if _within(real, view.real):
-                rel = os.path.relpath(real, view.real)
-                return view.target if rel == "." else os.path.join(view.target, rel)
+                return _mapped(real, view)
         raise AishellError(
             f"{path} leads to {real}, outside the project: aishell will not mount it "
             "(it would expose that directory to the sandbox)",
@@ -86,12 +93,16 @@ class _Planner:
             "'git_internals: writable' in your config",
         )
 
+    def _add(self, real: str, primary: str, readonly: bool) -> None:
+        """Bind `real` at `primary`, and wherever another read-write mount shows it."""
+        targets = [primary, *(_mapped(real, v) for v in self.also if _within(real, v.real))]
+        for target in targets:
+            if target not in self.taken:
+                self.taken.add(target)
+                self.binds.append(Bind(real, target, readonly))
+
     def bind(self, path: str, *, readonly: bool) -> None:
-        target = self.target_of(path)
-        if target in self.taken:
-            return
-        self.taken.add(target)
-        self.binds.append(Bind(os.path.realpath(path), target, readonly))
+        self._add(os.path.realpath(path), self.target_of(path), readonly)
 
     def pin(self, directory: str) -> None:
         """Bind a directory onto itself (read-write): it becomes a mount point."""
@@ -101,10 +112,15 @@ class _Planner:
     def gitdir(self, gitdir: str, depth: int = 0) -> None:
         """Protect one git directory (a repository's, a submodule's, a common dir)."""
         self.pin(gitdir)
+        per_worktree = worktree_config_enabled(gitdir)
+        if per_worktree:
+            self.need_file(os.path.join(gitdir, "config.worktree"))
         for name in READ_ONLY_FILES:
             path = os.path.join(gitdir, name)
             if os.path.isfile(path):
                 self.bind(path, readonly=True)
+            elif path in self.created_files:
+                self.bind_created(path)
         for name in READ_ONLY_DIRS:
             path = os.path.join(gitdir, name)
             if not os.path.lexists(path) and name in CREATED_DIRS:
@@ -117,21 +133,29 @@ class _Planner:
             self.pin(worktrees)
             for entry in sorted(_subdirs(worktrees)):
                 self.pin(entry)
+                if per_worktree:
+                    self.need_file(os.path.join(entry, "config.worktree"))
                 for name in LINK_FILES:
                     path = os.path.join(entry, name)
                     if os.path.isfile(path):
                         self.bind(path, readonly=True)
+                    elif path in self.created_files:
+                        self.bind_created(path)
         modules = os.path.join(gitdir, "modules")
         if os.path.isdir(modules) and depth < MAX_MODULE_DEPTH:
             self.modules(modules, depth + 1)
 
+    def need_file(self, path: str) -> None:
+        """A file git reads when it exists: created empty (valid, and harmless) when
+        missing, so that it can be mounted read-only."""
+        if not os.path.lexists(path):
+            self.created_files.append(path)
+
     def bind_created(self, path: str) -> None:
         """A directory that will exist once `created` is made (its parent is real)."""
         target = os.path.join(self.target_of(os.path.dirname(path)), os.path.basename(path))
-        if target not in self.taken:
-            self.taken.add(target)
-            real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
-            self.binds.append(Bind(real, target, True))
+        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        self._add(real, target, True)
 
     def modules(self, directory: str, depth: int) -> None:
         """`.git/modules/...`: submodule git directories (names may contain '/')."""
@@ -174,15 +198,19 @@ def plan(
     *,
     linked: Sequence[Bind] = (),
     taken: Iterable[str] = (),
+    other_mounts: Sequence[Bind] = (),
 ) -> Wall:
     """The binds that make the git internals of the project at `root` read-only.
 
     `linked`: the binds `worktrees.git_dir_binds` made for a linked worktree's git
     directories outside the project (the container sees them at their targets).
+    `other_mounts`: the configured mounts; a read-write one that also shows the
+    repository (say, its parent directory at another path) gets the same binds there.
     Raises AishellError for a redirected repository or a symlink out of the project."""
     views = [View(os.path.realpath(root), root)]
     views += [View(os.path.realpath(b.source), b.target) for b in linked]
-    planner = _Planner(views, [*taken, root, *(b.target for b in linked)])
+    also = [View(os.path.realpath(b.source), b.target) for b in other_mounts if not b.readonly]
+    planner = _Planner(views, [*taken, root, *(b.target for b in linked)], also)
     dotgit = os.path.join(root, ".git")
     if os.path.islink(dotgit):
         real = os.path.realpath(dotgit)
@@ -219,11 +247,37 @@ def plan(
 
 def _finish(planner: _Planner) -> Wall:
     binds = sorted(planner.binds, key=lambda b: b.target.count("/"))
-    return Wall(tuple(binds), tuple(planner.created))
+    return Wall(tuple(binds), tuple(planner.created), tuple(planner.created_files))
+
+
+def worktree_config_enabled(gitdir: str) -> bool:
+    """`extensions.worktreeConfig` is on in this git directory's config: git then reads
+    `config.worktree` (at the top, and in each `worktrees/<name>/`) when it exists."""
+    path = os.path.join(gitdir, "config")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            if "worktreeconfig" not in fh.read(1 << 20).lower():
+                return False  # (the cheap test first: no git call on the launch path)
+    except OSError:
+        return False
+    for entry in hostgit.config_file(path):
+        if entry.key.lower() == "extensions.worktreeconfig":
+            return (entry.value or "true").strip().lower() in ("true", "yes", "on", "1")
+    return False
 
 
 def prepare(wall: Wall) -> None:
-    """Create the missing directories the wall mounts over (on the host)."""
+    """Create the missing directories and empty files the wall mounts over (on the host)."""
+    for path in wall.created_files:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise AishellError(
+                f"cannot create {path}: {exc.strerror}",
+                hint="fix the permissions of the repository's .git directory",
+            ) from exc
     for path in wall.created:
         try:
             os.mkdir(path, 0o755)

@@ -60,6 +60,7 @@ GIT_STATE: Final = frozenset(
         "gc.log", "gc.pid", "logs", "objects", "refs", "rr-cache", "lfs", "branches",
         "remotes", "gitk.cache", "GITGUI_MSG", "GITGUI_BCK", "fsmonitor--daemon",
         "fsmonitor--daemon.ipc", "rebase-apply", "filter-repo", "locked",
+        "opencode",  # OpenCode's project ID (git never reads it)
     }
 )  # fmt: skip
 GIT_STATE_PREFIXES: Final = ("BISECT_", "sharedindex.", "index.", "tmp_")
@@ -362,19 +363,76 @@ def shown_path(root: str, path: str) -> str:
     return os.path.normpath(path)
 
 
-def collect(root: str, gitdirs: Sequence[tuple[str, str]], keep: Store | None) -> Snapshot:
+HOOKS_PATH_WHY: Final = "git runs its hooks from here (core.hooksPath in the repository's config)"
+INCLUDED_WHY: Final = (
+    "the repository's git config pulls it in (include.path): git runs what it names"
+)
+
+
+def config_targets(root: str, gitdirs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Files in the project that the repository's (read-only) git config makes git read
+    as hooks or config: a `core.hooksPath` directory and `include.path` files there.
+    (project-relative path, why)."""
+    real_root = os.path.realpath(root)
+    found: list[tuple[str, str]] = []
+    for gitdir, _shown in gitdirs:
+        for name in ("config", "config.worktree"):
+            path = os.path.join(gitdir, name)
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    text = fh.read(1 << 20).lower()
+            except OSError:
+                continue
+            if "hookspath" not in text and "include" not in text:
+                continue  # (the cheap test first: no git call on the launch path)
+            for entry in hostgit.config_file(path):
+                section, _sub, key = entry.parts
+                if not entry.value:
+                    continue
+                if (section, key) == ("core", "hookspath"):
+                    base, why = root, HOOKS_PATH_WHY
+                elif section in ("include", "includeif") and key == "path":
+                    origin = entry.origin_path or path
+                    base, why = os.path.dirname(os.path.join(gitdir, origin)), INCLUDED_WHY
+                else:
+                    continue
+                target = os.path.realpath(os.path.join(base, os.path.expanduser(entry.value)))
+                if target != real_root and target.startswith(real_root.rstrip("/") + "/"):
+                    found.append((os.path.relpath(target, real_root), why))
+    return list(dict.fromkeys(found))
+
+
+def collect(
+    root: str,
+    gitdirs: Sequence[tuple[str, str]],
+    keep: Store | None,
+    extra: Sequence[tuple[str, str]] = (),
+) -> Snapshot:
     out: Snapshot = {}
     project_files(root, out, keep)
     for gitdir, shown in gitdirs:
         git_internals(gitdir, shown, out, keep)
+    for rel, _why in extra:
+        path = os.path.join(root, rel)
+        if os.path.isdir(path) and not os.path.islink(path):
+            _record_tree(path, rel, out, keep, depth=2, limit=MAX_GIT_FILES)
+        else:
+            state = _state(path, keep)
+            if state is not None:
+                out[rel] = state
     return out
 
 
 # ---------------------------------------------------------------------- comparison
 
 
-def why_of(path: str, gitdirs: Sequence[tuple[str, str]]) -> str:
+def why_of(
+    path: str, gitdirs: Sequence[tuple[str, str]], extra: Sequence[tuple[str, str]] = ()
+) -> str:
     """Why the file at `path` (as shown) matters."""
+    for rel, why in extra:
+        if path == rel or path.startswith(rel.rstrip("/") + "/"):
+            return why
     for _gitdir, shown in gitdirs:
         prefix = shown.rstrip("/") + "/"
         if path.startswith(prefix):
@@ -403,7 +461,10 @@ def _git_why(rel: str) -> str:
 
 
 def compare(
-    before: Mapping[str, State], after: Mapping[str, State], gitdirs: Sequence[tuple[str, str]]
+    before: Mapping[str, State],
+    after: Mapping[str, State],
+    gitdirs: Sequence[tuple[str, str]],
+    extra: Sequence[tuple[str, str]] = (),
 ) -> list[Finding]:
     findings = []
     for path in sorted(set(before) | set(after)):
@@ -427,7 +488,7 @@ def compare(
             Finding(
                 path=path,
                 change=change,
-                why=why_of(path, gitdirs),
+                why=why_of(path, gitdirs, extra),
                 detail=detail,
                 before=old.digest if old is not None and old.kind == "file" else None,
                 after=new.digest if new is not None and new.kind == "file" else None,
@@ -498,6 +559,7 @@ class Session(NamedTuple):
     sweep_roots: tuple[str, ...]
     host_uid: int
     detached: bool = False
+    extra: tuple[tuple[str, str], ...] = ()  # (project-relative path, why): config targets
 
     @property
     def label(self) -> tuple[str, str]:
@@ -521,9 +583,12 @@ def begin(
     store = Store(project)
     sid = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}"
     gitdirs = tuple(git_dirs(project.root))
-    session = Session(sid, store, project.root, gitdirs, tuple(sweep_roots), host_uid, detached)
+    extra = tuple(config_targets(project.root, gitdirs))
+    session = Session(
+        sid, store, project.root, gitdirs, tuple(sweep_roots), host_uid, detached, extra
+    )
     try:
-        snapshot = collect(project.root, gitdirs, store)
+        snapshot = collect(project.root, gitdirs, store, extra)
         store.sessions.mkdir(parents=True, exist_ok=True, mode=0o700)
         record = {
             "version": VERSION,
@@ -536,6 +601,7 @@ def begin(
             "host_uid": host_uid,
             "gitdirs": [list(g) for g in gitdirs],
             "sweep_roots": list(sweep_roots),
+            "extra": [list(e) for e in extra],
             "snapshot": {k: list(v) for k, v in snapshot.items()},
         }
         _write_atomic(store.sessions / f"{sid}.json", json.dumps(record).encode())
@@ -559,6 +625,7 @@ def _load(store: Store, path: Path) -> tuple[Session, Snapshot, dict[str, Any]] 
             sweep_roots=tuple(data.get("sweep_roots", ())),
             host_uid=int(data["host_uid"]),
             detached=bool(data.get("detached")),
+            extra=tuple((e[0], e[1]) for e in data.get("extra", ())),
         )
         snapshot = {k: State(v[0], v[1], int(v[2])) for k, v in data["snapshot"].items()}
     except (OSError, ValueError, KeyError, TypeError, IndexError):
@@ -605,8 +672,10 @@ def _quiet_errors(store: Store) -> Iterator[None]:
 def _conclude(session: Session, before: Snapshot) -> list[Finding]:
     """Compare and sweep; add what is new to the pending findings; return it."""
     store = session.store
-    after = collect(session.root, session.gitdirs, store)
-    findings = enrich(compare(before, after, session.gitdirs), session.root, session.gitdirs)
+    after = collect(session.root, session.gitdirs, store, session.extra)
+    findings = enrich(
+        compare(before, after, session.gitdirs, session.extra), session.root, session.gitdirs
+    )
     acked = store.acked()
     pending = store.pending()
     result = sweep.sweep(

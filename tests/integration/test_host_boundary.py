@@ -481,6 +481,24 @@ def test_no_setuid_files_or_device_nodes_from_the_sandbox(anyone: Aishell) -> No
         assert "by-root: owned by root" in owner.stderr, owner.stderr
 
 
+def test_setuid_files_already_in_the_project_are_reported(anyone: Aishell) -> None:
+    """The sweep reports what it finds whoever made it: here, one put there on the host."""
+    project = anyone.new_project("preexisting")
+    tool = project / "bin" / "tool"
+    anyone.write(tool, "#!/bin/sh\n")
+    tool.chmod(0o4755)
+    data = json.loads(anyone.run("check", "--json", cwd=project).stdout)
+    found = [a for a in data["host_files"]["artifacts"] if a["path"] == str(tool)]
+    assert found and "set-user-ID" in found[0]["what"], data["host_files"]
+    first = anyone.run("exec", "true", cwd=project)
+    assert "bin/tool: set-user-ID" in first.stderr, first.stderr
+    assert anyone.run("guard", "ack", cwd=project).returncode == 0
+    second = anyone.run("exec", "true", cwd=project)
+    assert "bin/tool" not in second.stderr  # acknowledged: not repeated after sessions
+    data = json.loads(anyone.run("check", "--json", cwd=project).stdout)
+    assert [a["path"] for a in data["host_files"]["artifacts"]] == [str(tool)]  # check: always
+
+
 def test_sudo_apt_get_install_still_works(anyone: Aishell) -> None:
     project = anyone.new_project("apt")
     result = anyone.run(

@@ -617,10 +617,10 @@ def test_a_child_run_passes_signals_on_and_reports_signal_deaths() -> None:
     must end it the way an exec'd CLI would end, and report a signal death as 128+N."""
     import signal
 
-    from aishell.engine.client import wait_passing_signals
+    from aishell.engine.client import run_passing_signals
 
     def run(script: str) -> int:
-        return wait_passing_signals(subprocess.Popen(["/bin/sh", "-c", script]))
+        return run_passing_signals(lambda: subprocess.Popen(["/bin/sh", "-c", script]))
 
     assert run("exit 3") == 3
     assert run("kill -TERM $$") == 128 + 15

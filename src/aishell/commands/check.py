@@ -26,6 +26,7 @@ from aishell.discovery import gather, stack_of, volume_ready
 from aishell.engine.images import short_id
 from aishell.errors import AishellError
 from aishell.harnesses import BY_NAME
+from aishell.launch.resolve import agent_binds
 from aishell.security import freshness, guard, validate
 from aishell.security import scan as scan_mod
 
@@ -541,7 +542,11 @@ def host_json(status: guard.Status | None, git_internals: str) -> dict[str, Any]
 
 
 def host_status(g: Gathered) -> guard.Status | None:
+    """The guard's view of the project; the sweep also walks the configured read-write
+    mounts and the agents' config directories (mounted read-write into every sandbox)."""
     extra = [m.source for m in g.config.mounts if not m.readonly] if g.config else []
+    tools = sorted(g.state.tools) if g.state is not None else []
+    extra += [b.source for b in agent_binds(tools, g.home) if os.path.isdir(b.source)]
     return guard.status(g.project, g.engine if g.engine_answers else None,
                         host_uid=os.getuid(), extra_roots=extra)  # fmt: skip
 

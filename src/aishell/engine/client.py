@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import NamedTuple, NoReturn
 
@@ -224,10 +224,13 @@ class Engine(NamedTuple):
         SIGQUIT sent to aishell are passed on to the CLI (which passes them on to the
         container), so a child run ends the way an exec'd one would."""
         try:
-            proc = subprocess.Popen([self.binary, *argv], env=None if env is None else dict(env))
+            return run_passing_signals(
+                lambda: subprocess.Popen(
+                    [self.binary, *argv], env=None if env is None else dict(env)
+                )
+            )
         except FileNotFoundError as exc:
             raise self._missing() from exc
-        return wait_passing_signals(proc)
 
     def exec_(self, argv: Sequence[str], *, env: Mapping[str, str]) -> NoReturn:
         """Replace this process with the engine CLI (signals and exit status are its own)."""
@@ -267,25 +270,20 @@ class Engine(NamedTuple):
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
-def wait_passing_signals(proc: subprocess.Popen[bytes]) -> int:
-    """Wait for `proc`, passing SIGTERM, SIGHUP and SIGQUIT on to it and riding out
-    Ctrl-C (the terminal sends it to both; the engine CLI forwards it to the container);
-    the exit status, 128+N when it was killed by signal N."""
-    with _forwarding_signals(proc):
-        while True:
-            try:
-                status = proc.wait()
-                break
-            except KeyboardInterrupt:
-                continue
-    return 128 - status if status < 0 else status
+def run_passing_signals(start: Callable[[], subprocess.Popen[bytes]]) -> int:
+    """Start a child with `start` and wait for it, passing SIGTERM, SIGHUP and SIGQUIT
+    on to it (one that arrives while it is being started is passed on once it runs) and
+    riding out Ctrl-C (the terminal sends it to both; the engine CLI forwards it to the
+    container). The exit status, 128+N when the child was killed by signal N."""
+    child: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
 
-
-@contextlib.contextmanager
-def _forwarding_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
     def forward(signum: int, _frame: object) -> None:
+        if not child:
+            pending.append(signum)
+            return
         with contextlib.suppress(OSError):
-            proc.send_signal(signum)
+            child[0].send_signal(signum)
 
     previous = {}
     for signum in _FORWARDED:
@@ -294,10 +292,19 @@ def _forwarding_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
         except ValueError:  # not the main thread: leave the signals alone
             break
     try:
-        yield
+        child.append(start())
+        for waiting in pending:
+            forward(waiting, None)
+        while True:
+            try:
+                status = child[0].wait()
+                break
+            except KeyboardInterrupt:
+                continue
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    return 128 - status if status < 0 else status
 
 
 def _api_get(socket_path: str, path: str) -> tuple[int, bytes]:

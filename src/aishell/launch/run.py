@@ -21,7 +21,9 @@ from aishell.errors import AishellError
 from aishell.security import guard
 
 if TYPE_CHECKING:
-    from aishell.engine.run_args import RunArgs, RunSpec
+    from collections.abc import Sequence
+
+    from aishell.engine.run_args import Bind, RunArgs, RunSpec
     from aishell.launch.materialise import Materials
     from aishell.launch.resolve import Resolved
 
@@ -34,7 +36,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     session = guard.begin(
         r.project,
         host_uid=r.host.uid,
-        sweep_roots=writable_mounts(spec, r.project.canonical),
+        sweep_roots=writable_mounts(r.config_binds, r.project.canonical),
         detached=r.req.detach,
     )
     if session is not None:
@@ -53,12 +55,15 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     return outcome.status
 
 
-def writable_mounts(spec: RunSpec, project: str) -> list[str]:
-    """The read-write bind sources outside the project (the sweep walks them too)."""
+def writable_mounts(binds: Sequence[Bind], project: str) -> list[str]:
+    """The configured read-write mounts outside the project: the post-session sweep walks
+    them too. (The agents' config directories, which hold whole node_modules trees, are
+    left to `aishell check`: walking them after every session would cost more than the
+    session start.)"""
     prefix = project.rstrip("/") + "/"
     return [
         b.source
-        for b in spec.binds
+        for b in binds
         if not b.readonly and b.source != project and not b.source.startswith(prefix)
     ]
 

@@ -11,9 +11,11 @@ not record anything does a foreground run replace this process with the engine C
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, NoReturn
 
 from aishell import output, session
 from aishell.engine.run_args import build_run_args
@@ -52,7 +54,24 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
             guard.mark_detached(session)
         else:
             guard.finish(session)
+    if plain_foreground(r, spec):
+        leave(outcome.status)
     return outcome.status
+
+
+def plain_foreground(r: Resolved, spec: RunSpec) -> bool:
+    """The run where aishell used to replace itself with the engine CLI."""
+    return not (spec.tmux or r.req.detach or r.req.kind == "gitleaks")
+
+
+def leave(status: int) -> NoReturn:
+    """End the way the exec'd engine CLI used to: with its status, and without the
+    interpreter's teardown (nothing is left to clean up, and it costs the start-up
+    budget of every `aishell exec` several milliseconds)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def writable_mounts(binds: Sequence[Bind], project: str) -> list[str]:

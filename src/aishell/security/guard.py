@@ -46,6 +46,7 @@ MAX_COPY: Final = 256 * 1024  # files up to this size are kept, for `aishell gua
 MAX_READ: Final = 16 * 1024 * 1024  # larger files are compared by size and mtime
 MAX_GIT_FILES: Final = 2_000  # entries recorded per git directory
 MAX_MODULE_DEPTH: Final = 6
+MAX_OBJECTS: Final = 512  # kept copies before unreferenced ones are removed
 
 # --------------------------------------------------------------------- git internals
 
@@ -81,6 +82,9 @@ GIT_WHY: Final[Mapping[str, str]] = {
     "rebase-merge/git-rebase-todo": "git rebase --continue runs what it lists "
     "('exec' lines are shell commands)",
     "sequencer/todo": "git cherry-pick/revert --continue works through it",
+    "objects/info/alternates": "makes git read objects from another repository (and push "
+    "them when a ref points at them)",
+    "objects/info/http-alternates": "makes git fetch objects from other URLs",
     "modules": "a submodule's git directory: git runs its config and hooks in the submodule",
     "worktrees": "a linked worktree's git directory",
     "other": "a file in the git directory that git may read",
@@ -222,6 +226,12 @@ def _state(path: str, keep: Store | None) -> State | None:
         return State("other", f"{st.st_mode:o}:{st.st_rdev}", mode)
     if st.st_size > MAX_READ:
         return State("file", f"size:{st.st_size}:mtime:{st.st_mtime_ns}", mode)
+    # Read once per process: a file whose inode, size, ctime and mtime are unchanged
+    # since `begin` read it is unchanged (ctime cannot be set back from the sandbox).
+    signature = (st.st_ino, st.st_size, st.st_ctime_ns, st.st_mtime_ns)
+    known = _READ.get(path)
+    if known is not None and known[0] == signature:
+        return known[1]
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as fh:
@@ -232,7 +242,12 @@ def _state(path: str, keep: Store | None) -> State | None:
     if keep is not None and len(data) <= MAX_COPY:
         with contextlib.suppress(OSError):
             keep.keep(digest, data)
-    return State("file", digest, mode)
+    state = State("file", digest, mode)
+    _READ[path] = (signature, state)
+    return state
+
+
+_READ: dict[str, tuple[tuple[int, int, int, int], State]] = {}
 
 
 def _scandir(path: str) -> list[os.DirEntry[str]]:
@@ -314,7 +329,12 @@ def git_internals(
             out[f"{shown}/{name}"] = state  # a symlink or a file where a directory belongs
         elif state is not None:
             _record_tree(path, f"{shown}/{name}", out, keep, depth=2, limit=MAX_GIT_FILES)
-    for rel in ("rebase-merge/git-rebase-todo", "sequencer/todo"):
+    for rel in (
+        "rebase-merge/git-rebase-todo",
+        "sequencer/todo",
+        "objects/info/alternates",
+        "objects/info/http-alternates",
+    ):
         state = _state(os.path.join(gitdir, rel), keep)
         if state is not None:
             out[f"{shown}/{rel}"] = state
@@ -655,7 +675,7 @@ def finish(session: Session) -> list[Finding]:
         new = _conclude(loaded[0], loaded[1])
         with contextlib.suppress(OSError):
             path.unlink()
-        _collect_garbage(store)
+        _collect_garbage(store, at_most=MAX_OBJECTS)
         notice(new, root=session.root)
         return new
     return []
@@ -760,7 +780,7 @@ def settle(project: Project, engine: Engine | None) -> list[Finding]:
             new += _conclude(loaded[0], loaded[1])
             with contextlib.suppress(OSError):
                 path.unlink()
-        _collect_garbage(store)
+        _collect_garbage(store, at_most=MAX_OBJECTS)
     notice(new, root=project.root)
     return new
 
@@ -800,10 +820,15 @@ def running_sessions(engine: Engine | None) -> set[str] | None:
     return found
 
 
-def _collect_garbage(store: Store) -> None:
-    """Remove kept copies nothing refers to any more."""
+def _collect_garbage(store: Store, *, at_most: int = 0) -> None:
+    """Remove kept copies nothing refers to any more; with `at_most`, only once there
+    are more than that many (a session's copies are the next one's: no churn)."""
     if not store.objects.is_dir():
         return
+    if at_most:
+        with os.scandir(store.objects) as entries:
+            if sum(1 for _ in entries) <= at_most:
+                return
     wanted: set[str] = set()
     for f in store.pending():
         wanted.update(d for d in (f.before, f.after) if d)

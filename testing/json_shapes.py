@@ -65,6 +65,20 @@ CHECK_SHAPE = {
             }
         ],
     },
+    "host_files": {
+        "git_internals": str,
+        "pending": [
+            {"path": str, "change": str, "why": str, "detail": str, "kind": str, "diff": bool}
+        ],
+        "repositories": [{"path": str, "runs": [str]}],
+        "artifacts": [{"path": str, "what": str}],
+        "redirect": NULLABLE_STR,
+    },
+}
+
+GUARD_SHAPE = {
+    "project": str,
+    "pending": [{"path": str, "change": str, "why": str, "detail": str, "kind": str, "diff": bool}],
 }
 
 

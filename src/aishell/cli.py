@@ -91,6 +91,9 @@ COMMANDS: dict[str, Command] = {
         "worktrees:main",
         "list the repository's git worktrees and their containers, or remove one",
     ),
+    "guard": Command(
+        "guard:main", "what sandboxes changed in files that run on this machine (diff, ack)"
+    ),
 }
 AGENTS: dict[str, Command] = {
     name: Command(

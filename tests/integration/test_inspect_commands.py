@@ -62,6 +62,15 @@ CHECK = {
         "low": int,
         "findings": [FINDING],
     },
+    "host_files": {
+        "git_internals": str,
+        "pending": [
+            {"path": str, "change": str, "why": str, "detail": str, "kind": str, "diff": bool}
+        ],
+        "repositories": [{"path": str, "runs": [str]}],
+        "artifacts": [{"path": str, "what": str}],
+        "redirect": NULL_STR,
+    },
 }
 TIER = {"tag": str, "held": NULL_BOOL, "exists": NULL_BOOL, "id": NULL_STR, "current": NULL_BOOL}
 INFO = {

@@ -6,18 +6,30 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from testing.runner import Aishell
 
-IDS = ["user", "not-root", "canary", "socket", "capabilities", "env", "project", "init",
-       "tool-opencode"]  # fmt: skip
+IDS = ["user", "not-root", "canary", "socket", "capabilities", "env", "project",
+       "git-internals", "setuid", "devices", "init", "tool-opencode"]  # fmt: skip
+
+
+def _private_tmp(ai: Aishell) -> Path:
+    """This user's own temporary directory for verify's canaries: the machine's /tmp is
+    shared with other verify runs (another test worker's), whose canaries are there
+    while they run."""
+    path = ai.home / "tmp"
+    if not path.exists():
+        path.mkdir()
+        if ai.user:
+            os.chown(path, ai.uid, ai.gid)
+    return path
 
 
 def _verify(ai: Aishell, project: Path, *args: str) -> tuple[int, str, str]:
-    result = ai.run("verify", *args, cwd=project, timeout=900)
+    env = {"TMPDIR": str(_private_tmp(ai))}
+    result = ai.run("verify", *args, cwd=project, timeout=900, env=env)
     return result.returncode, result.stdout, result.stderr
 
 
@@ -34,7 +46,7 @@ def _statuses(data: dict[str, Any]) -> dict[str, str]:
 
 
 def _leftovers(ai: Aishell, project: Path) -> list[str]:
-    dirs = [ai.home, project, Path(tempfile.gettempdir())]
+    dirs = [ai.home, project, _private_tmp(ai)]
     return [str(p) for d in dirs for p in d.iterdir() if p.name.startswith(".aishell-verify-")]
 
 

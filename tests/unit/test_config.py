@@ -1084,6 +1084,7 @@ PROJECT_KEY_SAMPLES: dict[str, str] = {
     "gitleaks_freshness_threshold": "gitleaks_freshness_threshold: 30\n",
     "tmux": "tmux: true\n",
     "network": "network: none\n",
+    "git_internals": "git_internals: writable\n",
 }
 
 GLOBAL_SAMPLE = (
@@ -1585,6 +1586,7 @@ def test_origins_of_a_global_and_project_pair() -> None:
         "ca_certificates": {"value": [], "origin": "default"},
         "network": {"value": {"mode": "open", "allow": [], "presets": []}, "origin": "default"},
         "engine": {"value": None, "origin": "default"},
+        "git_internals": {"value": "read-only", "origin": "default"},
     }
     json.dumps(result)  # JSON-able as it is
 

@@ -20,7 +20,7 @@ SRC = Path(aishell.__file__).resolve().parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     # data and pure helpers
     ("constants", "errors", "paths", "hashing", "versions", "harnesses", "output"),
-    ("netpolicy", "project", "state", "config"),
+    ("netpolicy", "project", "state", "config", "gitconfig"),
     # the host and the engine, each talked to by one module
     ("hostgit", "engine.run_args", "engine.client"),
     ("hostfacts", "worktrees", "security", "engine"),

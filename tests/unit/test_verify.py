@@ -62,6 +62,16 @@ AISHELL-VERIFY canary absent {HOME_CANARY}
 AISHELL-VERIFY canary absent {TMP_CANARY}
 AISHELL-VERIFY env absent
 AISHELL-VERIFY project ok {UID}:{GID}
+AISHELL-VERIFY git-probe config refused error: could not write config file .git/config
+AISHELL-VERIFY git-probe config-file refused sh: 1: cannot create .git/config: Read-only file system
+AISHELL-VERIFY git-probe hooks refused sh: 1: cannot create .git/hooks/x: Read-only file system
+AISHELL-VERIFY git-probe info refused sh: 1: cannot create .git/info/x: Read-only file system
+AISHELL-VERIFY git-probe rename refused mv: cannot move '.git': Device or resource busy
+AISHELL-VERIFY setuid chmod-u+s refused chmod: Operation not permitted
+AISHELL-VERIFY setuid chmod-g+s refused chmod: Operation not permitted
+AISHELL-VERIFY setuid install-4755 refused install: Operation not permitted
+AISHELL-VERIFY setuid user-chmod-u+s refused chmod: Operation not permitted
+AISHELL-VERIFY device refused mknod: Operation not permitted
 AISHELL-VERIFY sockets-searched 30 mounts
 AISHELL-VERIFY port closed 172.17.0.1:2375
 AISHELL-VERIFY port closed 172.17.0.1:2376
@@ -201,8 +211,8 @@ def test_podman_smaller_default_set_passes() -> None:
 def test_a_good_non_root_sandbox_passes_everything() -> None:
     checks = verify.evaluate(facts(), expected(), host_owner=(UID, GID))
     assert [c.id for c in checks] == [
-        "user", "not-root", "canary", "socket", "capabilities", "env", "project", "init",
-        "tool-opencode",
+        "user", "not-root", "canary", "socket", "capabilities", "env", "project",
+        "git-internals", "setuid", "devices", "init", "tool-opencode",
     ]  # fmt: skip
     assert {c.status for c in checks} == {PASS}, checks
     assert verify.passed(checks)
@@ -331,7 +341,8 @@ def test_missing_facts_fail_every_check_that_needs_them() -> None:
     statuses = {c.id: c.status for c in checks}
     assert statuses == {
         "user": FAIL, "not-root": FAIL, "canary": FAIL, "socket": FAIL, "capabilities": FAIL,
-        "env": FAIL, "project": FAIL, "init": FAIL, "tool-opencode": FAIL,
+        "env": FAIL, "project": FAIL, "git-internals": FAIL, "setuid": FAIL, "devices": FAIL,
+        "init": FAIL, "tool-opencode": FAIL,
     }  # fmt: skip
     assert all(c.detail == NO_RESULT for c in checks)
 
@@ -478,6 +489,15 @@ def sandbox(behave: str = "good") -> Callable[[Call], Result]:
                  "tool opencode ok 1.2.3"]  # fmt: skip
         if uid == 0:
             lines[2] = "capeff 00000000a80425fb"
+        # The host-boundary probes: a copy in the project that chmod could not change.
+        Path(probe + "-suid").write_text("x")
+        lines += [f"git-probe {w} refused x" for w in verify.GIT_PROBES]
+        lines += ["setuid chmod-u+s refused x", "setuid chmod-g+s refused x",
+                  "setuid install-4755 refused x", "setuid user-chmod-u+s refused x",
+                  "device refused x"]  # fmt: skip
+        if behave == "holes":
+            os.chmod(probe + "-suid", 0o4755)
+            lines[-5] = "setuid chmod-u+s done"
         state = "readable" if behave == "leaky" else "absent"
         lines += [f"canary {state} {c}" for c in canaries]
         return Result(0, "".join(f"AISHELL-VERIFY {line}\n" for line in lines), "")
@@ -552,6 +572,22 @@ def test_main_json_and_failure_exit(fake_launch: Any, capsys: pytest.CaptureFixt
     statuses = {c["id"]: c["status"] for c in data["checks"]}
     assert statuses["canary"] == FAIL
     assert statuses["project"] == PASS
+    assert _leftovers(home, tmp, proj) == []
+
+
+def test_main_fails_on_a_setuid_file_and_removes_it(
+    fake_launch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine, home, proj, tmp = fake_launch
+    engine.on(("run",), sandbox("holes"))
+    assert verify.main(["--json"]) == 1
+    statuses = {
+        c["id"]: (c["status"], c["detail"]) for c in json.loads(capsys.readouterr().out)["checks"]
+    }
+    assert statuses["setuid"][0] == FAIL
+    assert "chmod-u+s worked" in statuses["setuid"][1]
+    assert "a file with mode 4755 appeared on the host" in statuses["setuid"][1]
+    assert statuses["git-internals"][0] == PASS
     assert _leftovers(home, tmp, proj) == []
 
 

@@ -26,7 +26,8 @@ from aishell.discovery import gather, stack_of, volume_ready
 from aishell.engine.images import short_id
 from aishell.errors import AishellError
 from aishell.harnesses import BY_NAME
-from aishell.security import freshness, validate
+from aishell.launch.resolve import agent_binds
+from aishell.security import freshness, guard, validate
 from aishell.security import scan as scan_mod
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 STATUSES = (OK, WARN, FAIL)
-SECTIONS = ("Engine", "Setup", "Harnesses", "Configuration", "Mounts", "Security")
+SECTIONS = ("Engine", "Setup", "Harnesses", "Configuration", "Mounts", "Security", "Host files")
 MARKS_UTF8 = {OK: "✓", WARN: "!", FAIL: "✗"}
 MARKS_ASCII = {OK: "+", WARN: "!", FAIL: "x"}
 _COLORS = {OK: "32", WARN: "33", FAIL: "31"}
@@ -100,12 +101,17 @@ def sensitive_json(result: ScanResult | None, *, enabled: bool) -> dict[str, Any
     }
 
 
-def check_json(checks: Sequence[Check], sensitive: Mapping[str, Any]) -> dict[str, Any]:
+def check_json(
+    checks: Sequence[Check],
+    sensitive: Mapping[str, Any],
+    host_files: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "passed": passed(checks),
         "summary": summary(checks),
         "checks": [c.to_json() for c in checks],
         "sensitive_files": dict(sensitive),
+        "host_files": dict(host_files or host_json(None, "read-only")),
     }
 
 
@@ -445,6 +451,106 @@ def security_checks(
     return checks
 
 
+def host_checks(status: guard.Status | None, git_internals: str) -> list[Check]:
+    """The host boundary (security/guard.py): the repository's git internals, what
+    sandboxes changed that runs on this machine, and what they must not leave."""
+    s = "Host files"
+    checks: list[Check] = []
+    if git_internals == "writable":
+        checks.append(
+            Check(
+                s,
+                WARN,
+                "git_internals: writable: sandboxes can change this repository's config and hooks",
+                "git on this machine runs what they name; remove the key to keep them "
+                "read-only inside",
+            )
+        )
+    else:
+        checks.append(Check(s, OK, "Git config, hooks and info are read-only in sandboxes"))
+    if status is None:
+        return checks
+    if status.redirect:
+        checks.append(
+            Check(
+                s,
+                FAIL,
+                "The repository's git directory is redirected",
+                status.redirect,
+                lines=(status.redirect_hint or "",),
+            )
+        )
+    if status.pending:
+        n = len(status.pending)
+        checks.append(
+            Check(
+                s,
+                WARN,
+                f"{n} change{'s' if n != 1 else ''} by sandboxes to files that run on this machine",
+                "see them: aishell guard diff; mark them seen: aishell guard ack",
+                lines=tuple(guard.line_of(f) for f in status.pending),
+            )
+        )
+    else:
+        checks.append(Check(s, OK, "No unseen changes by sandboxes to files that run here"))
+    if status.repositories:
+        n = len(status.repositories)
+        checks.append(
+            Check(
+                s,
+                WARN,
+                f"{n} other git repositor{'ies' if n != 1 else 'y'} in the project run programs",
+                "git runs what their config and hooks name when you use git there",
+                lines=tuple(f"{r.path}: {', '.join(r.reasons)}" for r in status.repositories),
+            )
+        )
+    swept = status.swept
+    if swept.artifact_count:
+        n = swept.artifact_count
+        more = n - len(swept.artifacts)
+        checks.append(
+            Check(
+                s,
+                WARN,
+                f"{n} set-user-ID, device or root-owned file{'s' if n != 1 else ''} in the "
+                "project or its writable mounts",
+                "remove what you did not put there (with sudo where it is root's)",
+                lines=tuple(f"{a.path}: {a.what}" for a in swept.artifacts)
+                + ((f"... and {more} more",) if more > 0 else ()),
+            )
+        )
+    else:
+        checks.append(Check(s, OK, "No set-user-ID, device or root-owned files in the project"))
+    if swept.truncated:
+        checks.append(
+            Check(s, WARN, f"Stopped looking after {swept.entries} entries", "the project is huge")
+        )
+    return checks
+
+
+def host_json(status: guard.Status | None, git_internals: str) -> dict[str, Any]:
+    if status is None:
+        return {"git_internals": git_internals, "pending": [], "repositories": [],
+                "artifacts": [], "redirect": None}  # fmt: skip
+    return {
+        "git_internals": git_internals,
+        "pending": [f.to_json() for f in status.pending],
+        "repositories": [{"path": r.path, "runs": list(r.reasons)} for r in status.repositories],
+        "artifacts": [{"path": a.path, "what": a.what} for a in status.swept.artifacts],
+        "redirect": status.redirect,
+    }
+
+
+def host_status(g: Gathered) -> guard.Status | None:
+    """The guard's view of the project; the sweep also walks the configured read-write
+    mounts and the agents' config directories (mounted read-write into every sandbox)."""
+    extra = [m.source for m in g.config.mounts if not m.readonly] if g.config else []
+    tools = sorted(g.state.tools) if g.state is not None else []
+    extra += [b.source for b in agent_binds(tools, g.home) if os.path.isdir(b.source)]
+    return guard.status(g.project, g.engine if g.engine_answers else None,
+                        host_uid=os.getuid(), extra_roots=extra)  # fmt: skip
+
+
 # ------------------------------------------------------------------------- running
 
 
@@ -511,9 +617,15 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str]) -> int:
     ns = build_parser().parse_args(list(argv))
-    checks, sensitive = run_checks(gather(), dict(os.environ))
+    g = gather()
+    checks, sensitive = run_checks(g, dict(os.environ))
+    internals = g.config.git_internals if g.config is not None else "read-only"
+    status = host_status(g)
+    checks += host_checks(status, internals)
     if ns.json:
-        report_json.emit(check_json(checks, sensitive))
+        report_json.emit(
+            check_json(checks, sensitive) | {"host_files": host_json(status, internals)}
+        )
     else:
         for line in render_text(checks, utf8=report_json.stdout_is_utf8()):
             output.out(line)

@@ -32,6 +32,7 @@ from aishell.engine.containers import (
     list_containers,
     parse_label_string,
 )
+from aishell.security import guard
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -248,6 +249,7 @@ def collect(project_hash: str) -> tuple[list[ContainerRow], str, list[str]]:
 def main(argv: Sequence[str]) -> int:
     ns = build_parser().parse_args(list(argv))
     project = report_json.current_project()
+    guard.settle_with_any_engine(project)  # detached sessions that ended: their notice
     rows, engine_name, warnings = collect(project.hash)
     for warning in warnings:
         output.warn(warning)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -165,6 +166,7 @@ class Expected(NamedTuple):
     project_dir: str
     tools: tuple[ToolSpec, ...]
     env_name: str = ""
+    git_internals: str = "read-only"  # the config key (writable: the git check fails)
 
 
 def check_user(facts: Mapping[str, Sequence[str]], exp: Expected) -> Check:
@@ -326,6 +328,76 @@ def check_project(
     return Check("project", label, PASS, f"new files belong to {exp.uid}:{exp.gid}")
 
 
+GIT_PROBES = {
+    "config": "git config --local",
+    "config-file": "writing .git/config",
+    "hooks": "creating a hook",
+    "info": "writing .git/info",
+    "rename": "moving .git away",
+}
+
+
+def check_git_internals(facts: Mapping[str, Sequence[str]], exp: Expected) -> Check:
+    label = "Git config, hooks and info are read-only and .git cannot be moved"
+    if _first(facts, "git") == "none":
+        return Check("git-internals", label, SKIP, "the project is not a git repository")
+    results = {}
+    for value in facts.get("git-probe", ()):
+        what, rest = _split(value)
+        results[what] = _split(rest)[0]
+    if set(results) != set(GIT_PROBES):
+        return Check("git-internals", label, FAIL, NO_RESULT)
+    worked = [GIT_PROBES[w] for w in GIT_PROBES if results[w] != "refused"]
+    if worked:
+        why = " (git_internals: writable is set)" if exp.git_internals == "writable" else ""
+        return Check("git-internals", label, FAIL, f"{', '.join(worked)} worked{why}")
+    return Check("git-internals", label, PASS, "all refused, also as root")
+
+
+SETUID_PROBES = ("-suid", "-suid2", "-usuid")  # files the probes make in the project
+DEVICE_PROBE = "-dev"
+CAPABILITY_PROBE = "caps"  # host_files key: 1 when the -suid probe has file capabilities
+
+
+def check_setuid(
+    facts: Mapping[str, Sequence[str]], exp: Expected, host_files: Mapping[str, int | None]
+) -> Check:
+    label = "No set-user-ID, set-group-ID or file-capability file can be made in the project"
+    values = list(facts.get("setuid", ()))
+    if not values:
+        return Check("setuid", label, FAIL, NO_RESULT)
+    if values == ["copy failed"]:
+        return Check("setuid", label, FAIL, "could not copy a program into the project to try")
+    problems = [f"{_split(v)[0]} worked" for v in values if _split(_split(v)[1])[0] == "done"]
+    for suffix in SETUID_PROBES:
+        mode = host_files.get(suffix)
+        if mode is not None and mode & (stat.S_ISUID | stat.S_ISGID):
+            problems.append(f"a file with mode {stat.S_IMODE(mode):o} appeared on the host")
+    if host_files.get(CAPABILITY_PROBE):
+        problems.append("a file with file capabilities appeared on the host")
+    if problems:
+        return Check("setuid", label, FAIL, "; ".join(dict.fromkeys(problems)))
+    detail = "chmod u+s/g+s, install -m 4755 and setting file capabilities refused, also as root"
+    if any(v.startswith("file-caps unavailable") for v in values):
+        detail = "chmod u+s/g+s and install -m 4755 refused, also as root (no perl to try file capabilities)"  # noqa: E501
+    return Check("setuid", label, PASS, detail)
+
+
+def check_devices(
+    facts: Mapping[str, Sequence[str]], exp: Expected, host_files: Mapping[str, int | None]
+) -> Check:
+    label = "No device node can be made in the project"
+    value = _first(facts, "device")
+    if value is None:
+        return Check("devices", label, FAIL, NO_RESULT)
+    mode = host_files.get(DEVICE_PROBE)
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+        return Check("devices", label, FAIL, "a device node made inside appeared on the host")
+    if _split(value)[0] != "refused":
+        return Check("devices", label, FAIL, "mknod of a character device worked")
+    return Check("devices", label, PASS, "mknod refused, also as root")
+
+
 def check_init(facts: Mapping[str, Sequence[str]], exp: Expected) -> Check:
     label = "PID 1 is the init"
     comm = _first(facts, "init")
@@ -367,8 +439,11 @@ def evaluate(
     exp: Expected,
     *,
     host_owner: tuple[int, int] | None,
+    host_files: Mapping[str, int | None] | None = None,
 ) -> list[Check]:
-    """The verdicts, in the documented order."""
+    """The verdicts, in the documented order. `host_files`: the mode (`st_mode`) on the
+    host of each probe file (by suffix), None where it does not exist."""
+    files = host_files or {}
     return [
         check_user(facts, exp),
         check_not_root(facts, exp),
@@ -377,6 +452,9 @@ def evaluate(
         check_capabilities(facts, exp),
         check_env(facts, exp),
         check_project(facts, exp, host_owner),
+        check_git_internals(facts, exp),
+        check_setuid(facts, exp, files),
+        check_devices(facts, exp, files),
         check_init(facts, exp),
         *check_tools(facts, exp),
     ]
@@ -519,6 +597,38 @@ def _owner(path: str) -> tuple[int, int] | None:
     return st.st_uid, st.st_gid
 
 
+PROBE_SUFFIXES = (*SETUID_PROBES, DEVICE_PROBE)
+
+
+def _capabilities(path: str) -> int | None:
+    try:
+        return 1 if os.getxattr(path, "security.capability", follow_symlinks=False) else None
+    except OSError:
+        return None
+
+
+def _mode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return None
+
+
+def remove_probe_files(probe_path: str) -> None:
+    """The files the host-boundary probes made in the project (root's, when sudo worked:
+    the project directory is the user's, so they can be removed)."""
+    for suffix in PROBE_SUFFIXES:
+        try:
+            os.unlink(probe_path + suffix)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            output.warn(f"could not remove {probe_path + suffix}: {exc.strerror}")
+    moved = os.path.join(os.path.dirname(probe_path), ".git-" + os.path.basename(probe_path))
+    if os.path.lexists(moved):
+        output.warn(f"the probe moved .git to {moved} and could not move it back: do it by hand")
+
+
 # ------------------------------------------------------------------ the command
 
 
@@ -544,6 +654,7 @@ def run_checks() -> list[Check]:
             project_dir=spec.project_dir,
             tools=tool_specs(state.load()),
             env_name=env_name,
+            git_internals=prep.config.git_internals,
         )
         command = (
             "bash",
@@ -575,7 +686,10 @@ def run_checks() -> list[Check]:
                 details=(result.stderr.strip() or result.stdout.strip()) or None,
             )
         host_owner = _owner(probe_path)
+        host_files = {suffix: _mode(probe_path + suffix) for suffix in PROBE_SUFFIXES}
+        host_files[CAPABILITY_PROBE] = _capabilities(probe_path + SETUID_PROBES[0])
     finally:
+        remove_probe_files(probe_path)
         remove_canaries(canaries)
         try:
             os.unlink(probe_path)
@@ -583,7 +697,7 @@ def run_checks() -> list[Check]:
             pass
         except OSError as exc:
             output.warn(f"could not remove {probe_path}: {exc.strerror}")
-    return evaluate(facts, exp, host_owner=host_owner)
+    return evaluate(facts, exp, host_owner=host_owner, host_files=host_files)
 
 
 def main(argv: list[str]) -> int:
@@ -591,8 +705,9 @@ def main(argv: list[str]) -> int:
         "aishell verify",
         "Start a sandbox for this project and check, from inside, that its walls hold: "
         "host user, no root, unmounted host files out of reach, no engine socket, "
-        "default capabilities, no leaked host environment, project ownership, init, "
-        "agents present. Exit status 1 if any check fails.",
+        "default capabilities, no leaked host environment, project ownership, git "
+        "internals read-only, no set-user-ID files or device nodes, init, agents present. "
+        "Exit status 1 if any check fails.",
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     args = p.parse_args(argv)

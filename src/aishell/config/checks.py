@@ -573,6 +573,24 @@ def engine(ctx: Ctx, kp: KeyPath, value: object) -> str | None:
     return text
 
 
+GIT_INTERNALS: Final[tuple[str, ...]] = ("read-only", "writable")
+
+
+def git_internals(ctx: Ctx, kp: KeyPath, value: object) -> str | None:
+    """`read-only` (the default: the repository's config, hooks and info are mounted
+    read-only in the sandbox) or `writable`."""
+    if value is None:
+        return None
+    text = ctx.string(kp, value, what="'read-only' or 'writable'")
+    if text not in GIT_INTERNALS:
+        raise ctx.error(
+            kp,
+            f"expected 'read-only' or 'writable', got {text!r}",
+            hint="leave git_internals out to keep .git/config and .git/hooks read-only",
+        )
+    return text
+
+
 def base_image(ctx: Ctx, kp: KeyPath, value: object) -> str | None:
     if value is None:
         return None

@@ -129,6 +129,7 @@ class Config(NamedTuple):
     ca_certificates: tuple[str, ...] = ()  # global only; absolute paths of PEM files
     sources: tuple[str, ...] = ()  # config files that were loaded, in order
     network: NetworkConfig = NetworkConfig()
+    git_internals: str = "read-only"  # or "writable": .git/config, hooks, info in the sandbox
 
     def args_for(self, harness: str) -> tuple[str, ...]:
         return self.harness_args.get(harness, ())
@@ -162,6 +163,7 @@ class FileConfig(NamedTuple):
     ca_certificates: tuple[str, ...] = ()
     network: FileNetwork = FileNetwork()
     engine: str | None = None
+    git_internals: str | None = None
     lines: LineMap = LineMap()
 
     # The flat names `detection` had before it was one field.
@@ -226,6 +228,7 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("ca_certificates", "global-only", checks.ca_certificates, "global-only", ()),
     Key("network", "both", checks.network, "network-special", NetworkConfig()),
     Key("engine", "global-only", checks.engine, "global-only", None),
+    Key("git_internals", "both", checks.git_internals, "project-wins", "read-only"),
 )
 KEYS_BY_NAME: Final[Mapping[str, Key]] = MappingProxyType({k.name: k for k in KEYS})
 

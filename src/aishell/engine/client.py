@@ -12,6 +12,7 @@ import _socket  # the C module: `socket` builds enums on import, which costs a l
 import contextlib
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -218,17 +219,18 @@ class Engine(NamedTuple):
         return proc.wait()
 
     def call(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
-        """Run with our own stdin/stdout/stderr; return the exit status."""
+        """Run with our own stdin/stdout/stderr; return the exit status (128+N when
+        the CLI was killed by signal N, as a shell reports it). SIGTERM, SIGHUP and
+        SIGQUIT sent to aishell are passed on to the CLI (which passes them on to the
+        container), so a child run ends the way an exec'd one would."""
         try:
-            proc = subprocess.Popen([self.binary, *argv], env=None if env is None else dict(env))
+            return run_passing_signals(
+                lambda: subprocess.Popen(
+                    [self.binary, *argv], env=None if env is None else dict(env)
+                )
+            )
         except FileNotFoundError as exc:
             raise self._missing() from exc
-        while True:
-            try:
-                return proc.wait()
-            except KeyboardInterrupt:
-                # The engine CLI forwards the signal to the container; keep waiting.
-                continue
 
     def exec_(self, argv: Sequence[str], *, env: Mapping[str, str]) -> NoReturn:
         """Replace this process with the engine CLI (signals and exit status are its own)."""
@@ -263,6 +265,46 @@ class Engine(NamedTuple):
             hint="install Docker (https://docs.docker.com/engine/install/) "
             "or set AISHELL_ENGINE to the engine's CLI",
         )
+
+
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def run_passing_signals(start: Callable[[], subprocess.Popen[bytes]]) -> int:
+    """Start a child with `start` and wait for it, passing SIGTERM, SIGHUP and SIGQUIT
+    on to it (one that arrives while it is being started is passed on once it runs) and
+    riding out Ctrl-C (the terminal sends it to both; the engine CLI forwards it to the
+    container). The exit status, 128+N when the child was killed by signal N."""
+    child: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if not child:
+            pending.append(signum)
+            return
+        with contextlib.suppress(OSError):
+            child[0].send_signal(signum)
+
+    previous = {}
+    for signum in _FORWARDED:
+        try:
+            previous[signum] = signal.signal(signum, forward)
+        except ValueError:  # not the main thread: leave the signals alone
+            break
+    try:
+        child.append(start())
+        for waiting in pending:
+            forward(waiting, None)
+        while True:
+            try:
+                status = child[0].wait()
+                break
+            except KeyboardInterrupt:
+                continue
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - status if status < 0 else status
 
 
 def _api_get(socket_path: str, path: str) -> tuple[int, bytes]:

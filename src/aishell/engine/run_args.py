@@ -104,6 +104,10 @@ class RunSpec(NamedTuple):
     network: str | None = None  # --network (policy none/allowlist); None: the default
     dns: str | None = None  # allowlist: a DNS server that answers nothing outside
     flavour: Flavour = DOCKER  # the engine that will run it (Docker/Podman differences)
+    # Host-boundary hardening (security/hardening.py): a seccomp profile file that
+    # replaces the engine's default, and capabilities taken away from container root.
+    seccomp_profile: str | None = None
+    cap_drop: tuple[str, ...] = ()
 
 
 class RunArgs(NamedTuple):
@@ -155,6 +159,10 @@ def build_run_args(spec: RunSpec, host: HostFacts) -> RunArgs:
     flavour = spec.flavour
     argv: list[str] = ["run", "--rm", "--init", *engine_args(flavour)]
     child_env: dict[str, str] = {}
+    if spec.seccomp_profile:
+        argv += ["--security-opt", f"seccomp={spec.seccomp_profile}"]
+    for cap in spec.cap_drop:
+        argv += ["--cap-drop", cap]
 
     if spec.mode == "detach":
         # A terminal and an open stdin keep an interactive agent or shell alive

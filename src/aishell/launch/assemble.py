@@ -18,6 +18,7 @@ from aishell.constants import (
 )
 from aishell.engine.run_args import RunSpec
 from aishell.harnesses import BY_NAME
+from aishell.security import hardening
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -106,4 +107,6 @@ def assemble(r: Resolved, m: Materials) -> RunSpec:
         flavour=m.flavour,
         network=egress.network if egress else None,
         dns=egress.dns if egress else None,
+        seccomp_profile=hardening.SECCOMP_PROFILE,
+        cap_drop=hardening.DROPPED_CAPABILITIES,
     )

@@ -20,7 +20,7 @@ from aishell.engine.run_args import Bind
 from aishell.errors import AishellError, ConfigError
 from aishell.harnesses import BY_NAME
 from aishell.launch.request import default_name, setup_hint, validate_name
-from aishell.security import validate
+from aishell.security import gitwall, validate
 from aishell.worktrees import git_dir_binds
 
 if TYPE_CHECKING:
@@ -74,9 +74,7 @@ def resolve(req: LaunchRequest) -> Resolved:
     container = project.container_name(short) if req.kind != "exec" else None
     config_binds = existing_mounts(config)
     taken = [b.target for b in (*agent_binds(sorted(st.tools), host.home), *config_binds)]
-    git_binds: list[Bind] = []
-    if os.path.isfile(os.path.join(project.root, ".git")):  # maybe a linked worktree:
-        git_binds = git_dir_binds(project.root, taken=taken)
+    git_binds = git_internal_binds(project, config, taken, config_binds)
     config_dir = config_mod.find_project_config_dir(Path(project.root), aishell_home=home)
     dockerfile = config_dir / DOCKERFILE if config_dir is not None else None
     egress = None
@@ -105,6 +103,26 @@ def host_facts(r: Resolved) -> HostFacts:
     """The host facts with the git identity (waits for git if it is still answering)."""
     name, email = r.identity.result()
     return r.host._replace(git_name=name, git_email=email)
+
+
+def git_internal_binds(
+    project: Project, config: Config, taken: Sequence[str], other_mounts: Sequence[Bind] = ()
+) -> list[Bind]:
+    """A linked worktree's git directories (read-write), then the binds that keep the
+    repository's config, hooks and info read-only inside (unless `git_internals:
+    writable`); missing `hooks/` and `info/` are created on the host first."""
+    linked: list[Bind] = []
+    if os.path.isfile(os.path.join(project.root, ".git")):  # maybe a linked worktree:
+        linked = git_dir_binds(project.root, taken=taken)
+    if config.git_internals == "writable":
+        output.warn(
+            "git_internals: writable: the agent can change this repository's .git/config "
+            "and hooks, which git on this machine runs; 'aishell guard' shows what changed"
+        )
+        return linked
+    wall = gitwall.plan(project.root, linked=linked, taken=taken, other_mounts=other_mounts)
+    gitwall.prepare(wall)
+    return [*linked, *wall.binds]
 
 
 def require_setup(req: LaunchRequest, st: state.State | None) -> state.State:

@@ -1,32 +1,99 @@
 """Step 4 of a launch: run. Hand the assembled spec over to the engine.
 
-Under an allowlist policy the session's egress proxy exists around the run
-(`proxy.egress`); the agent then runs as a child so the proxy can be removed when it
-ends (a detached agent keeps its proxy until `collect_orphans` finds it ended).
-Otherwise a foreground run replaces this process with the engine CLI.
+Around every run the post-session check (`security/guard.py`) records the state of
+the files that run on the host before the container starts and compares it after
+the session (for a detached one, a later aishell command does). Under an allowlist
+policy the session's egress proxy exists around the run (`proxy.egress`; a detached
+agent keeps its proxy until `collect_orphans` finds it ended). The engine CLI then
+runs as a child, so aishell can do that work when it ends; only when the guard could
+not record anything does a foreground run replace this process with the engine CLI.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, NoReturn
 
 from aishell import output, session
 from aishell.engine.run_args import build_run_args
 from aishell.errors import AishellError
 from aishell.launch.resolve import host_facts
+from aishell.security import guard
 
 if TYPE_CHECKING:
-    from aishell.engine.run_args import RunArgs, RunSpec
+    from collections.abc import Sequence
+
+    from aishell.engine.run_args import Bind, RunArgs, RunSpec
     from aishell.launch.materialise import Materials
     from aishell.launch.resolve import Resolved
 
 
 def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
+    # The post-session check (security/guard.py): sessions of this project that ended
+    # in the background are concluded now; this one's state is recorded before it
+    # starts and compared when it ends (a detached one: by a later command).
+    guard.settle(r.project, m.engine)
+    session = guard.begin(
+        r.project,
+        host_uid=r.host.uid,
+        sweep_roots=writable_mounts(r.config_binds, r.project.canonical),
+        detached=r.req.detach,
+    )
+    if session is not None:
+        spec = spec._replace(labels=(*spec.labels, session.label))
+    try:
+        outcome = start(r, m, spec, child=session is not None)
+    except BaseException:
+        if session is not None:  # its container may still run: a later command checks
+            guard.mark_detached(session)
+        raise
+    if session is not None:
+        if outcome.detached:
+            guard.mark_detached(session)
+        else:
+            guard.finish(session)
+    if plain_foreground(r, spec):
+        leave(outcome.status)
+    return outcome.status
+
+
+def plain_foreground(r: Resolved, spec: RunSpec) -> bool:
+    """The run where aishell used to replace itself with the engine CLI."""
+    return not (spec.tmux or r.req.detach or r.req.kind == "gitleaks")
+
+
+def leave(status: int) -> NoReturn:
+    """End the way the exec'd engine CLI used to: with its status, and without the
+    interpreter's teardown (nothing is left to clean up, and it costs the start-up
+    budget of every `aishell exec` several milliseconds)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
+def writable_mounts(binds: Sequence[Bind], project: str) -> list[str]:
+    """The configured read-write mounts outside the project: the post-session sweep walks
+    them too. (The agents' config directories, which hold whole node_modules trees, are
+    left to `aishell check`: walking them after every session would cost more than the
+    session start.)"""
+    prefix = project.rstrip("/") + "/"
+    return [
+        b.source
+        for b in binds
+        if not b.readonly and b.source != project and not b.source.startswith(prefix)
+    ]
+
+
+def start(r: Resolved, m: Materials, spec: RunSpec, *, child: bool) -> session.Outcome:
+    """Hand the spec over to the engine: as a child when aishell has work to do after
+    it ends (`child`, or an egress proxy to remove), else by exec."""
     args = build_run_args(spec, host_facts(r))
     if r.egress is None or not r.egress.session:
-        return hand_over(r, m, spec, args, child=False).status
+        return hand_over(r, m, spec, args, child=child)
     from aishell.engine import proxy  # the proxy code loads only for allowlist sessions
 
     with proxy.egress(
@@ -40,7 +107,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
         outcome = hand_over(r, m, spec, args, child=True)
         if egress is not None and outcome.detached:
             egress.keep = True  # the agent still runs and needs its proxy
-        return outcome.status
+        return outcome
 
 
 def hand_over(

@@ -258,6 +258,9 @@ def _not_ignored_by_git(root: Path, paths: Sequence[str], notes: list[str]) -> s
             os.fspath(root), "check-ignore", "--stdin", "-z",
             input=payload, timeout=GIT_TIMEOUT_SECONDS,
         )  # fmt: skip
+    except hostgit.GitRefused as exc:
+        notes.append(f"did not ask git which files are ignored: {exc.message}")
+        return set()
     except hostgit.GitUnavailable:
         return set()
     if result.returncode not in (0, 1):  # 128: not a repository, or a fatal error

@@ -105,6 +105,13 @@ main() {
         fi
     fi
 
+    # -- host boundary: git internals, set-user-ID files, device nodes --------
+    if [ -n "$project" ] && [ -n "$probe" ]; then
+        probe_git "$project" "$probe"
+        probe_setuid "$project" "$probe"
+        probe_device "$project" "$probe"
+    fi
+
     # -- engine sockets and ports -------------------------------------------
     probe_sockets
     probe_ports
@@ -154,6 +161,97 @@ as_root() {
 
 status_field() {
     awk -v key="$1:" '$1 == key { print $2 }' "$2" 2>/dev/null
+}
+
+# Try what a hostile agent would: change the repository's config, hooks and info,
+# move .git away. Each must fail (as root too). What did work is undone at once.
+probe_git() {
+    local project="$1" probe="$2" common err
+    if ! common="$(cd "$project" 2>/dev/null && git rev-parse --path-format=absolute \
+            --git-common-dir 2>/dev/null)" || [ "$(git -C "$project" rev-parse \
+            --show-toplevel 2>/dev/null)" != "$(cd "$project" && pwd -P)" ]; then
+        fact git none
+        return
+    fi
+    if err="$(git -C "$project" config --local aishell.verify "$probe" 2>&1)"; then
+        git -C "$project" config --local --unset aishell.verify >/dev/null 2>&1
+        fact git-probe "config written"
+    else
+        fact git-probe "config refused ${err}"
+    fi
+    if err="$(as_root sh -c ': >> "$1"' _ "$common/config" 2>&1)"; then
+        fact git-probe "config-file written"
+    else
+        fact git-probe "config-file refused ${err}"
+    fi
+    local name
+    for name in hooks info; do
+        if err="$(as_root sh -c ': > "$1"' _ "$common/$name/$probe" 2>&1)"; then
+            as_root rm -f "$common/$name/$probe"
+            fact git-probe "$name written"
+        else
+            fact git-probe "$name refused ${err}"
+        fi
+    done
+    if err="$(as_root mv "$project/.git" "$project/.git-$probe" 2>&1)"; then
+        as_root mv "$project/.git-$probe" "$project/.git"
+        fact git-probe "rename written"
+    else
+        fact git-probe "rename refused ${err}"
+    fi
+}
+
+# A set-user-ID root file in the project would be host root's on a rootful engine.
+probe_setuid() {
+    local project="$1" probe="$2" err base
+    base="$project/$probe"
+    if ! as_root cp /bin/true "$base-suid" 2>/dev/null; then
+        fact setuid "copy failed"
+        return
+    fi
+    local how
+    for how in u+s g+s; do
+        if err="$(as_root chmod "$how" "$base-suid" 2>&1)"; then
+            fact setuid "chmod-$how done"
+        else
+            fact setuid "chmod-$how refused ${err}"
+        fi
+    done
+    if err="$(as_root install -m 4755 /bin/true "$base-suid2" 2>&1)"; then
+        fact setuid "install-4755 done"
+    else
+        fact setuid "install-4755 refused ${err}"
+    fi
+    if cp /bin/true "$base-usuid" 2>/dev/null && err="$(chmod u+s "$base-usuid" 2>&1)"; then
+        fact setuid "user-chmod-u+s done"
+    else
+        fact setuid "user-chmod-u+s refused ${err}"
+    fi
+    # File capabilities (what setcap does: the security.capability attribute, here
+    # cap_net_raw+ep), with perl's syscall() since setcap is not in the image.
+    if ! command -v perl >/dev/null 2>&1; then
+        fact setuid "file-caps unavailable perl is missing"
+    elif err="$(as_root perl -e '
+            my %nr = (x86_64 => 188, aarch64 => 5);
+            my ($arch) = `uname -m` =~ /(\S+)/;
+            my ($path, $name) = ($ARGV[0], "security.capability");
+            my $value = "\x01\x00\x00\x02\x00\x20" . ("\x00" x 14);
+            exit 2 unless $nr{$arch};
+            syscall($nr{$arch}, $path, $name, $value, 20, 0) == 0 or die "$!\n";' \
+            "$base-suid" 2>&1)"; then
+        fact setuid "file-caps done"
+    else
+        fact setuid "file-caps refused ${err}"
+    fi
+}
+
+probe_device() {
+    local project="$1" probe="$2" err
+    if err="$(as_root mknod "$project/$probe-dev" c 1 3 2>&1)"; then
+        fact device "created"
+    else
+        fact device "refused ${err}"
+    fi
 }
 
 # Unix sockets anywhere a process in here could open one: the image's own

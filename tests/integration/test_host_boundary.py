@@ -1,0 +1,642 @@
+"""Nothing the agent writes may run on the host (issue 10), as attacks on a real engine.
+
+Each test plays the hostile agent inside a real sandbox (`aishell exec sh -c ...`, or an
+interactive session through tmux), then does what the host does next (aishell's own
+commands, the user's git) and looks at the host: a planted command writes a marker file
+on the host when it runs, so "it did not run" is "no marker".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from testing.runner import Aishell, HostTmux, shell_line
+
+HOOKS = (
+    *("applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit"),
+    *("prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout"),
+    *("post-merge", "pre-push", "pre-receive", "update", "proc-receive", "post-receive"),
+    *("post-update", "reference-transaction", "push-to-checkout", "pre-auto-gc"),
+    *("post-rewrite", "sendemail-validate", "fsmonitor-watchman", "post-index-change"),
+)
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def host_git(
+    ai: Aishell, repo: Path, *args: str, check: bool = True, tty: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """git on the host as `ai`'s user, as the user would run it (with a terminal when
+    `tty`, so that a pager would start)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(ai.home),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "LANG": "C.UTF-8",
+        "TERM": "xterm",
+        # The user's fallback pager; a planted core.pager would still win over it.
+        "PAGER": "cat",
+    }
+    argv = ["git", "-C", str(repo), *args]
+    if tty:
+        argv = ["script", "-qec", shlex.join(argv), "/dev/null"]
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        **ai.process_kwargs(),  # type: ignore[arg-type]
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def markers_dir(ai: Aishell) -> Path:
+    """Where planted commands leave their marker (writable by whoever runs them)."""
+    path = ai.home / f"markers-{os.urandom(4).hex()}"
+    path.mkdir()
+    path.chmod(0o777)
+    return path
+
+
+def fired(markers: Path) -> list[str]:
+    return sorted(p.name for p in markers.iterdir())
+
+
+def make_repo(ai: Aishell, name: str) -> Path:
+    repo = ai.new_project(name)
+    host_git(ai, repo, "config", "user.name", "Ada Lovelace")
+    host_git(ai, repo, "config", "user.email", "ada@example.org")
+    files = {
+        "a.txt": "plain text\n",
+        "p.bin": "through a process filter\n",
+        "inc.txt": "filtered by an included config\n",
+        "incif.txt": "filtered by a conditionally included config\n",
+        ".gitattributes": "*.txt filter=evil diff=evil\np.bin filter=evilp\n"
+        "inc.txt filter=inc\nincif.txt filter=incif\n",
+    }
+    for rel, text in files.items():
+        (repo / rel).write_text(text)
+    if ai.user:
+        subprocess.run(["chown", "-R", f"{ai.uid}:{ai.gid}", str(repo)], check=True)
+    host_git(ai, repo, "add", ".")
+    host_git(ai, repo, "commit", "-qm", "initial")
+    return repo
+
+
+def plant_config(repo: Path, m: Path) -> dict[str, str]:
+    """Every executable git setting we know of, each touching its own marker."""
+    t = f"touch {m}"
+    return {
+        "core.fsmonitor": f"{t}/fsmonitor; false",
+        "filter.evil.clean": f"{t}/clean; cat",
+        "filter.evil.smudge": f"{t}/smudge; cat",
+        "filter.evil.required": "true",
+        "filter.evilp.process": f"{t}/process; false",
+        "filter.evilp.required": "true",
+        "diff.evil.textconv": f"{t}/textconv; cat",
+        "diff.external": f"{t}/external; true",
+        "core.pager": f"{t}/pager; cat",
+        "pager.status": f"{t}/pager-status; cat",
+        "pager.log": f"{t}/pager-log; cat",
+        "core.editor": f"{t}/editor; true",
+        "sequence.editor": f"{t}/sequence-editor; true",
+        "core.sshCommand": f"{t}/ssh; false",
+        "core.askPass": f"{t}/askpass",
+        "credential.helper": f"!{t}/credential",
+        "gpg.program": f"{t}/gpg; false",
+        "log.showSignature": "true",
+        "alias.status": f"!{t}/alias",
+        "core.alternateRefsCommand": f"{t}/alternate-refs",
+        "core.hooksPath": str(repo / "evil-hooks"),
+        "include.path": str(repo / "inc.cfg"),
+        f"includeIf.gitdir:{repo}/.git.path": str(repo / "incif.cfg"),
+    }
+
+
+def write_hooks(directory: Path, m: Path, tag: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for hook in HOOKS:
+        path = directory / hook
+        path.write_text(f"#!/bin/sh\ntouch {m}/{tag}-{hook}\n")
+        path.chmod(0o755)
+
+
+def plant_on_host(ai: Aishell, repo: Path, m: Path) -> None:
+    """The state an earlier session could leave (e.g. with git_internals: writable, or
+    before aishell made the internals read-only)."""
+    for key, value in plant_config(repo, m).items():
+        host_git(ai, repo, "config", "--file", str(repo / ".git" / "config"), key, value)
+    (repo / "inc.cfg").write_text(f'[filter "inc"]\n\tclean = touch {m}/inc-clean; cat\n'
+                                  f'\tsmudge = touch {m}/inc-smudge; cat\n')  # fmt: skip
+    (repo / "incif.cfg").write_text(f'[filter "incif"]\n\tclean = touch {m}/incif-clean; cat\n'
+                                    f'\tsmudge = touch {m}/incif-smudge; cat\n')  # fmt: skip
+    write_hooks(repo / ".git" / "hooks", m, "hook")
+    write_hooks(repo / "evil-hooks", m, "hookspath")
+    (repo / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")  # a high finding
+    if ai.user:
+        subprocess.run(["chown", "-R", f"{ai.uid}:{ai.gid}", str(repo)], check=True)
+
+
+def dirty_stat(path: Path) -> None:
+    """Same content, other mtime: git must read the file again (through its filters)."""
+    st = path.stat()
+    os.utime(path, (st.st_atime, st.st_mtime - 100))
+
+
+# ------------------------------------------------- aishell's own git on the host
+
+
+def test_aishells_own_git_runs_nothing_a_repository_names(
+    anyone: Aishell, host_tmux: HostTmux
+) -> None:
+    repo = make_repo(anyone, "own-git")
+    m = markers_dir(anyone)
+    plant_on_host(anyone, repo, m)
+    for path in ("a.txt", "p.bin", "inc.txt", "incif.txt"):
+        dirty_stat(repo / path)
+
+    check = anyone.run("check", cwd=repo)
+    assert "id_rsa" in check.stdout, check.stdout  # the scan ran (and asked git)
+    assert json.loads(anyone.run("check", "--json", cwd=repo).stdout)["sensitive_files"]
+    assert fired(m) == [], "aishell check"
+
+    # An interactive launch: the scan runs before the prompt; answer no, then yes.
+    for answer in ("n", "y"):
+        session = f"own{answer}"
+        host_tmux.start(session, shell_line(anyone, "--name", session, "shell", cwd=repo))
+        host_tmux.wait_for(session, lambda s: "Proceed with 1 high-severity" in s, timeout=120)
+        host_tmux.keys(session, answer, "Enter")
+        if answer == "y":
+            host_tmux.wait_for(session, lambda s: "[aishell]" in s.split("Proceed", 1)[1], 120)
+            time.sleep(0.5)
+            host_tmux.keys(session, "exit 0", "Enter")
+        screen = host_tmux.wait_for(session, lambda s: "HOST-RC=" in s, timeout=120)
+        assert ("HOST-RC=1" if answer == "n" else "HOST-RC=0") in screen, screen
+        assert fired(m) == [], f"interactive launch answered {answer}"
+
+    # --worktree: `git worktree add` checks the branch out (filters, post-checkout).
+    wt = anyone.run("--worktree=feature", "exec", "cat", "a.txt", "p.bin", cwd=repo)
+    assert wt.returncode == 0, wt.stderr
+    assert wt.stdout == "plain text\nthrough a process filter\n"
+    assert fired(m) == [], "--worktree"
+
+    tree = repo.parent / f"{repo.name}.worktrees" / "feature"
+    for path in ("a.txt", "p.bin", "inc.txt", "incif.txt"):
+        dirty_stat(tree / path)
+    listed = anyone.run("worktrees", cwd=repo)
+    assert listed.returncode == 0, listed.stderr
+    removed = anyone.run("worktrees", "remove", "feature", cwd=repo)
+    assert removed.returncode == 0, removed.stderr
+    assert not tree.exists()
+    assert fired(m) == [], "aishell worktrees remove"
+
+
+@pytest.mark.parametrize("where", ["main", "worktree"])
+def test_a_redirected_git_directory_is_refused_and_named(anyone: Aishell, where: str) -> None:
+    """`.git/commondir` makes git read another directory's config and hooks. The top of
+    `.git` stays writable (git makes lock files there), so the agent can create it:
+    aishell's own git refuses such a repository, the post-session notice and check name
+    it."""
+    repo = make_repo(anyone, "redirect")
+    m = markers_dir(anyone)
+    cwd = repo
+    gitdir = ".git"
+    if where == "worktree":
+        made = anyone.run("--worktree=side", "exec", "true", cwd=repo)
+        assert made.returncode == 0, made.stderr
+        cwd = repo.parent / f"{repo.name}.worktrees" / "side"
+        gitdir = f"{repo}/.git/worktrees/side"
+    plant = (
+        f"set -e; g={shlex.quote(gitdir)}; mkdir -p evil/hooks; "
+        f"cp -r {repo}/.git/objects {repo}/.git/refs {repo}/.git/HEAD evil/; "
+        f"printf '[core]\\n\\tfsmonitor = touch {m}/redirect; false\\n' > evil/config; "
+        'echo "$PWD/evil" > "$g/commondir"; echo planted'
+    )
+    result = anyone.run("exec", "sh", "-c", plant, cwd=cwd)
+    if where == "worktree":
+        # A linked worktree's own git directory keeps its commondir read-only; the
+        # repository's git directory (mounted, its top writable) gets one: named.
+        assert "planted" not in result.stdout, result.stdout + result.stderr
+        plant = plant.replace(gitdir, f"{repo}/.git").replace("evil", "evil2")
+        again = anyone.run("exec", "sh", "-c", plant, cwd=cwd)
+        assert "planted" in again.stdout, again.stderr
+        assert f"{repo}/.git/commondir" in again.stderr, again.stderr
+        assert "another directory" in again.stderr
+        refused = anyone.run("worktrees", cwd=repo)
+        assert refused.returncode == 1 and "commondir" in refused.stderr
+        assert fired(m) == []
+        return
+    assert "planted" in result.stdout, result.stderr
+    assert ".git/commondir" in result.stderr  # the post-session notice
+    assert "makes git read its config and hooks from another directory" in result.stderr
+
+    check = anyone.run("check", "--json", cwd=repo)
+    assert check.returncode == 1
+    data = json.loads(check.stdout)
+    assert "commondir" in (data["host_files"]["redirect"] or "")
+    refused = anyone.run("worktrees", cwd=repo)
+    assert refused.returncode == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "commondir" in errors[0] and "rm " in errors[0], refused.stderr
+    launch = anyone.run("exec", "true", cwd=repo)
+    assert launch.returncode == 1 and "commondir" in launch.stderr
+    assert fired(m) == [], "aishell's own git followed the redirect"
+
+
+# ------------------------------------------------------- the user's git afterwards
+
+INSIDE_PLANTS = r"""
+m={m}
+t="touch $m"
+G=$(git rev-parse --path-format=absolute --git-common-dir)
+for key in core.fsmonitor core.pager core.sshCommand core.hooksPath filter.evil.clean \
+        filter.evil.smudge diff.evil.textconv diff.external alias.st include.path \
+        remote.origin.uploadpack; do
+    git config "$key" "$t/cfg-$key; false" && echo "PLANTED git config $key"
+done
+git config --local --add include.path "$PWD/inc.cfg" && echo "PLANTED include"
+for s in "" sudo; do
+    $s sh -c 'printf "[core]\n\tfsmonitor = $1/append; false\n" >> "$2/config"' _ "$t" "$G" \
+        && echo "PLANTED append $s"
+    $s sh -c 'cp "$2/config" /tmp/c && echo "[core] fsmonitor = $1/replace" >> /tmp/c \
+        && cp /tmp/c "$2/config"' _ "$t" "$G" && echo "PLANTED copy $s"
+    $s sed -i "s|bare = false|bare = false\n\tfsmonitor = $t/sed; false|" "$G/config" \
+        && echo "PLANTED sed $s"
+    $s mv "$G/config" "$G/config.old" && echo "PLANTED mv-config $s"
+    $s rm -f "$G/config" && echo "PLANTED rm-config $s"
+    for hook in {hooks}; do
+        $s sh -c 'printf "#!/bin/sh\n$2/$1\n" > "$3/hooks/$1" && chmod +x "$3/hooks/$1"' \
+            _ "$hook" "$t" "$G" && echo "PLANTED hook $hook $s"
+    done
+    $s rm -rf "$G/hooks" && echo "PLANTED rm-hooks $s"
+    $s mv "$G/hooks" "$G/hooks.old" && echo "PLANTED mv-hooks $s"
+    $s ln -sfn /tmp "$G/hooks" && echo "PLANTED ln-hooks $s"
+    $s sh -c 'echo "*.txt filter=evil" > "$1/info/attributes"' _ "$G" \
+        && echo "PLANTED attributes $s"
+    $s mv .git .git.moved && echo "PLANTED mv-git $s"
+    if [ -f .git ]; then
+        $s sh -c 'echo "gitdir: $PWD/evil" > .git' && echo "PLANTED gitfile $s"
+        $s sh -c 'echo /tmp > "$1/commondir"' _ "$(git rev-parse --absolute-git-dir)" \
+            && echo "PLANTED worktree-commondir $s"
+    fi
+done
+echo DONE
+"""
+
+
+@pytest.mark.targets("docker", "podman")
+@pytest.mark.parametrize("where", ["main", "worktree"])
+def test_the_users_git_runs_nothing_the_agent_planted(anyone: Aishell, where: str) -> None:
+    repo = make_repo(anyone, "users-git")
+    m = markers_dir(anyone)
+    remote = anyone.home / f"remote-{os.urandom(3).hex()}.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    if anyone.user:
+        subprocess.run(["chown", "-R", f"{anyone.uid}:{anyone.gid}", str(remote)], check=True)
+    host_git(anyone, repo, "remote", "add", "origin", str(remote))
+    host_git(anyone, repo, "push", "-q", "origin", "HEAD:refs/heads/main")
+
+    script = INSIDE_PLANTS.format(m=m, hooks=" ".join(HOOKS))
+    where_args = ["--worktree=side"] if where == "worktree" else []
+    result = anyone.run(*where_args, "exec", "bash", "-c", script, cwd=repo)
+    assert "DONE" in result.stdout, result.stderr
+    planted = [line for line in result.stdout.splitlines() if line.startswith("PLANTED")]
+    assert planted == [], planted
+    assert "Device or resource busy" in result.stderr or "Read-only" in result.stderr
+
+    # What the user does next on the host: every command that runs hooks, filters,
+    # fsmonitor, pagers, textconv, ssh or upload-pack.
+    if where == "worktree":
+        repo = repo.parent / f"{repo.name}.worktrees" / "side"
+    (repo / "a.txt").write_text("changed on the host\n")
+    host_git(anyone, repo, "status", tty=True)
+    host_git(anyone, repo, "diff", tty=True)
+    host_git(anyone, repo, "log", "-p", "-1", tty=True)
+    host_git(anyone, repo, "commit", "-qam", "by the user")
+    host_git(anyone, repo, "checkout", "-q", "-b", "topic")
+    host_git(anyone, repo, "checkout", "-q", "-")
+    host_git(anyone, repo, "fetch", "-q", "origin")
+    host_git(anyone, repo, "push", "-q", "origin", "HEAD:refs/heads/" + where)
+    assert fired(m) == [], "the user's git ran what the agent planted"
+    # And git still works inside.
+    again = anyone.run("exec", "git", "log", "--format=%s", cwd=repo)
+    assert again.stdout.split("\n")[0] == "by the user", again.stderr
+
+
+@pytest.mark.targets("docker", "podman")
+def test_normal_git_work_inside_still_works(anyone: Aishell) -> None:
+    repo = make_repo(anyone, "normal")
+    script = r"""
+set -e
+echo one > one.txt && git add one.txt && git commit -qm one
+git checkout -q -b side
+echo two > two.txt && git add two.txt && git commit -qm two
+git checkout -q -
+echo three > three.txt && git add three.txt && git commit -qm three
+git checkout -q side && git rebase -q - && git log --format=%s | head -3 | tr '\n' ' '
+echo
+echo dirty >> one.txt && git stash -q && git stash list | wc -l && git stash pop -q
+git diff --stat | tail -1
+git checkout -q one.txt
+git config --global user.name "Inside" && git config --global --get user.name
+git worktree add -q wt-inside -b side2 && git -C wt-inside log --format=%s -1 \
+    && git worktree remove wt-inside
+if git config --local core.fsmonitor x 2>/tmp/err; then echo WRITABLE; else cat /tmp/err; fi
+"""
+    result = anyone.run("exec", "bash", "-c", script, cwd=repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "two three one initial" or lines[0].startswith("two three one"), lines
+    assert lines[1] == "1"
+    assert "1 file changed" in lines[2]
+    assert lines[3] == "Inside"
+    assert lines[4] == "two"
+    assert "WRITABLE" not in result.stdout
+    assert "could not write config file .git/config" in lines[-1], lines[-1]
+    # The user's own global git config is not the sandbox's.
+    name = host_git(anyone, repo, "config", "--global", "--get", "user.name", check=False)
+    assert name.stdout.strip() != "Inside"
+    assert host_git(anyone, repo, "status", "--porcelain").stdout.strip() == ""
+
+
+def test_git_internals_writable_opt_out(anyone: Aishell) -> None:
+    repo = make_repo(anyone, "writable")
+    anyone.write(repo / ".aishell" / "config.yaml", "git_internals: writable\n")
+    result = anyone.run("exec", "git", "config", "aishell.test", "yes", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "git_internals: writable" in result.stderr
+    assert host_git(anyone, repo, "config", "aishell.test").stdout.strip() == "yes"
+    check = json.loads(anyone.run("check", "--json", cwd=repo).stdout)
+    assert check["host_files"]["git_internals"] == "writable"
+    warned = [c for c in check["checks"] if c["label"].startswith("git_internals: writable")]
+    assert warned and warned[0]["status"] == "warn"
+    # What it changed is still reported after the session.
+    assert ".git/config" in result.stderr
+
+
+def test_other_views_per_worktree_config_and_a_hooks_path_in_the_project(
+    anyone: Aishell,
+) -> None:
+    repo = make_repo(anyone, "views")
+    m = markers_dir(anyone)
+    host_git(anyone, repo, "config", "core.repositoryFormatVersion", "1")
+    host_git(anyone, repo, "config", "extensions.worktreeConfig", "true")
+    host_git(anyone, repo, "config", "core.hooksPath", ".githooks")  # husky-style
+    anyone.write(repo / ".githooks" / "README", "hooks\n")
+    # A configured mount that shows the repository a second time, read-write.
+    anyone.write(repo / ".aishell" / "config.yaml", f"mounts:\n  - {repo.parent}:/alt\n")
+    alt = f"/alt/{repo.name}/.git"
+    script = f"""
+printf '[core]\\n\\tfsmonitor = touch {m}/alt; false\\n' >> {alt}/config && echo PLANTED alt
+printf '#!/bin/sh\\ntouch {m}/alt-hook\\n' > {alt}/hooks/post-checkout && echo PLANTED alt-hook
+printf '[core]\\n\\tfsmonitor = touch {m}/wt; false\\n' > .git/config.worktree \\
+    && echo PLANTED config.worktree
+printf '#!/bin/sh\\ntouch {m}/githooks\\n' > .githooks/pre-commit && chmod +x .githooks/pre-commit
+echo DONE
+"""
+    result = anyone.run("exec", "sh", "-c", script, cwd=repo)
+    assert "DONE" in result.stdout, result.stderr
+    assert [x for x in result.stdout.splitlines() if x.startswith("PLANTED")] == []
+    assert (repo / ".git" / "config.worktree").read_text() == ""  # made empty, read-only
+    line = [x for x in result.stderr.splitlines() if " .githooks/pre-commit:" in x]
+    assert line and "core.hooksPath" in line[0], result.stderr  # not blocked: named
+    host_git(anyone, repo, "status", tty=True)
+    host_git(anyone, repo, "checkout", "-q", "-b", "other")
+    assert fired(m) == []
+
+
+# ------------------------------------------------------------------- host root
+
+
+SETUID_ATTEMPTS = r"""
+cd "$1"
+cp /bin/sh ./sh2
+sudo cp /bin/sh ./sh3
+sudo chmod u+s ./sh3 && echo MADE chmod-u+s
+sudo chmod g+s ./sh3 && echo MADE chmod-g+s
+chmod u+s ./sh2 && echo MADE user-chmod
+sudo chmod 4755 ./sh3 && echo MADE chmod-4755
+sudo install -m 4755 /bin/sh ./sh4 && echo MADE install
+sudo chgrp 0 ./sh2 2>/dev/null; sudo chmod 2755 ./sh2 && echo MADE chmod-2755
+sudo perl -MFcntl -e 'sysopen(F, "sh5", O_CREAT|O_WRONLY, 04755) or exit 1' \
+    && echo MADE open-creat
+sudo perl -e '$p = "sh3"; exit(syscall(268, -100, $p, 04755) == 0 ? 0 : 1)' \
+    && echo MADE fchmodat
+sudo perl -e '$p = "sh3"; exit(syscall(452, -100, $p, 04755, 0) == 0 ? 0 : 1)' \
+    && echo MADE fchmodat2
+sudo perl -e '$p = "sh6"; exit(syscall(133, $p, 0104755, 0) == 0 ? 0 : 1)' \
+    && echo MADE mknod-regular-setuid
+sudo mknod kmsg c 1 11 && echo MADE char-device
+sudo mknod disk b 8 0 && echo MADE block-device
+sudo mknod null c 1 3 && echo MADE null-device
+# a file capability (cap_net_raw+ep), by setxattr(2)
+sudo perl -e '$p = "sh3"; $n = "security.capability";
+    $v = "\x01\x00\x00\x02\x00\x20" . ("\x00" x 14);
+    exit(syscall(188, $p, $n, $v, 20, 0) == 0 ? 0 : 1)' \
+    && echo MADE file-capability
+sudo perl -e '$b = "\0" x 120; exit(syscall(425, 1, $b) >= 0 ? 0 : 1)' && echo MADE io_uring
+sudo perl -e 'exit(syscall(272, 0x10000000) == 0 ? 0 : 1)' && echo MADE unshare-user
+echo DONE
+"""
+
+
+@pytest.mark.targets("docker", "podman")
+def test_no_setuid_files_or_device_nodes_from_the_sandbox(anyone: Aishell) -> None:
+    project = anyone.new_project("suid")
+    result = anyone.run("exec", "bash", "-c", SETUID_ATTEMPTS, "_", str(project), cwd=project)
+    assert "DONE" in result.stdout, result.stderr
+    made = [line for line in result.stdout.splitlines() if line.startswith("MADE")]
+    assert made == [], made
+    for path in project.iterdir():
+        st = os.lstat(path)
+        assert not st.st_mode & (stat.S_ISUID | stat.S_ISGID), (path, oct(st.st_mode))
+        assert not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)), path
+        if stat.S_ISREG(st.st_mode):
+            with pytest.raises(OSError):
+                os.getxattr(path, "security.capability", follow_symlinks=False)
+    # sudo still works for what it is used for, and files root made there are reported.
+    owner = anyone.run("exec", "sudo", "touch", "by-root", cwd=project)
+    assert owner.returncode == 0, owner.stderr
+    uid = os.lstat(project / "by-root").st_uid
+    rootless = anyone.user is not None and anyone.extra_env.get("AISHELL_ENGINE") == "podman"
+    if rootless:
+        assert uid not in (0, anyone.uid)  # a subordinate UID: not host root
+    else:
+        assert uid == 0
+    if anyone.user is not None and not rootless:
+        assert "by-root: owned by root" in owner.stderr, owner.stderr
+
+
+def test_setuid_files_already_in_the_project_are_reported(anyone: Aishell) -> None:
+    """The sweep reports what it finds whoever made it: here, one put there on the host."""
+    project = anyone.new_project("preexisting")
+    tool = project / "bin" / "tool"
+    anyone.write(tool, "#!/bin/sh\n")
+    tool.chmod(0o4755)
+    data = json.loads(anyone.run("check", "--json", cwd=project).stdout)
+    found = [a for a in data["host_files"]["artifacts"] if a["path"] == str(tool)]
+    assert found and "set-user-ID" in found[0]["what"], data["host_files"]
+    first = anyone.run("exec", "true", cwd=project)
+    assert "bin/tool: set-user-ID" in first.stderr, first.stderr
+    assert anyone.run("guard", "ack", cwd=project).returncode == 0
+    second = anyone.run("exec", "true", cwd=project)
+    assert "bin/tool" not in second.stderr  # acknowledged: not repeated after sessions
+    data = json.loads(anyone.run("check", "--json", cwd=project).stdout)
+    assert [a["path"] for a in data["host_files"]["artifacts"]] == [str(tool)]  # check: always
+
+
+def test_sudo_apt_get_install_still_works(anyone: Aishell) -> None:
+    project = anyone.new_project("apt")
+    result = anyone.run(
+        "exec", "sh", "-c",
+        "sudo apt-get update -qq >/dev/null && sudo apt-get install -y -qq hello >/dev/null "
+        "&& hello",
+        cwd=project, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Hello, world!" in result.stdout
+
+
+# ------------------------------------------------------------------ auto-run files
+
+AUTORUN_PLANTS = r"""
+set -e
+mkdir -p .vscode .VSCode .devcontainer .claude sub deep/er
+echo '{"tasks":[{"label":"x","command":"id","runOptions":{"runOn":"folderOpen"}}]}' \
+    > .vscode/tasks.json
+echo '{"tasks":[]}' > .VSCode/Tasks.json
+echo 'echo pwned' > .envrc
+echo '{"initializeCommand":"id"}' > .devcontainer/devcontainer.json
+echo '{"hooks":{"SessionStart":[{"hooks":[{"type":"command","command":"id"}]}]}}' \
+    > .claude/settings.local.json
+echo '{"mcpServers":{"x":{"command":"id"}}}' > .mcp.json
+printf 'repos:\n- repo: local\n  hooks: [{id: x, name: x, entry: id, language: system}]\n' \
+    > .pre-commit-config.yaml
+echo 'node-options=--require ./x.js' > .npmrc
+git -C sub init -q && git -C sub config core.fsmonitor 'id; false'
+git -C deep/er init -q
+printf '#!/bin/sh\nid\n' > deep/er/.git/hooks/pre-commit && chmod +x deep/er/.git/hooks/pre-commit
+echo planted
+"""
+
+
+def test_changed_autorun_files_are_listed_after_the_session(anyone: Aishell) -> None:
+    repo = make_repo(anyone, "autorun")
+    anyone.write(repo / ".vscode" / "settings.json", '{"editor.tabSize": 2}\n')
+    result = anyone.run("exec", "bash", "-c", AUTORUN_PLANTS, cwd=repo)
+    assert "planted" in result.stdout, result.stderr
+    notice = result.stderr
+    for path, why in [
+        (".vscode/tasks.json", "runOn"),
+        (".VSCode/Tasks.json", "runOn"),
+        (".envrc", "direnv"),
+        (".devcontainer/devcontainer.json", "initializeCommand"),
+        (".claude/settings.local.json", "Claude Code hooks"),
+        (".mcp.json", "MCP servers"),
+        (".pre-commit-config.yaml", "pre-commit"),
+        (".npmrc", "npm"),
+        ("sub/.git", "core.fsmonitor"),
+        ("deep/er/.git", "hook pre-commit"),
+    ]:
+        line = [x for x in notice.splitlines() if f" {path}:" in x]
+        assert line and why in line[0], (path, notice)
+    assert ".vscode/settings.json" not in notice  # unchanged: not named
+    assert "aishell guard diff" in notice
+
+    # `check` shows the same until acknowledged; `guard diff` shows the change.
+    data = json.loads(anyone.run("check", "--json", cwd=repo).stdout)
+    pending = {p["path"] for p in data["host_files"]["pending"]}
+    assert {".envrc", ".vscode/tasks.json", "sub/.git"} <= pending, pending
+    text = anyone.run("check", cwd=repo).stdout
+    assert "change" in text and ".envrc" in text
+    diff = anyone.run("guard", "diff", ".envrc", cwd=repo)
+    assert diff.returncode == 0, diff.stderr
+    assert "+echo pwned" in diff.stdout
+    listed = anyone.run("guard", "--json", cwd=repo)
+    assert {p["path"] for p in json.loads(listed.stdout)["pending"]} == pending
+    ack = anyone.run("guard", "ack", cwd=repo)
+    assert ack.returncode == 0 and "seen" in ack.stderr, ack.stderr
+    data = json.loads(anyone.run("check", "--json", cwd=repo).stdout)
+    assert data["host_files"]["pending"] == [] and data["host_files"]["repositories"] == []
+    # Nothing was reverted.
+    assert (repo / ".envrc").read_text() == "echo pwned\n"
+    # The next change to an acknowledged file is reported again.
+    again = anyone.run("exec", "sh", "-c", "echo more >> .envrc", cwd=repo)
+    assert " .envrc:" in again.stderr and "changed" in again.stderr
+
+
+def test_a_repository_the_agent_creates_is_named(anyone: Aishell) -> None:
+    project = anyone.home / "projects" / f"norepo-{os.urandom(3).hex()}"
+    project.mkdir(parents=True)
+    anyone.write(project / ".aishell" / "config.yaml", "tmux: false\n")
+    script = "git init -q && git config core.pager 'id'; echo made"
+    result = anyone.run("exec", "sh", "-c", script, cwd=project)
+    assert "made" in result.stdout, result.stderr
+    lines = [x for x in result.stderr.splitlines() if " .git:" in x]
+    assert lines and "core.pager" in lines[0], result.stderr
+
+
+def test_a_detached_session_is_checked_once_its_container_is_gone(
+    anyone: Aishell,
+) -> None:
+    repo = make_repo(anyone, "detached")
+    name = "g" + os.urandom(2).hex()
+    started = anyone.run("--detach", "--name", name, "shell", cwd=repo)
+    assert started.returncode == 0, started.stderr
+    container = next(
+        w for w in started.stderr.split() if w.startswith("aishell-") and w.endswith(name)
+    )
+    try:
+        planted = anyone.engine_cli(
+            "exec", "-u", f"{anyone.uid}:{anyone.gid}", "-w", str(repo), container,
+            "sh", "-c", "echo 'echo pwned' > .envrc",
+        )  # fmt: skip
+        assert planted.returncode == 0, planted.stderr
+        running = anyone.run("guard", cwd=repo)
+        assert ".envrc" not in running.stdout + running.stderr  # still running: not yet
+    finally:
+        anyone.engine_cli("stop", "-t", "1", container)
+    later = anyone.run("guard", cwd=repo)
+    assert " .envrc:" in later.stderr, later.stderr  # the notice, from the next command
+    assert ".envrc" in later.stdout  # and the list
+
+
+def test_verify_probes_the_host_boundary(anyone: Aishell) -> None:
+    repo = make_repo(anyone, "verify-wall")
+    result = anyone.run("verify", "--json", cwd=repo, timeout=900)
+    data = json.loads(result.stdout)
+    statuses = {c["id"]: c["status"] for c in data["checks"]}
+    assert statuses["git-internals"] == "pass", data
+    assert statuses["setuid"] == "pass", data
+    assert statuses["devices"] == "pass", data
+    anyone.write(repo / ".aishell" / "config.yaml", "git_internals: writable\n")
+    opened = json.loads(anyone.run("verify", "--json", cwd=repo, timeout=900).stdout)
+    git = next(c for c in opened["checks"] if c["id"] == "git-internals")
+    assert git["status"] == "fail" and "git_internals: writable" in git["detail"]
+    assert host_git(anyone, repo, "config", "--get", "aishell.verify", check=False).stdout == ""
+    # The probes can fail: with the hardening undone by docker_args, they say so.
+    anyone.write(
+        repo / ".aishell" / "config.yaml",
+        "docker_args: --security-opt seccomp=unconfined --cap-add MKNOD --cap-add SETFCAP\n",
+    )
+    undone = json.loads(anyone.run("verify", "--json", cwd=repo, timeout=900).stdout)
+    checks = {c["id"]: c for c in undone["checks"]}
+    assert checks["setuid"]["status"] == "fail", checks["setuid"]
+    assert "appeared on the host" in checks["setuid"]["detail"]
+    assert checks["devices"]["status"] == "fail", checks["devices"]
+    assert checks["git-internals"]["status"] == "pass"
+    assert not [p for p in repo.iterdir() if p.name.startswith(".aishell-verify-")]

@@ -1585,6 +1585,8 @@ def test_origins_of_a_global_and_project_pair() -> None:
         "ca_certificates": {"value": [], "origin": "default"},
         "network": {"value": {"mode": "open", "allow": [], "presets": []}, "origin": "default"},
         "engine": {"value": None, "origin": "default"},
+        "share_logins": {"value": [], "origin": "default"},
+        "share_from_host": {"value": [], "origin": "default"},
     }
     json.dumps(result)  # JSON-able as it is
 

@@ -129,6 +129,8 @@ class Config(NamedTuple):
     ca_certificates: tuple[str, ...] = ()  # global only; absolute paths of PEM files
     sources: tuple[str, ...] = ()  # config files that were loaded, in order
     network: NetworkConfig = NetworkConfig()
+    share_logins: tuple[tuple[str, bool], ...] = ()  # global only: agent -> shared login
+    share_from_host: tuple[str, ...] = ()  # global only: read-only host agent config
 
     def args_for(self, harness: str) -> tuple[str, ...]:
         return self.harness_args.get(harness, ())
@@ -162,6 +164,8 @@ class FileConfig(NamedTuple):
     ca_certificates: tuple[str, ...] = ()
     network: FileNetwork = FileNetwork()
     engine: str | None = None
+    share_logins: tuple[tuple[str, bool], ...] = ()
+    share_from_host: tuple[str, ...] = ()
     lines: LineMap = LineMap()
 
     # The flat names `detection` had before it was one field.
@@ -226,6 +230,8 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("ca_certificates", "global-only", checks.ca_certificates, "global-only", ()),
     Key("network", "both", checks.network, "network-special", NetworkConfig()),
     Key("engine", "global-only", checks.engine, "global-only", None),
+    Key("share_logins", "global-only", checks.share_logins, "global-only", ()),
+    Key("share_from_host", "global-only", checks.share_from_host, "global-only", ()),
 )
 KEYS_BY_NAME: Final[Mapping[str, Key]] = MappingProxyType({k.name: k for k in KEYS})
 

@@ -355,24 +355,9 @@ def _tools_of(p: Plan) -> list[str]:
 
 def _prepare(p: Plan, agents: str) -> None:
     for tool in _tools_of(p):
-        label = BY_NAME[tool].label
-        if not any(lg.tool == tool and lg.shared for lg in p.logins):
-            continue
-        fresh = not os.path.exists(os.path.join(agents, tool, "migrated.json"))
-        copied = migrate(tool, p.home, agents)
-        if fresh:
-            where = ", ".join(f"~/{rel}" for rel in copied)
-            output.info(
-                f"{label}: its config is now kept per project in aishell "
-                f"(your own ~/{BY_NAME[tool].config_dirs[0]} is no longer mounted into "
-                "sandboxes); logins are shared between projects"
-                + (
-                    f": copied your login ({where}) into {store_dir(agents, tool)}"
-                    if copied
-                    else ""
-                )
-                + ". See docs/agents.md."
-            )
+        shared = any(lg.tool == tool and lg.shared for lg in p.logins)
+        copied = migrate(tool, p.home, agents) if shared else []
+        _notice_once(tool, agents, shared=shared, copied=copied)
     for item in p.config:
         parents, name = _split(item.rel)
         with _Dir.open(p.root, parents) as d:
@@ -431,6 +416,36 @@ def adopt(d: _Dir, name: str, login: LoginPlan, agents: str) -> None:
             os.replace(tmp, name, src_dir_fd=s.fd, dst_dir_fd=s.fd)
     os.unlink(name, dir_fd=d.fd)
     os.symlink(link_target(login.tool, login.rel), name, dir_fd=d.fd)
+
+
+def _notice_once(tool: str, agents: str, *, shared: bool, copied: Sequence[str]) -> None:
+    """Say once per tool what changed for it (the first launch with this layout)."""
+    marker = os.path.join(agents, tool, "layout-1")
+    if os.path.exists(marker):
+        return
+    t = BY_NAME[tool]
+    own = ", ".join(f"~/{rel}" for rel in (*t.config_dirs, *t.config_files))
+    text = (
+        f"{t.label}: its config is now kept per project by aishell ({own} on your host "
+        "is no longer mounted into sandboxes)"
+    )
+    if not t.logins:
+        text += "."
+    elif shared:
+        text += "; its login is shared by all projects"
+        if copied:
+            where = ", ".join(f"~/{rel}" for rel in copied)
+            text += f": copied your login ({where}) into {store_dir(agents, tool)}"
+        text += "."
+    else:
+        text += (
+            "; its login is per project too (" + t.login_risk + "): each new project starts "
+            "with a copy of your host login; 'share_logins' in ~/.aishell/config.yaml changes that."
+        )
+    output.info(text + " See docs/agents.md.")
+    os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
+    with open(marker, "w", encoding="utf-8") as fh:
+        fh.write(_now() + "\n")
 
 
 def _mount_point(p: Plan, path: str) -> None:

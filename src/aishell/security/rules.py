@@ -283,7 +283,7 @@ _GCP_KEY_NAMES = (
     (
         ".json",
         r".*(?:service[-_.]?account|serviceaccount|sa[-_.]?key|[-_.]sa|gcp|gcloud|google"
-        r"|credential|keyfile|[-_.]key|^key)[^/]*\.json",
+        r"|credential|keyfile|[-_.]key[-_.]|^key[-_.])[^/]*",
     ),
 )
 _ENV_TEMPLATE_TOKENS = ("example", "sample", "template", "dist")

@@ -270,6 +270,8 @@ def _content_matches(path: str, detector: Detector) -> bool:
 
     assert detector.content is not None
     try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return False  # its target is scanned where it is (when it is in the project)
         fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return True

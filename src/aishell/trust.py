@@ -647,7 +647,7 @@ def gate(
         record = approve(project, st.snapshot)
         output.info(
             f"The project's aishell config ({st.snapshot.name}/) changed only in ways "
-            "that narrow the sandbox; approved."
+            "that narrow the sandbox (or only in form); approved without asking."
         )
         return st._replace(state="approved", record=record)
     if not interactive:

@@ -64,6 +64,7 @@ def plant_plugin(ai: Aishell, project: Path) -> None:
     plant(ai, project, {".config/opencode/plugin/p.js": PLUGIN})
 
 
+@pytest.mark.targets("docker", "podman")
 def test_a_plugin_planted_in_one_project_does_not_run_in_another(anyone: Aishell) -> None:
     """The agent in project A plants an OpenCode plugin in its config; OpenCode in
     project B (network none, a secret in the project) does not load it; the host's

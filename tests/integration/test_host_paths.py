@@ -38,6 +38,7 @@ def warned(report: dict[str, object]) -> list[str]:
     ]
 
 
+@pytest.mark.targets("docker", "podman")
 def test_a_symlink_planted_in_the_project_cannot_redirect_a_mount(
     anyone: Aishell, project: Path
 ) -> None:

@@ -42,6 +42,7 @@ def secret_home(ai: Aishell) -> str:
     return marker
 
 
+@pytest.mark.targets("docker", "podman")
 def test_config_rewritten_from_inside_is_refused_without_a_terminal(
     anyone: Aishell, project: Path
 ) -> None:
@@ -68,6 +69,7 @@ def test_config_rewritten_from_inside_is_refused_without_a_terminal(
     )
 
 
+@pytest.mark.targets("docker", "podman")
 def test_an_approved_config_cannot_be_rewritten_from_inside(anyone: Aishell, project: Path) -> None:
     """The project's `.aishell/` is read-only inside: the agent can neither edit, replace
     nor move it; the approved config keeps working."""

@@ -80,16 +80,13 @@ class Decision(NamedTuple):
 def decisions(config: Config, facts: Facts, found: Iterable[Danger]) -> list[Decision]:
     """What the launch may not do without the user's yes (see the module docstring)."""
     result = [Decision(d.what, d.why) for d in found if d.source == validate.SOURCE_PROJECT]
-    for mount in config.mounts:
-        real = facts.real.get(mount.source)
-        if real and validate.leaves_project(
-            mount.source, real, root=facts.root, real_root=facts.real_root
-        ):
+    for path, real in facts.real.items():  # mount sources, -v/--mount, device=, --env-file
+        if validate.leaves_project(path, real, root=facts.root, real_root=facts.real_root):
             result.append(
                 Decision(
-                    mount.source,
+                    path,
                     f"is a symlink inside the project to {real}: whoever writes the project "
-                    "(the agent, too) chooses what this mount exposes",
+                    "(the agent, too) chooses what this path exposes",
                 )
             )
     return result

@@ -78,11 +78,11 @@ def resolve(req: LaunchRequest) -> Resolved:
     approval = trust.gate(
         project, approval, interactive=host.tty, expansion=expansion, aishell_home=home
     )
-    security_checks(req, project, config, host, st)
+    facts = security_checks(req, project, config, host, st)
 
     short = req.name or default_name(req)
     container = project.container_name(short) if req.kind != "exec" else None
-    config_binds = existing_mounts(config)
+    config_binds = existing_mounts(config, facts.real)
     agents = agenthome.plan(
         st.tools,
         project_key=project.store_key,
@@ -166,8 +166,10 @@ def require_setup(req: LaunchRequest, st: state.State | None) -> state.State:
     return st
 
 
-def existing_mounts(config: Config) -> list[Bind]:
-    """The configured mounts whose source exists (the others are skipped, with a word)."""
+def existing_mounts(config: Config, real: Mapping[str, str] | None = None) -> list[Bind]:
+    """The configured mounts whose source exists (the others are skipped, with a word).
+    A source is mounted by the real path the security checks judged (`real`), so a
+    symlink swapped in afterwards does not change what is mounted."""
     binds = []
     for mount in config.mounts:
         if not os.path.exists(mount.source):
@@ -175,7 +177,8 @@ def existing_mounts(config: Config) -> list[Bind]:
                 f"mount source {mount.source} does not exist (from {mount.origin}); skipped"
             )
             continue
-        binds.append(Bind(mount.source, mount.target, mount.readonly))
+        source = (real or {}).get(mount.source, mount.source)
+        binds.append(Bind(source, mount.target, mount.readonly))
     return binds
 
 
@@ -196,7 +199,7 @@ def config_env(config: Config, host_env: Mapping[str, str]) -> list[tuple[str, s
 
 def security_checks(
     req: LaunchRequest, project: Project, config: Config, host: HostFacts, st: state.State
-) -> None:
+) -> hostpaths.Facts:
     # Paths are judged by what they really are (symlinks followed), see hostpaths.
     facts = hostpaths.gather(
         config, home=host.home, aishell_home=paths.aishell_home(), project=project
@@ -226,6 +229,7 @@ def security_checks(
         )
         if message:
             output.warn(message)
+    return facts
 
 
 def terminal_size() -> tuple[int, int] | None:

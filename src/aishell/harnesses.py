@@ -146,7 +146,9 @@ TOOLS: Final[tuple[Tool, ...]] = (
         command="pi",
         harness=True,
         config_dirs=(".pi",),
-        api_keys=("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "PI_CODING_AGENT_DIR"),
+        # (not PI_CODING_AGENT_DIR: the host's value would move Pi's config off the
+        # project's copy, to a path the sandbox does not keep)
+        api_keys=("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"),
         env=(("PI_SKIP_VERSION_CHECK", "1"),),
         logins=(Login(".pi/agent/auth.json", "link"),),
         share_logins=False,

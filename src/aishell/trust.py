@@ -199,6 +199,10 @@ class _Walk:
         flags = os.O_RDONLY | _O_NONBLOCK | _O_NOCTTY | os.O_CLOEXEC
         if not follow:
             flags |= _O_NOFOLLOW
+        else:  # through a link: what it points to is opened only when it is a regular file
+            kind = _kind_of(os.stat(name, dir_fd=dir_fd).st_mode)
+            if kind != "file":
+                return Entry(rel, kind, 0)
         fd = os.open(name, flags, dir_fd=dir_fd)
         try:
             info = os.fstat(fd)

@@ -273,3 +273,12 @@ def test_seed_content() -> None:
 def test_the_tool_table_is_what_plan_reads() -> None:
     p = plan(["gemini"])
     assert [lg.rel for lg in p.logins] == [lg.rel for lg in BY_NAME["gemini"].logins]
+
+
+def test_no_variable_from_the_host_moves_an_agents_config() -> None:
+    """A host variable that relocates an agent's config would take it off the project's
+    copy (CLAUDE_CONFIG_DIR, CODEX_HOME, PI_CODING_AGENT_DIR, XDG_*): never passed."""
+    relocating = {"CLAUDE_CONFIG_DIR", "CODEX_HOME", "PI_CODING_AGENT_DIR", "OPENCODE_CONFIG_DIR"}
+    for tool in TOOLS:
+        assert not relocating & set(tool.api_keys), tool.name
+        assert not [k for k in tool.api_keys if k.startswith("XDG_")], tool.name

@@ -523,3 +523,18 @@ def test_reader_serves_the_snapshot_not_the_file(proj: Path) -> None:
 def test_status_json() -> None:
     assert trust.status_json(None, "boom")["error"] == "boom"
     assert trust.status_json(trust.Status("none", None, None, None))["state"] == "none"
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/null"])
+def test_a_config_linked_to_a_device_is_not_read(proj: Path, target: str) -> None:
+    (proj / ".aishell").mkdir()
+    os.symlink(target, proj / ".aishell" / "config.yaml")
+    entry = trust.snapshot(proj / ".aishell").get("config.yaml")
+    assert entry is not None and entry.kind == "other" and entry.data == b""
+
+
+def test_a_dangling_config_link_is_no_config(proj: Path) -> None:
+    (proj / ".aishell").mkdir()
+    os.symlink("missing.yaml", proj / ".aishell" / "config.yaml")
+    snap = trust.snapshot(proj / ".aishell")
+    assert snap.get("config.yaml") is None and not snap.takes_effect

@@ -43,7 +43,16 @@ VOLUMES_SHAPE = [
 PRUNE_SHAPE = {"removed": [str], "skipped": [{"name": str, "reason": str}]}
 
 
+TRUST_SHAPE = {
+    "state": NULLABLE_STR,
+    "config_dir": NULLABLE_STR,
+    "digest": NULLABLE_STR,
+    "approved_digest": NULLABLE_STR,
+    "approved_at": NULLABLE_STR,
+    "error": NULLABLE_STR,
+}
 CHECK_SHAPE = {
+    "trust": TRUST_SHAPE,
     "passed": bool,
     "summary": {"ok": int, "warn": int, "fail": int},
     "checks": [dict],
@@ -130,6 +139,7 @@ INFO_SHAPE = {
         "config_error": NULLABLE_STR,
     },
     "network": (dict, type(None)),
+    "trust": TRUST_SHAPE,
 }
 
 
@@ -139,7 +149,7 @@ HARNESS_ENTRY = {
     "enabled": bool,
     "pin": NULLABLE_STR,
     "version": NULLABLE_STR,
-    "config_paths": [{"path": str, "kind": str, "exists": bool}],
+    "config_paths": [{"path": str, "kind": str, "exists": bool, "source": str, "shared": bool}],
 }
 
 

@@ -182,11 +182,33 @@ class Aishell:
             )
         return path
 
-    def write(self, path: Path, text: str) -> None:
+    def write(self, path: Path, text: str, *, trust: bool = True) -> None:
+        """Write a file as this user. A file in a project's aishell config directory
+        (`.aishell/`, `.sandbox/`) is then approved as the user would approve it
+        (`aishell trust --yes`; see `trust`), unless `trust=False` (a test that plays
+        the agent, or checks what an unapproved config does)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         if self.user:
             subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", str(self.home)], check=True)
+        root = self.config_project(path)
+        if trust and root is not None:
+            # A config that does not load is not approved: the test expects its error.
+            self.run("trust", "--yes", cwd=root)
+
+    def config_project(self, path: Path) -> Path | None:
+        """The project whose aishell config directory holds `path`, if any."""
+        for parent in path.parents:
+            if parent.name in (".aishell", ".sandbox") and parent != self.aishell_home:
+                return parent.parent
+        return None
+
+    def trust(self, project: Path) -> subprocess.CompletedProcess[str]:
+        """Approve the project's aishell config as its user: `aishell trust --yes` (the
+        one way; there is no variable that skips the check, see docs/trust.md)."""
+        result = self.run("trust", "--yes", cwd=project)
+        assert result.returncode == 0, result.stderr
+        return result
 
 
 def shell_line(ai: Aishell, *args: str, cwd: Path, env: dict[str, str] | None = None) -> str:

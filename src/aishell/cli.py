@@ -84,6 +84,7 @@ COMMANDS: dict[str, Command] = {
         run_options=True,
         usage=_GITLEAKS_USAGE,
     ),
+    "trust": Command("trust:main", "approve the project's aishell config (.aishell/)"),
     "check": Command("check:main", "read-only pre-flight checks"),
     "info": Command("info:main", "project, image stack and installed agents"),
     "verify": Command("verify:main", "start a sandbox and test that its walls hold"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aishell import config as config_mod
-from aishell import paths, report_json
+from aishell import paths, report_json, trust
 from aishell import state as state_mod
 from aishell.constants import (
     DOCKERFILE,
@@ -32,7 +32,6 @@ from aishell.engine.images import (
     labels_of,
 )
 from aishell.errors import AishellError, EngineError
-from aishell.harnesses import BY_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -76,6 +75,8 @@ class Gathered:
     volume_name: str | None = None
     volume_item: dict[str, Any] | None = None
     volume_known: bool = False  # False: the engine was not asked
+    trust: trust.Status | None = None  # the project config's approval (None: unknown)
+    trust_error: str | None = None  # why it could not be read
 
     @property
     def engine_answers(self) -> bool:
@@ -92,6 +93,10 @@ def _load_config(g: Gathered) -> None:
     g.config_files = list(report.files)
     g.config = report.config
     g.config_error = report.error
+    try:
+        g.trust = trust.status(g.project, report.project_config_dir)
+    except AishellError as exc:
+        g.trust_error = _error_text(exc)
     if report.project_config_dir is not None:
         dockerfile = report.project_config_dir / DOCKERFILE
         if dockerfile.is_file():
@@ -328,15 +333,54 @@ def stack_of(g: Gathered) -> dict[str, Any]:
     return stack
 
 
-def config_paths(tool_name: str, home: str) -> list[dict[str, Any]]:
-    tool = BY_NAME[tool_name]
+def config_paths(
+    tool_name: str,
+    home: str,
+    *,
+    project_key: str = "",
+    aishell_home: str = "",
+    share: Mapping[str, bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Where the tool's config lives for this project: each path inside the sandbox
+    (`path`, the usual one under the home), what it comes from on the host (`source`:
+    the project's copy, or the shared login store) and whether that exists yet."""
+    from aishell import agenthome
+
+    plan = agenthome.plan(
+        [tool_name],
+        project_key=project_key,
+        home=home,
+        aishell_home=aishell_home or str(paths.aishell_home()),
+        share=share,
+    )
+    agents = str(paths.agents_dir()) if not aishell_home else os.path.join(aishell_home, "agents")
     found = []
-    for rel, kind in [
-        *((d, "dir") for d in tool.config_dirs),
-        *((f, "file") for f in tool.config_files),
-    ]:
-        path = os.path.join(home, rel)
-        found.append({"path": path, "kind": kind, "exists": os.path.lexists(path)})
+    for item in plan.config:
+        source = plan.source(item.rel)
+        found.append(
+            {
+                "path": plan.target(item.rel),
+                "kind": item.kind,
+                "exists": os.path.lexists(source),
+                "source": source,
+                "shared": False,
+            }
+        )
+    for login in plan.logins:
+        source = (
+            os.path.join(agenthome.store_dir(agents, tool_name), login.rel)
+            if login.shared
+            else plan.source(login.rel)
+        )
+        found.append(
+            {
+                "path": plan.target(login.rel),
+                "kind": "file",
+                "exists": os.path.lexists(source),
+                "source": source,
+                "shared": login.shared,
+            }
+        )
     return found
 
 

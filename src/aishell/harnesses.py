@@ -1,13 +1,38 @@
 """The agents and tools aishell can install, as data.
 
-Each entry says which npm package provides it, which host paths hold its
-configuration (mounted at the same path so logins persist), which API-key
-variables it reads (passed by name only), and what it needs at run time.
+Each entry says which npm package provides it, where its configuration lives
+(relative to the home; see docs/agents.md), which API-key variables it reads
+(passed by name only), and what it needs at run time.
+
+Agent config is **per project**: each project gets its own copy of the agent's
+config paths (`config_dirs`, `config_files`), kept in
+`~/.aishell/projects/<key>/home/` and mounted at the usual path inside the
+sandbox, so hooks, plugins, MCP servers and commands an agent writes in one
+project never run in another one, nor on the host (the host's own config is not
+mounted at all). Only the agent's **login files** (`logins`) are shared between
+projects, through one store per agent (`~/.aishell/agents/<agent>/store/`), when
+their format holds nothing but tokens (`share_logins`); each login file is either
+bind-mounted on its own (`via="bind"`: for agents that replace the file by
+renaming, which a bind mount turns into an in-place write), or a symlink into the
+store mounted at `LOGIN_STORE_MOUNT/<agent>` (`via="link"`: for agents that write
+the file in place, which works before the first login too).
 """
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
+
+#: Where an agent's shared login store is mounted inside the sandbox (link logins).
+LOGIN_STORE_MOUNT: Final = "/run/aishell/logins"
+
+
+class Login(NamedTuple):
+    """A file holding an agent's login (tokens, API keys), relative to the home."""
+
+    rel: str
+    via: Literal["bind", "link"]
+    # bind: the store needs the file before the first login; what an empty login is
+    seed: str | None = None
 
 
 class Tool(NamedTuple):
@@ -16,11 +41,19 @@ class Tool(NamedTuple):
     package: str
     command: str
     harness: bool  # runnable as `aishell <name>`
-    config_dirs: tuple[str, ...] = ()  # relative to home, created as directories
-    config_files: tuple[str, ...] = ()  # relative to home, created containing {}
+    config_dirs: tuple[str, ...] = ()  # relative to home, per project: directories
+    config_files: tuple[str, ...] = ()  # relative to home, per project: files, created as {}
     api_keys: tuple[str, ...] = ()
     fixed_args: tuple[str, ...] = ()  # always passed first
     env: tuple[tuple[str, str], ...] = ()  # set in every container when enabled
+    logins: tuple[Login, ...] = ()  # inside config_dirs; shared or per project
+    # Shared between projects by default: False when the login file's format can
+    # carry something that runs (then it is per project unless `share_logins` says so).
+    share_logins: bool = True
+    login_risk: str = ""  # why a shared login file could run something (docs, warnings)
+    # config_files: top-level JSON keys copied from the host's own file into a new
+    # project's copy (what makes the agent skip its first-run questions; no commands)
+    seed_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 TOOLS: Final[tuple[Tool, ...]] = (
@@ -34,6 +67,24 @@ TOOLS: Final[tuple[Tool, ...]] = (
         config_files=(".claude.json",),
         api_keys=("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"),
         env=(("DISABLE_AUTOUPDATER", "1"), ("IS_SANDBOX", "1")),
+        # Written to a temporary file and renamed; on EBUSY (a bind-mounted file)
+        # Claude Code copies it in place. `{}` reads as "not logged in".
+        logins=(Login(".claude/.credentials.json", "bind", "{}\n"),),
+        seed_keys=(
+            (
+                ".claude.json",
+                (
+                    "hasCompletedOnboarding",
+                    "lastOnboardingVersion",
+                    "theme",
+                    "oauthAccount",
+                    "userID",
+                    "primaryApiKey",
+                    "customApiKeyResponses",
+                    "bypassPermissionsModeAccepted",
+                ),
+            ),
+        ),
     ),
     Tool(
         name="opencode",
@@ -41,7 +92,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
         package="opencode-ai",
         command="opencode",
         harness=True,
-        config_dirs=(".config/opencode", ".local/share/opencode"),
+        config_dirs=(".config/opencode", ".local/share/opencode", ".local/state/opencode"),
         api_keys=(
             "OPENAI_API_KEY",
             "ANTHROPIC_API_KEY",
@@ -51,6 +102,10 @@ TOOLS: Final[tuple[Tool, ...]] = (
             "AZURE_OPENAI_ENDPOINT",
         ),
         env=(("OPENCODE_DISABLE_AUTOUPDATE", "1"),),
+        logins=(Login(".local/share/opencode/auth.json", "link"),),
+        share_logins=False,
+        login_risk="an auth.json entry of type 'wellknown' makes OpenCode load its "
+        "configuration (plugins, MCP servers) from the URL the entry names",
     ),
     Tool(
         name="codex",
@@ -61,6 +116,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
         config_dirs=(".codex",),
         api_keys=("OPENAI_API_KEY", "CODEX_API_KEY"),
         fixed_args=("-c", "check_for_update_on_startup=false"),
+        logins=(Login(".codex/auth.json", "link"),),
     ),
     Tool(
         name="gemini",
@@ -76,6 +132,10 @@ TOOLS: Final[tuple[Tool, ...]] = (
             "GOOGLE_CLOUD_LOCATION",
             "GOOGLE_GENAI_USE_VERTEXAI",
         ),
+        logins=(
+            Login(".gemini/oauth_creds.json", "link"),
+            Login(".gemini/google_accounts.json", "link"),
+        ),
     ),
     Tool(
         name="pi",
@@ -86,8 +146,13 @@ TOOLS: Final[tuple[Tool, ...]] = (
         command="pi",
         harness=True,
         config_dirs=(".pi",),
-        api_keys=("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "PI_CODING_AGENT_DIR"),
+        # (not PI_CODING_AGENT_DIR: the host's value would move Pi's config off the
+        # project's copy, to a path the sandbox does not keep)
+        api_keys=("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"),
         env=(("PI_SKIP_VERSION_CHECK", "1"),),
+        logins=(Login(".pi/agent/auth.json", "link"),),
+        share_logins=False,
+        login_risk="an auth.json API key that starts with '!' is run as a shell command",
     ),
     Tool(
         name="openspec",

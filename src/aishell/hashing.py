@@ -14,6 +14,8 @@ else:
 import json
 from collections.abc import Iterable, Mapping
 
+__all__ = ["files_hash", "project_hash", "selection_hash", "sha256", "short_hash"]
+
 
 def short_hash(data: bytes | str, length: int = 12) -> str:
     if isinstance(data, str):

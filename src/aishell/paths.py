@@ -43,3 +43,14 @@ def global_dockerfile(environ: dict[str, str] | None = None) -> Path:
 
 def logs_dir(environ: dict[str, str] | None = None) -> Path:
     return aishell_home(environ) / "logs"
+
+
+def projects_dir(environ: dict[str, str] | None = None) -> Path:
+    """Per-project state outside every sandbox: approvals of the project's aishell
+    config (trust) and the agents' per-project config homes."""
+    return aishell_home(environ) / "projects"
+
+
+def agents_dir(environ: dict[str, str] | None = None) -> Path:
+    """The agents' shared login stores (`agents/<agent>/store/...`)."""
+    return aishell_home(environ) / "agents"

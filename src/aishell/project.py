@@ -22,6 +22,12 @@ class Project(NamedTuple):
         return f"{self.container_prefix}{name}"
 
     @property
+    def store_key(self) -> str:
+        """The name of this project's directory under `~/.aishell/projects/` (approvals,
+        agent config homes): a longer hash than `hash`, so two projects never share one."""
+        return short_hash(self.canonical, 16)
+
+    @property
     def extension_role(self) -> str:
         """The hold role of the project's extension image: each home tags it
         `aishell-home-<homeid>:ext-<hash12>`."""

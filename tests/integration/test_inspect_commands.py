@@ -50,7 +50,16 @@ FINDING = {
     "examples": [str],
     "may_be_committed": bool,
 }
+TRUST = {
+    "state": NULL_STR,
+    "config_dir": NULL_STR,
+    "digest": NULL_STR,
+    "approved_digest": NULL_STR,
+    "approved_at": NULL_STR,
+    "error": NULL_STR,
+}
 CHECK = {
+    "trust": TRUST,
     "passed": bool,
     "summary": {"ok": int, "warn": int, "fail": int},
     "checks": [dict],
@@ -76,6 +85,7 @@ TIER = {"tag": str, "held": NULL_BOOL, "exists": NULL_BOOL, "id": NULL_STR, "cur
 INFO = {
     "aishell_version": str,
     "network": (dict, type(None)),
+    "trust": TRUST,
     "project": {
         "root": str,
         "canonical": str,
@@ -119,7 +129,7 @@ HARNESS = {
     "enabled": bool,
     "pin": NULL_STR,
     "version": NULL_STR,
-    "config_paths": [{"path": str, "kind": str, "exists": bool}],
+    "config_paths": [{"path": str, "kind": str, "exists": bool, "source": str, "shared": bool}],
 }
 
 
@@ -455,7 +465,10 @@ def test_info_json(anyone: Aishell, project: Path) -> None:
     assert [c["path"] for c in opencode["config_paths"]] == [
         str(anyone.home / ".config" / "opencode"),
         str(anyone.home / ".local" / "share" / "opencode"),
+        str(anyone.home / ".local" / "state" / "opencode"),
+        str(anyone.home / ".local" / "share" / "opencode" / "auth.json"),
     ]
+    assert all(str(anyone.aishell_home) in c["source"] for c in opencode["config_paths"])
     assert data["files"]["aishell_home"] == str(anyone.aishell_home)
     assert data["files"]["state_found"] is True
     text = anyone.run("info", cwd=project)

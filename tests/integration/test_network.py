@@ -197,6 +197,8 @@ def test_project_cannot_loosen_global_none(root_user: Aishell, tmp_path: Path) -
     project = root_user.new_project("loosen")
     root_user.write(project / ".aishell" / "config.yaml", "network:\n  mode: open\n")
     env = {"AISHELL_HOME": str(home)}
+    approved = root_user.run("trust", "--yes", cwd=project, env=env)  # approvals are per home
+    assert approved.returncode == 0, approved.stderr
     result = root_user.run(
         "exec", "sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
         cwd=project, env=env,

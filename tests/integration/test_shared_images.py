@@ -271,7 +271,7 @@ def test_prune_removes_a_homes_superseded_foundation(
     assert f"Removed {short(old)} (foundation" in pruned.stdout, pruned.stdout
     assert f"Kept {short(new)} (held by this home (base, foundation))" in pruned.stdout
     assert not image_id(old)
-    ran = ai.run("exec", "true")
+    ran = ai.run("exec", "true", cwd=ai.new_project("prune"))  # a project, not $HOME
     assert ran.returncode == 0, ran.stderr
     assert "Building" not in ran.stderr and "out of date" not in ran.stderr
 
@@ -299,7 +299,7 @@ def test_a_home_set_up_by_an_older_aishell_keeps_working(
         assert any(
             c["label"] == "Foundation image is not held by this home yet" for c in report["checks"]
         ), report["checks"]
-        ran = ai.run("exec", "true")
+        ran = ai.run("exec", "true", cwd=ai.new_project("legacy"))  # a project, not $HOME
         assert ran.returncode == 0, ran.stderr
         assert "Building" not in ran.stderr and "out of date" not in ran.stderr, ran.stderr
         assert image_id(ai.hold("foundation")) == built

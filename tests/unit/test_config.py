@@ -1587,6 +1587,8 @@ def test_origins_of_a_global_and_project_pair() -> None:
         "network": {"value": {"mode": "open", "allow": [], "presets": []}, "origin": "default"},
         "engine": {"value": None, "origin": "default"},
         "git_internals": {"value": "read-only", "origin": "default"},
+        "share_logins": {"value": [], "origin": "default"},
+        "share_from_host": {"value": [], "origin": "default"},
     }
     json.dumps(result)  # JSON-able as it is
 

@@ -111,6 +111,8 @@ def sized(name: str, n: int) -> str:
         return "network:\n  mode: allowlist\n  allow:\n" + body
     if name == "network.presets":
         return "network:\n  presets:\n" + "    - npm\n" * n
+    if name == "share_from_host":
+        return "share_from_host:\n" + "".join(f"  - ~/.claude/f{i}\n" for i in range(n))
     raise AssertionError(name)
 
 
@@ -120,7 +122,8 @@ def scope_of(text: str) -> Scope:
         return "global"
     if text.startswith("# project\n"):
         return "project"
-    return "global" if text.startswith(("base_image", "ca_certificates", "engine")) else "project"
+    global_only = ("base_image", "ca_certificates", "engine", "share_logins", "share_from_host")
+    return "global" if text.startswith(global_only) else "project"
 
 
 SAMPLES = {
@@ -148,6 +151,8 @@ ALLOWED = {  # the sample types each key accepts (a string sample "bogus" is nev
     "ca_certificates": {"null", "list"},
     "network": {"null", "mapping"},
     "engine": {"null"},
+    "share_logins": {"null"},  # a mapping of agent names; {x: 1} names none
+    "share_from_host": {"null"},  # a list of paths under the home; [7] is none
 }
 WRONG_TYPES = [
     (f"{key}: {kind}", f"{key}: {SAMPLES[kind]}\n")

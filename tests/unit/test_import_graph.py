@@ -20,10 +20,10 @@ SRC = Path(aishell.__file__).resolve().parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     # data and pure helpers
     ("constants", "errors", "paths", "hashing", "versions", "harnesses", "output"),
-    ("netpolicy", "project", "state", "config", "gitconfig"),
+    ("netpolicy", "project", "state", "config", "gitconfig", "trust"),
     # the host and the engine, each talked to by one module
     ("hostgit", "engine.run_args", "engine.client"),
-    ("hostfacts", "worktrees", "security", "engine"),
+    ("hostfacts", "worktrees", "security", "engine", "agenthome"),
     # the core: the launch pipeline and sessions, what commands report
     ("session", "launch", "discovery", "report_json"),
     # the surface

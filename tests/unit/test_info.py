@@ -27,7 +27,11 @@ def test_info_json_shape_good_setup() -> None:
     assert [p["path"] for p in oc["config_paths"]] == [
         "/home/u/.config/opencode",
         "/home/u/.local/share/opencode",
+        "/home/u/.local/state/opencode",
+        "/home/u/.local/share/opencode/auth.json",
     ]
+    assert [p["shared"] for p in oc["config_paths"]] == [False, False, False, False]
+    assert all("/projects/" in p["source"] for p in oc["config_paths"])
     assert data["harnesses"]["claude"]["enabled"] is False
     assert data["harness_volume"] == {"name": VOLUME, "exists": True, "ready": True}
     assert data["images"]["foundation"]["current"] is True

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
 from aishell.config import Config, EnvEntry
-from aishell.engine.run_args import Bind
-from aishell.errors import AishellError, ConfigError, UsageError
+from aishell.errors import ConfigError, UsageError
 from aishell.harnesses import BY_NAME, HARNESS_NAMES, TOOL_NAMES
 from aishell.launch import request
 from aishell.launch.assemble import command_for
-from aishell.launch.materialise import ensure_host_config_paths
 from aishell.launch.request import LaunchRequest, default_name, setup_hint, validate_name
 from aishell.launch.resolve import config_env
-from testing.privileges import permissions_enforced
 
 
 @pytest.fixture(autouse=True)
@@ -296,121 +290,6 @@ def test_setup_hint_flags_are_accepted_by_setup(tools: dict[str, str]) -> None:
     flags = hint.removeprefix("run 'aishell setup ").removesuffix("'").split()
     ns = build_parser().parse_args(flags)
     assert selection_from(ns) == tools
-
-
-# ------------------------------------------------------- ensure_host_config_paths
-
-
-def expected_paths(tools: list[str], home: Path) -> tuple[list[Path], list[Path]]:
-    dirs = [home / rel for t in tools for rel in BY_NAME[t].config_dirs]
-    files = [home / rel for t in tools for rel in BY_NAME[t].config_files]
-    return dirs, files
-
-
-@pytest.mark.parametrize(
-    "tools",
-    [
-        [],
-        ["claude"],
-        ["opencode"],
-        ["codex"],
-        ["gemini"],
-        ["pi"],
-        ["openspec"],
-        sorted(TOOL_NAMES),
-    ],
-)
-def test_ensure_host_config_paths_creates_right_kinds(tmp_path: Path, tools: list[str]) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    binds = ensure_host_config_paths(tools, str(home))
-    dirs, files = expected_paths(tools, home)
-    for d in dirs:
-        assert d.is_dir(), d
-    for f in files:
-        assert f.is_file(), f
-        assert f.read_text() == "{}\n"
-        assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0  # private: may hold tokens
-    expected = [Bind(str(p), str(p)) for t in tools for p in _tool_paths(t, home)]
-    assert binds == expected
-    assert all(not b.readonly for b in binds)
-
-
-def _tool_paths(tool: str, home: Path) -> list[Path]:
-    t = BY_NAME[tool]
-    return [home / rel for rel in t.config_dirs] + [home / rel for rel in t.config_files]
-
-
-def test_claude_paths(tmp_path: Path) -> None:
-    binds = ensure_host_config_paths(["claude"], str(tmp_path))
-    assert binds == [
-        Bind(str(tmp_path / ".claude"), str(tmp_path / ".claude")),
-        Bind(str(tmp_path / ".claude.json"), str(tmp_path / ".claude.json")),
-    ]
-
-
-def test_opencode_nested_dirs(tmp_path: Path) -> None:
-    ensure_host_config_paths(["opencode"], str(tmp_path))
-    assert (tmp_path / ".config" / "opencode").is_dir()
-    assert (tmp_path / ".local" / "share" / "opencode").is_dir()
-
-
-@pytest.mark.parametrize("content", ['{"oauthAccount": {"token": "keep-me"}}', "", "not json"])
-def test_existing_config_file_is_never_overwritten(tmp_path: Path, content: str) -> None:
-    existing = tmp_path / ".claude.json"
-    existing.write_text(content)
-    os.chmod(existing, 0o644)
-    ensure_host_config_paths(["claude"], str(tmp_path))
-    assert existing.read_text() == content
-    assert stat.S_IMODE(existing.stat().st_mode) == 0o644
-
-
-def test_existing_config_dir_contents_are_kept(tmp_path: Path) -> None:
-    (tmp_path / ".claude").mkdir()
-    (tmp_path / ".claude" / "settings.json").write_text("{'x': 1}")
-    ensure_host_config_paths(["claude"], str(tmp_path))
-    assert (tmp_path / ".claude" / "settings.json").read_text() == "{'x': 1}"
-
-
-def test_config_file_symlink_is_not_replaced(tmp_path: Path) -> None:
-    real = tmp_path / "dotfiles" / "claude.json"
-    real.parent.mkdir()
-    real.write_text('{"mine": true}')
-    (tmp_path / ".claude.json").symlink_to(real)
-    ensure_host_config_paths(["claude"], str(tmp_path))
-    assert (tmp_path / ".claude.json").is_symlink()
-    assert real.read_text() == '{"mine": true}'
-
-
-def test_dangling_config_file_symlink_is_not_followed(tmp_path: Path) -> None:
-    target = tmp_path / "elsewhere" / "claude.json"
-    (tmp_path / ".claude.json").symlink_to(target)
-    ensure_host_config_paths(["claude"], str(tmp_path))
-    assert not target.exists()  # never create files through a link
-
-
-def test_idempotent(tmp_path: Path) -> None:
-    first = ensure_host_config_paths(sorted(TOOL_NAMES), str(tmp_path))
-    second = ensure_host_config_paths(sorted(TOOL_NAMES), str(tmp_path))
-    assert first == second
-
-
-@permissions_enforced
-def test_unwritable_home_is_a_clear_error(tmp_path: Path) -> None:
-    home = tmp_path / "ro"
-    home.mkdir()
-    os.chmod(home, 0o500)
-    try:
-        with pytest.raises(AishellError, match="cannot create"):
-            ensure_host_config_paths(["claude"], str(home))
-    finally:
-        os.chmod(home, 0o700)
-
-
-def test_file_where_dir_expected_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / ".codex").write_text("I am a file")
-    with pytest.raises(AishellError, match="cannot create"):
-        ensure_host_config_paths(["codex"], str(tmp_path))
 
 
 # ------------------------------------------------------------------- config_env

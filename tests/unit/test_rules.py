@@ -88,6 +88,14 @@ def test_builtin_table_ids_unique_and_complete() -> None:
         "rails-credentials",
         "secret-named",
         "db-credentials",
+        "aws-credentials",
+        "git-credentials",
+        "gcloud-credentials",
+        "gcp-service-account-key",
+        "gh-hosts",
+        "docker-config",
+        "azure-tokens",
+        "agent-credentials",
     }
 
 
@@ -166,8 +174,8 @@ DETECTOR_CASES: list[tuple[str, str | None]] = [
     (".yarnrc.yml", "tool-config"),
     (".terraformrc", "tool-config"),
     ("credentials.tfrc.json", "tool-config"),
-    (".docker/config.json", "tool-config"),
-    ("home/.docker/config.json", "tool-config"),
+    (".docker/config.json", "docker-config"),
+    ("home/.docker/config.json", "docker-config"),
     ("config.json", None),
     ("docker/config.json", None),
     (".yarnrc", None),
@@ -229,6 +237,14 @@ def test_severities_of_builtins() -> None:
         "package-credentials",
         "rails-master-key",
         "rails-credentials",
+        "aws-credentials",
+        "git-credentials",
+        "gcloud-credentials",
+        "gcp-service-account-key",
+        "gh-hosts",
+        "docker-config",
+        "azure-tokens",
+        "agent-credentials",
     }
     assert low == {"env-template"}
 

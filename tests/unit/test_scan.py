@@ -81,7 +81,7 @@ def test_empty_project(tmp_path: Path) -> None:
         ("infra/terraform.tfstate", "terraform-state", Severity.HIGH),
         ("ops/.kube/config", "kubeconfig", Severity.MEDIUM),
         (".pypirc", "package-credentials", Severity.HIGH),
-        ("home/.docker/config.json", "tool-config", Severity.MEDIUM),
+        ("home/.docker/config.json", "docker-config", Severity.HIGH),
         ("config/master.key", "rails-master-key", Severity.HIGH),
         ("config/credentials.yml.enc", "rails-credentials", Severity.HIGH),
         ("secrets.json", "secret-named", Severity.MEDIUM),

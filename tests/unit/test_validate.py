@@ -194,7 +194,8 @@ DOCKER_ARGS_CASES: list[tuple[list[str], list[str]]] = [
     (["--log-opt", "tag=--device"], []),
     (["--tmpfs", "/run"], []),
     (["--tmpfs", "/var/run/docker.sock"], []),
-    (["-e", "DOCKER_HOST=unix:///var/run/docker.sock"], []),
+    (["-e", "DOCKER_HOST=unix:///var/run/docker.sock"],
+     ["-e DOCKER_HOST=unix:///var/run/docker.sock"]),  # hands the agent an engine
     # ... but a value-taking option is still read after a boolean one
     (["--rm", "--privileged"], ["--privileged"]),
     (["-it", "--privileged"], ["--privileged"]),
@@ -227,9 +228,7 @@ CLEAN_DOCKER_ARGS: list[list[str]] = [
     ["--network", "hostnet"],
     ["--network", "name=mynet,alias=host"],
     ["--net=bridge"],
-    ["--network", "container:abc"],
     ["--network-alias", "host"],
-    ["--pid", "container:abc"],
     ["--ipc", "private"],
     ["--ipc=shareable"],
     ["--uts", "private"],
@@ -238,8 +237,6 @@ CLEAN_DOCKER_ARGS: list[list[str]] = [
     ["--security-opt", "no-new-privileges"],
     ["--security-opt=no-new-privileges:true"],
     ["--security-opt", "no-new-privileges=false"],  # the default: no weakening
-    ["--security-opt", "seccomp=/etc/profile.json"],
-    ["--security-opt", "apparmor=docker-default"],
     ["--security-opt", "label=level:s0:c100,c200"],
     ["--security-opt", "label=type:container_t"],
     ["--security-opt", "mask=/proc/acpi"],
@@ -259,7 +256,6 @@ CLEAN_DOCKER_ARGS: list[list[str]] = [
     ["-v", "/home/u/.npm:/n"],
     ["-v", "/home/u/.cache/pip:/c"],
     ["-v", "/home/user2/projects:/p"],
-    ["-v", "/tmp:/tmp"],
     ["-v", "/opt/sdk:/opt/sdk:ro"],
     ["-v", "relative/path:/x"],
     ["--mount", "type=volume,src=data,dst=/data"],
@@ -270,7 +266,6 @@ CLEAN_DOCKER_ARGS: list[list[str]] = [
     ["-p", "127.0.0.1:8080:80"],
     ["--add-host", "host.docker.internal:host-gateway"],
     ["--sysctl", "net.ipv4.ip_forward=1"],
-    ["--gpus", "all"],
     ["--ulimit", "nofile=1024"],
     ["--memory", "4g", "--cpus=2"],
     ["--some-unknown-flag", "--another=1"],
@@ -382,7 +377,7 @@ def test_namespace_host_every_spelling(option: str, value: str) -> None:
 
 
 @pytest.mark.parametrize("option", NAMESPACE_OPTIONS)
-@pytest.mark.parametrize("value", ["private", "container:web", "bridge", "none", "hosts", ""])
+@pytest.mark.parametrize("value", ["private", "bridge", "none", "hosts", ""])
 def test_namespace_other_values_clean(option: str, value: str) -> None:
     assert flagged([option, value]) == []
     assert flagged([f"{option}={value}"]) == []
@@ -401,9 +396,12 @@ def test_every_value_option_consumes_its_value(name: str) -> None:
         whats = flagged(tokens)
         assert tokens[1] not in whats
         assert len(whats) <= 1
-        if whats:  # --device / --device-cgroup-rule flag the option itself
+        if whats:  # these flag the option itself, whatever its value
             assert whats == [" ".join(tokens)]
-            assert name in {"device", "device-cgroup-rule"}
+            assert name in {
+                "device", "device-cgroup-rule", "volumes-from", "group-add", "cgroup-parent",
+                "pod", "gpus", "runtime", "volume-driver", "env-file",
+            }  # fmt: skip
 
 
 @pytest.mark.parametrize("letter", sorted(validate._SHORT_WITH_VALUE))
@@ -598,14 +596,12 @@ CLEAN_MOUNT_SOURCES = [
     "/home/u/.netrc.example",
     "/home/u/.npm",
     "/home/u/.cargo/registry",
-    "/home/u/.local/bin",
     "/home/u/projects/x",
     "~/projects/x",
     "/home/u/projects/x/.ssh",  # a project's own .ssh is project data
     "/home/u/src/etc",
     "/home/user2",  # another user's home: not yours, not a parent of yours
     "/home/u2",
-    "/tmp",
     "/tmp/docker.socket",
     "/tmp/docker.sock.d",
     "/srv/data",
@@ -669,9 +665,7 @@ def test_mount_messages() -> None:
     assert why("/home/u/.config").startswith("includes ~/.config/")
     assert why("/var").startswith("includes /var/")
     assert "root user" in why("/root/.ssh")  # a system location, whoever's home it is
-    assert why("/home/u/.local") == (
-        "includes ~/.local/share/keyrings (the desktop keyring with saved passwords)"
-    )
+    assert why("/home/u/.local").startswith("includes ~/.local/")
 
 
 def test_mounts_keep_order_and_dedupe() -> None:

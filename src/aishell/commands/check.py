@@ -19,22 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aishell import netpolicy, output, report_json
+from aishell import agenthome, netpolicy, output, paths, report_json, trust
 from aishell.commands._args import Parser, parser
 from aishell.constants import EXIT_ERROR, EXIT_OK, RESERVED_ENV
 from aishell.discovery import gather, stack_of, volume_ready
 from aishell.engine.images import short_id
 from aishell.errors import AishellError
 from aishell.harnesses import BY_NAME
-from aishell.launch.resolve import agent_binds
-from aishell.security import freshness, guard, validate
+from aishell.security import freshness, guard, hostpaths
 from aishell.security import scan as scan_mod
+from aishell.security.validate import Danger
 
 if TYPE_CHECKING:
     from aishell.config import Config
     from aishell.discovery import Gathered
     from aishell.security.scan import Finding, ScanResult
-    from aishell.security.validate import Danger
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 STATUSES = (OK, WARN, FAIL)
@@ -104,7 +103,9 @@ def sensitive_json(result: ScanResult | None, *, enabled: bool) -> dict[str, Any
 def check_json(
     checks: Sequence[Check],
     sensitive: Mapping[str, Any],
+    *,
     host_files: Mapping[str, Any] | None = None,
+    trust_state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "passed": passed(checks),
@@ -112,6 +113,7 @@ def check_json(
         "checks": [c.to_json() for c in checks],
         "sensitive_files": dict(sensitive),
         "host_files": dict(host_files or host_json(None, "read-only")),
+        "trust": dict(trust_state) if trust_state is not None else trust.status_json(None),
     }
 
 
@@ -362,7 +364,32 @@ def config_checks(g: Gathered, host_env: Mapping[str, str]) -> list[Check]:
         checks.append(Check(s, OK, f"network policy: {policy.describe()}", detail))
     if g.foundation_hash_error:
         checks.append(Check(s, FAIL, "ca_certificates cannot be used", g.foundation_hash_error))
+    checks += trust_checks(g)
     return checks
+
+
+def trust_checks(g: Gathered) -> list[Check]:
+    """Whether the project's aishell config is approved (see `aishell trust`)."""
+    s = "Configuration"
+    st = g.trust
+    if st is None:
+        if g.trust_error is None:
+            return []
+        return [Check(s, WARN, "Project config approval not checked", g.trust_error)]
+    if st.state == "none":
+        return []
+    name = st.config_dir.name if st.config_dir else ".aishell"
+    if st.state == "approved" and st.record is not None:
+        return [Check(s, OK, f"Project config ({name}/) is approved", st.record.approved_at)]
+    return [
+        Check(
+            s,
+            WARN,
+            f"Project config ({name}/) is not approved"
+            + (" yet" if st.state == "new" else ": it changed since you approved it"),
+            f"launches refuse it until you approve it: '{trust.approve_command(g.project)}'",
+        )
+    ]
 
 
 def mount_checks(
@@ -546,9 +573,22 @@ def host_status(g: Gathered) -> guard.Status | None:
     mounts and the agents' config directories (mounted read-write into every sandbox)."""
     extra = [m.source for m in g.config.mounts if not m.readonly] if g.config else []
     tools = sorted(g.state.tools) if g.state is not None else []
-    extra += [b.source for b in agent_binds(tools, g.home) if os.path.isdir(b.source)]
+    extra += [path for path in agent_roots(g, tools) if os.path.isdir(path)]
     return guard.status(g.project, g.engine if g.engine_answers else None,
                         host_uid=os.getuid(), extra_roots=extra)  # fmt: skip
+
+
+def agent_roots(g: Gathered, tools: Sequence[str]) -> list[str]:
+    """The host directories behind the agents' read-write config mounts for this
+    project (its own copies, and the shared login stores)."""
+    plan = agenthome.plan(
+        tools,
+        project_key=g.project.store_key,
+        home=g.home,
+        aishell_home=str(paths.aishell_home()),
+        share=dict(g.config.share_logins) if g.config is not None else None,
+    )
+    return [b.source for b in plan.binds(str(paths.agents_dir())) if not b.readonly]
 
 
 # ------------------------------------------------------------------------- running
@@ -576,9 +616,11 @@ def run_checks(g: Gathered, host_env: Mapping[str, str]) -> tuple[list[Check], d
     checks += mount_checks(g.config)
     if g.config is not None:
         cfg = g.config
-        dangers = validate.check_docker_args(cfg.docker_args, home=g.home) + validate.check_mounts(
-            [(m.source, m.target) for m in cfg.mounts], home=g.home
+        facts = hostpaths.gather(
+            cfg, home=g.home, aishell_home=paths.aishell_home(), project=g.project
         )
+        dangers = hostpaths.dangers(cfg, facts)
+        dangers += [Danger(d.what, d.why, "mounts") for d in hostpaths.decisions(cfg, facts, [])]
         result, error = _scan(g)
         st = g.state
         last = st.gitleaks_scans.get(g.project.canonical) if st else None
@@ -624,7 +666,12 @@ def main(argv: Sequence[str]) -> int:
     checks += host_checks(status, internals)
     if ns.json:
         report_json.emit(
-            check_json(checks, sensitive) | {"host_files": host_json(status, internals)}
+            check_json(
+                checks,
+                sensitive,
+                host_files=host_json(status, internals),
+                trust_state=trust.status_json(g.trust, g.trust_error),
+            )
         )
     else:
         for line in render_text(checks, utf8=report_json.stdout_is_utf8()):

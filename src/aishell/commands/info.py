@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from aishell import __version__, netpolicy, output, paths, report_json
+from aishell import __version__, netpolicy, output, paths, report_json, trust
 from aishell.commands._args import Parser, parser
 from aishell.discovery import Gathered, config_paths, gather, stack_of, volume_ready
 from aishell.engine.images import short_id
@@ -34,7 +34,15 @@ def info_json(g: Gathered) -> dict[str, Any]:
             "enabled": enabled,
             "pin": st.tools.get(tool.name) if st else None,
             "version": versions.get(tool.name) if enabled else None,
-            "config_paths": config_paths(tool.name, g.home) if enabled else [],
+            "config_paths": config_paths(
+                tool.name,
+                g.home,
+                project_key=g.project.store_key,
+                aishell_home=g.aishell_home,
+                share=dict(g.config.share_logins) if g.config else None,
+            )
+            if enabled
+            else [],
         }
     last_scan = st.gitleaks_scans.get(g.project.canonical) if st else None
     return {
@@ -78,6 +86,7 @@ def info_json(g: Gathered) -> dict[str, Any]:
             "config_error": g.config_error,
         },
         "network": _network_json(g),
+        "trust": trust.status_json(g.trust, g.trust_error),
     }
 
 
@@ -171,11 +180,15 @@ def render_info(data: Mapping[str, Any]) -> list[str]:
         gl_text += f", last scan of this project: {gl['last_scan'] or 'never'}"
     lines.append(f"  Gitleaks:          {gl_text}")
     if enabled:
-        lines += ["", "Host config paths (mounted at the same path)"]
+        lines += ["", "Agent config in this project's sandboxes (docs/agents.md)"]
         for h in enabled.values():
             for entry in h["config_paths"]:
-                missing = "" if entry["exists"] else " (created on next launch)"
-                lines.append(f"  {h['label'] + ':':<18} {short(entry['path'])}{missing}")
+                missing = "" if entry["exists"] else ", created on next launch"
+                what = "shared login" if entry["shared"] else "this project's"
+                lines.append(
+                    f"  {h['label'] + ':':<18} {short(entry['path'])} "
+                    f"({what}: {short(entry['source'])}{missing})"
+                )
     f = data["files"]
     eng = data["engine"]
     lines += ["", "Files"]
@@ -197,6 +210,7 @@ def render_info(data: Mapping[str, Any]) -> list[str]:
         lines.append(f"  {entry['scope'].capitalize() + ' config:':<18} {entry['path']} ({status})")
     if f["config_error"] and not any(e["error"] for e in f["config"]):
         lines.append(f"  Config error:      {f['config_error']}")
+    lines += _trust_lines(data.get("trust"))
     net = data.get("network")
     if net:
         lines += ["", "Network"]
@@ -211,6 +225,19 @@ def render_info(data: Mapping[str, Any]) -> list[str]:
     if eng["error"]:
         lines.append(f"  {eng['error']}")
     return lines
+
+
+def _trust_lines(t: Mapping[str, Any] | None) -> list[str]:
+    if not t or t.get("state") is None:
+        error = (t or {}).get("error")
+        return [f"  Project config:    {error}"] if error else []
+    state = {
+        "none": "nothing to approve",
+        "approved": f"approved {t['approved_at']}",
+        "new": "NOT approved yet (run 'aishell trust')",
+        "changed": "CHANGED since approved (run 'aishell trust')",
+    }[t["state"]]
+    return [f"  Project config:    {state}"]
 
 
 # ------------------------------------------------------------------------ command

@@ -52,7 +52,8 @@ def exec_(command: str, argv: Sequence[str], opts: RunOptions) -> int:
 def gitleaks(command: str, argv: Sequence[str], opts: RunOptions) -> int:
     if opts.detach:
         raise UsageError("gitleaks runs in the foreground; --detach does not apply")
-    return start(LaunchRequest(kind="gitleaks", args=tuple(argv), name=opts.name), opts)
+    req = LaunchRequest(kind="gitleaks", args=tuple(argv), name=opts.name, unsafe=opts.unsafe)
+    return start(req, opts)
 
 
 def start(req: LaunchRequest, opts: RunOptions) -> int:

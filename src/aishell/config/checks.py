@@ -72,6 +72,7 @@ LIMITS: Final[Mapping[str, Limit]] = MappingProxyType(
         "ca_certificates": Limit(100, "files"),
         "network.allow": Limit(1000, "hosts"),
         "network.presets": Limit(100, "presets"),
+        "share_from_host": Limit(100, "paths"),
     }
 )
 # The longest string split shell-like (`docker_args`, `harness_args.*`): `shlex` is
@@ -665,3 +666,43 @@ def network(ctx: Ctx, kp: KeyPath, value: object) -> FileNetwork:
             chosen.append(name)
         presets = tuple(dict.fromkeys(chosen))
     return FileNetwork(mode, allow, presets)
+
+
+def share_logins(ctx: Ctx, kp: KeyPath, value: object) -> tuple[tuple[str, bool], ...]:
+    """`{agent: true|false}`: whether an agent's login is shared by all projects."""
+    if value is None:
+        return ()
+    from aishell.harnesses import TOOLS
+
+    names = [t.name for t in TOOLS if t.logins]
+    mapping = ctx.mapping(kp, value)
+    result: list[tuple[str, bool]] = []
+    for name, flag in mapping.items():
+        if name not in names:
+            raise ctx.unknown_key((*kp, name), names, what="agent")
+        result.append((name, ctx.boolean((*kp, name), flag)))
+    return tuple(result)
+
+
+def share_from_host(ctx: Ctx, kp: KeyPath, value: object) -> tuple[str, ...]:
+    """Paths under the home (`~/...`; relative: relative to the home), mounted
+    read-only from the host into every sandbox inside an agent's config."""
+    if value is None:
+        return ()
+    home = os.path.normpath(ctx.expansion.home)
+    result: list[str] = []
+    for i, item in enumerate(
+        ctx.items(kp, value, "a list of paths under your home", limit="share_from_host")
+    ):
+        text = ctx.path_string((*kp, i), item)
+        if not text.strip():
+            raise ctx.error((*kp, i), "empty path")
+        path = _abs_path(expand_vars(text, ctx.expansion), home)
+        if not path.startswith(home.rstrip("/") + "/"):
+            raise ctx.error(
+                (*kp, i),
+                f"{text!r} is not under your home ({home})",
+                hint="list files or directories inside an agent's config, e.g. ~/.claude/CLAUDE.md",
+            )
+        result.append(path)
+    return tuple(dict.fromkeys(result))

@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -389,6 +390,7 @@ def find_project_config_dir(project_root: Path, *, aishell_home: Path | None = N
 
 
 MAX_FILE_BYTES: Final = 1 << 20  # 1 MiB; a config file is a few lines of YAML
+Reader = Callable[[Path], str | None]  # a config file's text, None when it does not exist
 # Opening a FIFO without O_NONBLOCK waits for a writer; neither flag exists on Windows.
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_NOCTTY = getattr(os, "O_NOCTTY", 0)
@@ -431,8 +433,15 @@ def read_config_file(path: Path) -> str | None:
         raise _unreadable(path, exc.strerror or str(exc)) from exc
     finally:
         os.close(fd)
+    return config_text(path, data, size=info.st_size)
+
+
+def config_text(path: Path, data: bytes, *, size: int = 0) -> str:
+    """The text of a config file read as `data` (at most `MAX_FILE_BYTES`, UTF-8; line
+    ends read as universal newlines). Also used for a file read by someone else (the
+    trust snapshot of a project's `.aishell/`)."""
     if len(data) > MAX_FILE_BYTES:
-        size = max(info.st_size, len(data))
+        size = max(size, len(data))
         raise ConfigError(
             f"Cannot read {path}: it is larger than 1 MiB ({size} bytes)",
             hint="a config file is a few lines of YAML; check that this is the right file",
@@ -511,12 +520,15 @@ def load_file(
     expansion: Expansion,
     global_path: str | None = None,
     cache_dir: Path | None = None,
+    read: Reader | None = None,
 ) -> FileConfig | None:
     """Read, parse and normalise one config file; None when it does not exist.
 
     With `cache_dir`, the parse of a text that normalised cleanly before is
-    reused from a JSON cache keyed by the text itself (never stale)."""
-    text = read_config_file(path)
+    reused from a JSON cache keyed by the text itself (never stale). `read`
+    replaces `read_config_file` (a launch reads the project file from the snapshot
+    it approved, see `trust`)."""
+    text = (read or read_config_file)(path)
     if text is None:
         return None
     cache = _cache_file(cache_dir, text, path, scope) if cache_dir is not None else None
@@ -537,9 +549,16 @@ def load_file(
     return result
 
 
-def load_config(*, aishell_home: Path, project_root: Path | None, expansion: Expansion) -> Config:
+def load_config(
+    *,
+    aishell_home: Path,
+    project_root: Path | None,
+    expansion: Expansion,
+    read_project: Reader | None = None,
+) -> Config:
     """Load `<aishell_home>/config.yaml` and the project's config, and merge them.
-    Raises the first `ConfigError`."""
+    Raises the first `ConfigError`. `read_project` reads the project file instead of
+    `read_config_file` (the text the user approved, never a second read of the file)."""
     global_path = aishell_home / CONFIG_FILE
     cache_dir = _cache_dir(aishell_home)
     global_part = load_file(
@@ -560,6 +579,7 @@ def load_config(*, aishell_home: Path, project_root: Path | None, expansion: Exp
                 expansion=expansion,
                 global_path=str(global_path),
                 cache_dir=cache_dir,
+                read=read_project,
             )
     return merge(global_part, project_part)
 

@@ -130,6 +130,8 @@ class Config(NamedTuple):
     sources: tuple[str, ...] = ()  # config files that were loaded, in order
     network: NetworkConfig = NetworkConfig()
     git_internals: str = "read-only"  # or "writable": .git/config, hooks, info in the sandbox
+    share_logins: tuple[tuple[str, bool], ...] = ()  # global only: agent -> shared login
+    share_from_host: tuple[str, ...] = ()  # global only: read-only host agent config
 
     def args_for(self, harness: str) -> tuple[str, ...]:
         return self.harness_args.get(harness, ())
@@ -164,6 +166,8 @@ class FileConfig(NamedTuple):
     network: FileNetwork = FileNetwork()
     engine: str | None = None
     git_internals: str | None = None
+    share_logins: tuple[tuple[str, bool], ...] = ()
+    share_from_host: tuple[str, ...] = ()
     lines: LineMap = LineMap()
 
     # The flat names `detection` had before it was one field.
@@ -229,6 +233,8 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("network", "both", checks.network, "network-special", NetworkConfig()),
     Key("engine", "global-only", checks.engine, "global-only", None),
     Key("git_internals", "both", checks.git_internals, "project-wins", "read-only"),
+    Key("share_logins", "global-only", checks.share_logins, "global-only", ()),
+    Key("share_from_host", "global-only", checks.share_from_host, "global-only", ()),
 )
 KEYS_BY_NAME: Final[Mapping[str, Key]] = MappingProxyType({k.name: k for k in KEYS})
 

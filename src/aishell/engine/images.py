@@ -227,7 +227,10 @@ def directory_context(directory: Path, *, exclude: Iterable[str] = ()) -> BuildC
             if rel in skip:
                 continue
             try:
-                files[rel] = full.read_bytes()
+                if full.is_symlink():  # never followed: a link to a FIFO would hang here
+                    files[rel] = b"symlink:" + os.fsencode(os.readlink(full))
+                elif full.is_file():
+                    files[rel] = full.read_bytes()
             except OSError:
                 continue
     return BuildContext(files=files)
@@ -790,14 +793,18 @@ def base_tier(dockerfile: Path) -> Tier:
     )
 
 
-def extension_tier(role: str, canonical_project: str, dockerfile: Path) -> Tier:
-    """A project's extension built from its `.aishell/Dockerfile` (FROM aishell:base)."""
+def extension_tier(
+    role: str, canonical_project: str, dockerfile: Path, *, shown: Path | None = None
+) -> Tier:
+    """A project's extension built from its `.aishell/Dockerfile` (FROM aishell:base).
+    `shown`: the path to name in the progress line (the launch builds from the copy
+    of `.aishell/` the user approved, see `trust`)."""
     return Tier(
         role=role,
         kind=KIND_EXTENSION,
         directory=dockerfile.parent,
         dockerfile=dockerfile,
-        title=f"Building project image from {dockerfile}",
+        title=f"Building project image from {shown or dockerfile}",
         extra_labels=((LABEL_PROJECT, canonical_project),),
     )
 

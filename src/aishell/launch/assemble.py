@@ -97,7 +97,7 @@ def assemble(r: Resolved, m: Materials) -> RunSpec:
         name=r.container,
         labels=tuple(labels),
         harness_volume=m.volume,
-        binds=(*m.agent_binds, *r.config_binds, *r.git_binds),
+        binds=(*m.agent_binds, *r.config_binds, *r.git_binds, *r.guard_binds),
         fixed_env=tuple(fixed_env),
         env=tuple(environment(tools, r.env)),
         ports=tuple(config.ports),

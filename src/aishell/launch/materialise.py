@@ -1,20 +1,19 @@
 """Step 2 of a launch: materialise. The only step with side effects.
 
 It makes what the run needs exist: the image tiers (built when their inputs changed),
-the harness volume (filled when it is not recorded as filled), the agents' config
-paths on the host; and it removes a stopped container left under the same name.
+the harness volume (filled when it is not recorded as filled), the agents' per-project
+config and shared logins (`agenthome.prepare`); and it removes a stopped container
+left under the same name.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aishell import output, paths, state
+from aishell import agenthome, output, paths, state
+from aishell.constants import DOCKERFILE
 from aishell.engine import choice, containers, images, volumes
 from aishell.errors import AishellError
-from aishell.harnesses import BY_NAME
-from aishell.launch.resolve import agent_binds
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -31,7 +30,7 @@ class Materials(NamedTuple):
     engine: Engine
     image: str  # the image ID to run (never a tag another home could move)
     volume: str | None  # the harness volume, filled; None without tools
-    agent_binds: tuple[Bind, ...]  # the agents' config paths, created on the host
+    agent_binds: tuple[Bind, ...]  # the agents' per-project config and shared logins
     flavour: Flavour  # how the engine speaks (Docker/Podman, rootless, SELinux)
 
 
@@ -62,13 +61,14 @@ def materialise(r: Resolved) -> Materials:
         image_items=image_items,
         dockerfile=r.project_dockerfile,
         verbose=r.req.verbose,
+        shown=r.config_dir / DOCKERFILE if r.config_dir is not None else None,
     )
     volume = ensure_volume(
         engine, st=r.state, volume_item=volume_item, image=foundation_id, verbose=r.req.verbose
     )
     if r.container:
         handle_existing_container(engine, r.container, container_item, r.short)
-    binds = ensure_host_config_paths(sorted(r.state.tools), r.host.home)
+    binds = agenthome.prepare(r.agents) if r.agents is not None else []
     return Materials(
         engine=engine,
         image=image,
@@ -88,6 +88,7 @@ def resolve_image(
     image_items: Mapping[str, Mapping[str, Any]],
     dockerfile: Path | None,
     verbose: bool,
+    shown: Path | None = None,
 ) -> tuple[str, str]:
     """(foundation ID, the image ID to run), building the base/extension tiers when
     their inputs changed. Only this home's holds are read and moved."""
@@ -118,7 +119,7 @@ def resolve_image(
     base_id = images.image_id(base_item)
     if dockerfile is None:
         return foundation_id, base_id
-    tier = images.extension_tier(project.extension_role, project.canonical, dockerfile)
+    tier = images.extension_tier(project.extension_role, project.canonical, dockerfile, shown=shown)
     ext_item = tier.ensure(
         engine,
         holds=holds,
@@ -204,30 +205,3 @@ def handle_existing_container(
         )
     engine.capture("rm", "-f", full_name)
     output.info(f"Removed stopped container {full_name}")
-
-
-def ensure_host_config_paths(tools: list[str], home: str) -> list[Bind]:
-    """Create the agents' config paths on the host (right kind) and bind them."""
-    binds = agent_binds(tools, home)
-    files = {os.path.join(home, rel) for name in tools for rel in BY_NAME[name].config_files}
-    for bind in binds:
-        path = bind.source
-        if path not in files:
-            try:
-                os.makedirs(path, exist_ok=True)
-            except OSError as exc:
-                raise AishellError(
-                    f"cannot create {path}: {exc.strerror}",
-                    hint="fix the permissions of your home directory",
-                ) from exc
-        elif not os.path.lexists(path):
-            try:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write("{}\n")
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise AishellError(f"cannot create {path}: {exc.strerror}") from exc
-    return binds

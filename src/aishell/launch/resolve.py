@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from aishell import agenthome, hostfacts, hostgit, netpolicy, output, paths, state, trust
 from aishell import config as config_mod
-from aishell import hostfacts, hostgit, netpolicy, output, paths, state
 from aishell import project as project_mod
 from aishell.constants import DOCKERFILE, RESERVED_ENV
 from aishell.engine import volumes
@@ -20,7 +20,7 @@ from aishell.engine.run_args import Bind
 from aishell.errors import AishellError, ConfigError
 from aishell.harnesses import BY_NAME
 from aishell.launch.request import default_name, setup_hint, validate_name
-from aishell.security import gitwall, validate
+from aishell.security import gitwall, hostpaths, validate
 from aishell.worktrees import git_dir_binds
 
 if TYPE_CHECKING:
@@ -47,9 +47,12 @@ class Resolved(NamedTuple):
     env: tuple[tuple[str, str | None], ...]  # configured env (None: the host's value)
     config_binds: tuple[Bind, ...]  # configured mounts whose source exists
     git_binds: tuple[Bind, ...]  # a linked worktree's git directories
-    project_dockerfile: Path | None  # <project>/.aishell/Dockerfile when it exists
+    project_dockerfile: Path | None  # the approved copy of .aishell/Dockerfile (see trust)
     egress: netpolicy.Plan | None  # None: open network
     terminal: tuple[int, int] | None  # (columns, lines) for a tmux session
+    config_dir: Path | None = None  # the project's .aishell/ (or .sandbox/) when it exists
+    agents: agenthome.Plan | None = None  # the agents' config mounts (made by materialise)
+    guard_binds: tuple[Bind, ...] = ()  # read-only binds that keep aishell's inputs safe
 
 
 def resolve(req: LaunchRequest) -> Resolved:
@@ -59,24 +62,43 @@ def resolve(req: LaunchRequest) -> Resolved:
     identity = hostgit.PendingIdentity(host.cwd)
     home = paths.aishell_home()
     project = project_mod.resolve(host.cwd, aishell_home=str(home))
+    expansion = config_mod.Expansion(home=host.home, uid=host.uid, gid=host.gid, user=host.user)
+    # The project's .aishell/ is read once; the launch uses what it read, and only
+    # once the user approved exactly that (trust on change).
+    config_dir = config_mod.find_project_config_dir(Path(project.root), aishell_home=home)
+    approval = trust.status(project, config_dir)
     config = config_mod.load_config(
         aishell_home=home,
         project_root=Path(project.root),
-        expansion=config_mod.Expansion(home=host.home, uid=host.uid, gid=host.gid, user=host.user),
+        expansion=expansion,
+        read_project=approval.snapshot.reader(config_dir)
+        if approval.snapshot is not None and config_dir is not None
+        else None,
     )
     st = require_setup(req, state.load())
     env = config_env(config, host.env)
 
-    # Cheap checks (and the user's decision) before any engine work.
-    security_checks(req, project, config, host, st)
+    # Cheap checks (and the user's decisions) before any engine work.
+    approval = trust.gate(
+        project, approval, interactive=host.tty, expansion=expansion, aishell_home=home
+    )
+    facts = security_checks(req, project, config, host, st)
 
     short = req.name or default_name(req)
     container = project.container_name(short) if req.kind != "exec" else None
-    config_binds = existing_mounts(config)
-    taken = [b.target for b in (*agent_binds(sorted(st.tools), host.home), *config_binds)]
+    config_binds = existing_mounts(config, facts.real)
+    agents = agenthome.plan(
+        st.tools,
+        project_key=project.store_key,
+        home=host.home,
+        aishell_home=str(home),
+        share=dict(config.share_logins),
+        from_host=agenthome.existing_from_host(config.share_from_host),
+    )
+    guards = guard_binds(project, config_dir, home)
+    taken = [*agents.targets, *(b.target for b in (*config_binds, *guards))]
     git_binds = git_internal_binds(project, config, taken, config_binds)
-    config_dir = config_mod.find_project_config_dir(Path(project.root), aishell_home=home)
-    dockerfile = config_dir / DOCKERFILE if config_dir is not None else None
+    dockerfile = approved_dockerfile(project, approval)
     egress = None
     if config.network.mode != "open":
         egress = netpolicy.plan(config.network, st.tools, config.docker_args)
@@ -93,9 +115,12 @@ def resolve(req: LaunchRequest) -> Resolved:
         env=tuple(env),
         config_binds=tuple(config_binds),
         git_binds=tuple(git_binds),
-        project_dockerfile=dockerfile if dockerfile is not None and dockerfile.is_file() else None,
+        project_dockerfile=dockerfile,
         egress=egress,
         terminal=terminal_size() if req.interactive else None,
+        config_dir=config_dir,
+        agents=agents,
+        guard_binds=tuple(guards),
     )
 
 
@@ -125,6 +150,34 @@ def git_internal_binds(
     return [*linked, *wall.binds]
 
 
+def approved_dockerfile(project: Project, approval: trust.Status) -> Path | None:
+    """The project Dockerfile to build: the one in the copy of the approved content,
+    which is what the user saw (never the project's file, which the agent can write)."""
+    snap = approval.snapshot
+    entry = snap.get(DOCKERFILE) if snap is not None else None
+    if snap is None or approval.state != "approved" or entry is None or entry.kind != "file":
+        return None
+    directory = trust.approved_dir(project)
+    if not (directory / DOCKERFILE).is_file():  # the copy was removed by hand: make it again
+        trust.approve(project, snap)
+    return directory / DOCKERFILE
+
+
+def guard_binds(project: Project, config_dir: Path | None, aishell_home: Path) -> list[Bind]:
+    """Read-only binds over what aishell reads later: the project's config directory
+    (bound onto itself, where it is a real directory), and the aishell home when it is
+    inside the project (hidden behind an empty directory)."""
+    binds = []
+    if config_dir is not None and not config_dir.is_symlink():
+        binds.append(Bind(str(config_dir), str(config_dir), readonly=True))
+    home = os.path.realpath(aishell_home)
+    root = project.canonical
+    if home == root or home.startswith(root.rstrip("/") + "/"):
+        inside = os.path.join(project.root, os.path.relpath(home, root))
+        binds.append(Bind(str(hostpaths.empty_dir(aishell_home)), inside, readonly=True))
+    return binds
+
+
 def require_setup(req: LaunchRequest, st: state.State | None) -> state.State:
     """The saved setup, checked to hold what `req` runs."""
     if st is None:
@@ -142,19 +195,10 @@ def require_setup(req: LaunchRequest, st: state.State | None) -> state.State:
     return st
 
 
-def agent_binds(tools: Sequence[str], home: str) -> list[Bind]:
-    """The enabled agents' config paths, mounted at the same path (not created here)."""
-    binds: list[Bind] = []
-    for name in tools:
-        tool = BY_NAME[name]
-        for rel in (*tool.config_dirs, *tool.config_files):
-            path = os.path.join(home, rel)
-            binds.append(Bind(path, path))
-    return binds
-
-
-def existing_mounts(config: Config) -> list[Bind]:
-    """The configured mounts whose source exists (the others are skipped, with a word)."""
+def existing_mounts(config: Config, real: Mapping[str, str] | None = None) -> list[Bind]:
+    """The configured mounts whose source exists (the others are skipped, with a word).
+    A source is mounted by the real path the security checks judged (`real`), so a
+    symlink swapped in afterwards does not change what is mounted."""
     binds = []
     for mount in config.mounts:
         if not os.path.exists(mount.source):
@@ -162,7 +206,8 @@ def existing_mounts(config: Config) -> list[Bind]:
                 f"mount source {mount.source} does not exist (from {mount.origin}); skipped"
             )
             continue
-        binds.append(Bind(mount.source, mount.target, mount.readonly))
+        source = (real or {}).get(mount.source, mount.source)
+        binds.append(Bind(source, mount.target, mount.readonly))
     return binds
 
 
@@ -183,13 +228,18 @@ def config_env(config: Config, host_env: Mapping[str, str]) -> list[tuple[str, s
 
 def security_checks(
     req: LaunchRequest, project: Project, config: Config, host: HostFacts, st: state.State
-) -> None:
-    dangers = validate.check_docker_args(
-        config.docker_args, home=host.home
-    ) + validate.check_mounts([(m.source, m.target) for m in config.mounts], home=host.home)
+) -> hostpaths.Facts:
+    # Paths are judged by what they really are (symlinks followed), see hostpaths.
+    facts = hostpaths.gather(
+        config, home=host.home, aishell_home=paths.aishell_home(), project=project
+    )
+    dangers = hostpaths.dangers(config, facts)
     if dangers:
         for line in validate.render(dangers):
             output.info(line)
+    hostpaths.gate(
+        hostpaths.decisions(config, facts, dangers), interactive=host.tty, unsafe=req.unsafe
+    )
     if req.interactive and config.detection.enabled:
         # The scan and its rules are loaded only for agent and shell runs.
         from aishell.security import report, scan
@@ -208,6 +258,7 @@ def security_checks(
         )
         if message:
             output.warn(message)
+    return facts
 
 
 def terminal_size() -> tuple[int, int] | None:

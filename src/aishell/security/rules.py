@@ -11,12 +11,13 @@ import contextlib
 import enum
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
     "BUILTIN_DETECTORS",
+    "CONTENT_BYTES",
     "CUSTOM_DEFAULT_REASON",
     "Allowlist",
     "AllowlistEntryLike",
@@ -204,6 +205,12 @@ class Detector:
     `x.kube/config`), or when `glob` (custom patterns) matches its path.
     A match is then dropped when the name contains any of `unless_name_contains`,
     or contains none of `only_if_name_contains` (when that is set).
+
+    `gated`: `(suffix, regex)` pairs; a name ending with the suffix and matching the
+    regex (fullmatch, on the lower-cased name) matches too (the suffix keeps the
+    regex off every other file). `content`: a bytes regex that the file's first
+    `CONTENT_BYTES` must contain for the detector to apply (the scan reads the file;
+    `Matcher.classify` asks through `content_ok`).
     """
 
     id: str
@@ -218,6 +225,8 @@ class Detector:
     unless_name_contains: tuple[str, ...] = ()
     only_if_name_contains: tuple[str, ...] = ()
     glob: Glob | None = field(default=None, compare=False)
+    gated: tuple[tuple[str, str], ...] = ()
+    content: bytes | None = None
 
     def __post_init__(self) -> None:
         for frag in self.path_contains:
@@ -243,6 +252,10 @@ class Detector:
             or any(lname.startswith(a) and lname.endswith(b) for a, b in self.affixes)
             or (bool(self.path_contains) and _path_contains(rel, self.path_contains))
             or (self.glob is not None and self.glob.matches(rel))
+            or any(
+                lname.endswith(suffix) and re.fullmatch(pattern, lname)
+                for suffix, pattern in self.gated
+            )
         )
         if not hit:
             return False
@@ -258,7 +271,21 @@ def _path_contains(rel: str, fragments: tuple[str, ...]) -> bool:
     return any("/" + frag in haystack for frag in fragments)
 
 
+#: How much of a file a `content` detector reads.
+CONTENT_BYTES = 64 * 1024
+
 _ENV_NAMES = frozenset({".env", ".envrc"})
+
+# GCP service-account key files: the Console's default name (`<project>-<key id>.json`)
+# or a name that says what it is; confirmed by the content.
+_GCP_KEY_NAMES = (
+    (".json", r"[a-z][a-z0-9-]{4,28}[a-z0-9]-[0-9a-f]{12}\.json"),
+    (
+        ".json",
+        r".*(?:service[-_.]?account|serviceaccount|sa[-_.]?key|[-_.]sa|gcp|gcloud|google"
+        r"|credential|keyfile|[-_.]key[-_.]|^key[-_.])[^/]*",
+    ),
+)
 _ENV_TEMPLATE_TOKENS = ("example", "sample", "template", "dist")
 
 BUILTIN_DETECTORS: tuple[Detector, ...] = (
@@ -337,7 +364,74 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         severity=Severity.MEDIUM,
         reason="Tool configuration file (may contain credentials)",
         names=frozenset({".npmrc", ".yarnrc.yml", ".terraformrc", "credentials.tfrc.json"}),
+    ),
+    Detector(
+        id="aws-credentials",
+        label="AWS credentials",
+        severity=Severity.HIGH,
+        reason="AWS access keys or cached session tokens",
+        path_contains=(".aws/credentials", ".aws/sso/cache/", ".aws/cli/cache/"),
+    ),
+    Detector(
+        id="git-credentials",
+        label="git credential stores",
+        severity=Severity.HIGH,
+        reason="git credential store (passwords and tokens in plain text)",
+        names=frozenset({".git-credentials"}),
+        path_contains=("git/credentials",),
+    ),
+    Detector(
+        id="gcloud-credentials",
+        label="gcloud credentials",
+        severity=Severity.HIGH,
+        reason="Google Cloud SDK credentials (refresh tokens, service-account keys)",
+        path_contains=(
+            "gcloud/credentials.db",
+            "gcloud/access_tokens.db",
+            "gcloud/legacy_credentials/",
+        ),
+    ),
+    Detector(
+        id="gcp-service-account-key",
+        label="GCP service-account keys",
+        severity=Severity.HIGH,
+        reason="GCP service-account key file (a private key for a cloud identity)",
+        gated=_GCP_KEY_NAMES,
+        content=rb'"type"\s*:\s*"service_account"',
+    ),
+    Detector(
+        id="gh-hosts",
+        label="GitHub CLI tokens",
+        severity=Severity.HIGH,
+        reason="GitHub CLI token file (gh auth)",
+        path_contains=("gh/hosts.yml",),
+    ),
+    Detector(
+        id="docker-config",
+        label="Docker registry credentials",
+        severity=Severity.HIGH,
+        reason="Docker client config (registry logins in 'auths')",
         path_contains=(".docker/config.json",),
+    ),
+    Detector(
+        id="azure-tokens",
+        label="Azure CLI tokens",
+        severity=Severity.HIGH,
+        reason="Azure CLI token cache",
+        path_contains=(".azure/msal_token_cache.json", ".azure/accesstokens.json"),
+    ),
+    Detector(
+        id="agent-credentials",
+        label="AI agent logins",
+        severity=Severity.HIGH,
+        reason="AI coding agent login (OAuth tokens, API keys)",
+        path_contains=(
+            ".claude/.credentials.json",
+            ".codex/auth.json",
+            "opencode/auth.json",
+            ".gemini/oauth_creds.json",
+            ".pi/agent/auth.json",
+        ),
     ),
     Detector(
         id="rails-master-key",
@@ -442,7 +536,10 @@ class Matcher:
         hot_dirs: set[str] = set()
         name_globs: list[str] = []
         path_globs: list[str] = []
+        gated: dict[str, list[str]] = {}
         for d in self.detectors:
+            for suffix, pattern in d.gated:
+                gated.setdefault(suffix, []).append(pattern)
             names.update(d.names)
             prefixes.update(d.prefixes)
             suffixes.update(d.suffixes)
@@ -459,6 +556,12 @@ class Matcher:
         self.hot_dirs: frozenset[str] = frozenset(hot_dirs)
         self.name_regex: re.Pattern[str] | None = _union(name_globs)
         self.path_regex: re.Pattern[str] | None = _union(path_globs)
+        # Names ending with one of these suffixes are candidates when `gated_regex`
+        # matches them (one endswith() for every other file).
+        self.gated_suffixes: tuple[str, ...] = tuple(sorted(gated))
+        self.gated_regex: re.Pattern[str] | None = _union(
+            [p for patterns in gated.values() for p in patterns]
+        )
 
     def is_candidate(self, rel: str, lname: str, *, hot: bool = False) -> bool:
         """Cheap necessary condition for `matches(rel, lname)` to be non-empty.
@@ -467,6 +570,12 @@ class Matcher:
         omitted it is computed from `rel`.
         """
         if lname in self.names or lname.startswith(self.prefixes) or lname.endswith(self.suffixes):
+            return True
+        if (
+            self.gated_regex is not None
+            and lname.endswith(self.gated_suffixes)
+            and self.gated_regex.match(lname) is not None
+        ):
             return True
         if not hot and self.hot_dirs:
             hot = any(seg.lower() in self.hot_dirs for seg in rel.split("/")[:-1])
@@ -482,14 +591,24 @@ class Matcher:
             lname = rel.rpartition("/")[2].lower()
         return tuple(d for d in self.detectors if d.matches(rel, lname))
 
-    def classify(self, rel: str, name: str | None = None) -> Detector | None:
+    def classify(
+        self,
+        rel: str,
+        name: str | None = None,
+        *,
+        content_ok: Callable[[Detector], bool] | None = None,
+    ) -> Detector | None:
         """The detector a file is reported under: the most severe match, ties
-        going to the earlier detector (built-ins come before custom patterns)."""
+        going to the earlier detector (built-ins come before custom patterns).
+        A detector with `content` applies only when `content_ok(detector)` says the
+        file's content matches (without `content_ok`, it never applies)."""
         lname = (name if name is not None else rel.rpartition("/")[2]).lower()
         if not self.is_candidate(rel, lname):
             return None
         best: Detector | None = None
         for d in self.matches(rel, lname):
+            if d.content is not None and (content_ok is None or not content_ok(d)):
+                continue
             if best is None or d.severity.rank < best.severity.rank:
                 best = d
         return best

@@ -2,15 +2,19 @@
 
 The walk prunes `PRUNED_DIRS` as it goes, never follows symlinks, and matches
 every non-directory entry (regular files and symlinks) by name through a
-`rules.Matcher`. The allowlist is applied to individual findings before
-more than `GROUP_THRESHOLD` findings of one detector are collapsed into a
-summary. High findings that git does not ignore are marked `may_be_committed`
-(one `git check-ignore --stdin` call for all of them).
+`rules.Matcher`; the few detectors that also need the content (a GCP
+service-account key is a `.json` file with `"type": "service_account"`) read the
+first `rules.CONTENT_BYTES` of files whose name already matched. The allowlist
+is applied to individual findings before more than `GROUP_THRESHOLD` findings of
+one detector are collapsed into a summary. High findings that git does not
+ignore are marked `may_be_committed` (one `git check-ignore --stdin` call for all
+of them).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from aishell import hostgit
 from aishell.errors import AishellError
 from aishell.security.rules import (
     BUILTIN_DETECTORS,
+    CONTENT_BYTES,
     AllowlistEntryLike,
     CustomPatternLike,
     Detector,
@@ -129,10 +134,15 @@ def scan_project(
 
     allowed = compile_allowlist(allowlist, root=os.path.abspath(root))
     by_detector: dict[str, list[tuple[str, Detector]]] = {}
+    base = os.fspath(root)
     for rel in hits:
         if allowed and allowed.matches(rel):
             continue
-        detector = matcher.classify(rel)
+
+        def content_ok(d: Detector, rel: str = rel) -> bool:
+            return _content_matches(os.path.join(base, rel), d)
+
+        detector = matcher.classify(rel, content_ok=content_ok)
         if detector is not None:
             by_detector.setdefault(detector.id, []).append((rel, detector))
 
@@ -190,6 +200,8 @@ def _walk(
     hot_dirs = matcher.hot_dirs
     name_re = matcher.name_regex.match if matcher.name_regex is not None else None
     path_re = matcher.path_regex.match if matcher.path_regex is not None else None
+    gated_suffixes = matcher.gated_suffixes
+    gated_re = matcher.gated_regex.match if matcher.gated_regex is not None else None
     pruned = PRUNED_DIRS
 
     hits: list[str] = []
@@ -231,6 +243,11 @@ def _walk(
                         or lname.startswith(prefixes)
                         or lname.endswith(suffixes)
                         or hot
+                        or (
+                            gated_re is not None
+                            and lname.endswith(gated_suffixes)
+                            and gated_re(lname) is not None
+                        )
                         or (name_re is not None and name_re(lname) is not None)
                         or (path_re is not None and path_re(rel_dir + name) is not None)
                     ) and (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
@@ -239,6 +256,34 @@ def _walk(
                 where = rel_dir[:-1] or "."
                 notes.append(f"stopped reading directory {where} ({_reason(exc)})")
     return hits, files
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def _content_matches(path: str, detector: Detector) -> bool:
+    """The file's first `CONTENT_BYTES` match `detector.content`. A file that cannot be
+    read (or is not a regular file) counts as a match: its name alone matched, and a
+    missed key is worse than a second look."""
+    import re
+
+    assert detector.content is not None
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return False  # its target is scanned where it is (when it is in the project)
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        data = os.read(fd, CONTENT_BYTES)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return re.search(detector.content, data) is not None
 
 
 def _reason(exc: OSError) -> str:

@@ -10,6 +10,12 @@ them: every spelling of an option is recognised (`--opt value`, `--opt=value`,
 short forms and bundles such as `-itv SRC:DST`), and the value of an option that
 takes one is never mistaken for an option (`-e X=--privileged` is an environment
 variable, not `--privileged`).
+
+Host paths are judged by what they are, not by how they are spelled: the caller
+resolves them (`realpath`: symlinks followed, `~` and `..` normalised; that is I/O,
+see `security/hostpaths.py`) and passes the results in as `real`; a path is flagged
+when its spelling or its real path is dangerous. `host_paths` lists the paths a
+config names, for the caller to resolve.
 """
 
 from __future__ import annotations
@@ -17,19 +23,30 @@ from __future__ import annotations
 import csv
 import posixpath
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 __all__ = [
     "DANGEROUS_CAPABILITIES",
+    "ENGINE_ENDPOINT_VARIABLES",
     "Danger",
     "check_docker_args",
+    "check_env",
     "check_mounts",
+    "check_project_root",
+    "host_paths",
+    "leaves_project",
     "render",
 ]
 
 SOURCE_DOCKER_ARGS = "docker_args"
 SOURCE_MOUNTS = "mounts"
+SOURCE_ENV = "env"
+SOURCE_PROJECT = "project"
+
+#: Variables that point a container engine client at an engine: set inside the
+#: sandbox, they hand the agent whatever engine they name.
+ENGINE_ENDPOINT_VARIABLES = frozenset({"DOCKER_HOST", "CONTAINER_HOST"})
 
 RENDER_HEADER = "Security notice: options that weaken the sandbox"
 RENDER_FOOTER = (
@@ -286,6 +303,18 @@ _SYSTEM_PATHS: tuple[tuple[str, str], ...] = (
 )
 _ROOT_WHY = "the whole host filesystem"
 
+#: Shared host locations flagged only as themselves (or a directory holding them):
+#: a directory of your own inside /tmp is not the whole of /tmp.
+_SHARED_PATHS: tuple[tuple[str, str], ...] = (
+    (
+        "/tmp",
+        "the host's shared temporary directory: sockets of X11, SSH agents and tmux"
+        " servers (commands on the host), other users' files",
+    ),
+    ("/var/tmp", "the host's shared temporary directory"),
+    ("/dev/shm", "the host's shared memory"),
+)
+
 #: Locations inside the home directory (relative to it).
 _HOME_PATHS: tuple[tuple[str, str], ...] = (
     (".ssh", "SSH private keys"),
@@ -311,8 +340,42 @@ _HOME_PATHS: tuple[tuple[str, str], ...] = (
     (".orbstack", "OrbStack's Docker socket"),
     (".rd", "Rancher Desktop's Docker socket"),
     (".lima", "Lima's VMs and their sockets"),
-)
+    # Files that run on the host later: whatever the agent writes there runs as you.
+    *(
+        (name, "a shell start-up file: what is written there runs in your next shell")
+        for name in (
+            ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile",
+            ".zshrc", ".zprofile", ".zshenv", ".zlogin", ".zlogout", ".cshrc",
+            ".tcshrc", ".kshrc", ".mkshrc", ".xprofile", ".xsession", ".xinitrc",
+            ".pam_environment", ".config/fish", ".config/environment.d",
+        )
+    ),
+    (".local/bin", "programs on your PATH: what is written there runs instead of them"),
+    ("bin", "programs on your PATH: what is written there runs instead of them"),
+    (".config/autostart", "programs your desktop starts when you log in"),
+    (".config/systemd", "your systemd user services, started on the host"),
+    (".gitconfig", "your git config: hooks and helpers it names run on the host"),
+    (".config/git", "your git config: hooks and helpers it names run on the host"),
+    (".Xauthority", "the key to your X display (keystrokes, screen)"),
+    # The agents' own config on the host: what the agent writes there (hooks, plugins,
+    # MCP servers) runs when you start that agent outside aishell.
+    (".claude", "Claude Code's config on the host: hooks and MCP servers written there"
+     " run when you use Claude Code outside aishell"),
+    (".claude.json", "Claude Code's config on the host (MCP servers, login)"),
+    (".codex", "Codex's config on the host: notify commands and MCP servers written"
+     " there run when you use Codex outside aishell"),
+    (".gemini", "Gemini CLI's config on the host: MCP servers and extensions written"
+     " there run when you use it outside aishell"),
+    (".config/opencode", "OpenCode's config on the host: plugins written there run when"
+     " you use OpenCode outside aishell"),
+    (".local/share/opencode", "OpenCode's data on the host (logins, downloaded programs)"),
+    (".pi", "Pi's config on the host: extensions and key commands run when you use Pi"),
+)  # fmt: skip
 _HOME_WHY = "your home directory: SSH keys, cloud credentials, shell start-up files"
+_AISHELL_HOME_WHY = (
+    "aishell's own home: its approvals of project configs, the agents' logins and"
+    " per-project config (the agent could approve its own config)"
+)
 
 
 class _PathRule(NamedTuple):
@@ -342,16 +405,33 @@ def _within(path: str, base: str) -> bool:
 
 
 class _HostPaths:
-    """The host-path rules, bound to one home directory."""
+    """The host-path rules, bound to one home directory (and its real path, when the
+    home is reached through a symlink) and to aishell's own home."""
 
-    def __init__(self, home: str | None) -> None:
+    def __init__(
+        self,
+        home: str | None,
+        *,
+        real_home: str | None = None,
+        aishell_home: str | None = None,
+    ) -> None:
         rules = [_PathRule(_key(p), p, why) for p, why in _SYSTEM_PATHS]
         self.home: str | None = None
+        self.homes: tuple[str, ...] = ()
         if home and home.startswith("/"):
             self.home = _normalise(home)
-            home_key = self.home.casefold()
-            for rel, why in _HOME_PATHS:
-                rules.append(_PathRule(_key(home_key + "/" + rel), "~/" + rel, why))
+            homes = [self.home]
+            if real_home and real_home.startswith("/") and _normalise(real_home) != self.home:
+                homes.append(_normalise(real_home))
+            self.homes = tuple(homes)
+            for base in self.homes:
+                for rel, why in _HOME_PATHS:
+                    rules.append(_PathRule(_key(base + "/" + rel), "~/" + rel, why))
+        if aishell_home and aishell_home.startswith("/"):
+            label = _normalise(aishell_home)
+            if self.home and _within(label, self.home):
+                label = "~" + label[len(self.home) :]
+            rules.append(_PathRule(_key(aishell_home), label, _AISHELL_HOME_WHY))
         # Most specific first, so /var/run/x reports /var/run, not a broader rule.
         self.rules: tuple[_PathRule, ...] = tuple(
             sorted(rules, key=lambda r: len(r.key), reverse=True)
@@ -371,13 +451,16 @@ class _HostPaths:
         key = _key(path)
         if key == "/":
             return f"exposes {_ROOT_WHY}"
+        for shared, why in _SHARED_PATHS:
+            if key == shared:
+                return f"exposes {why}"
         if posixpath.basename(key) in _ENGINE_SOCKETS:
             return f"exposes {_SOCKET_WHY}"
         for rule in self.rules:  # the path is, or is inside, a sensitive location
             if _within(key, rule.key):
                 return f"exposes {rule.why}"
-        if self.home is not None:
-            home_key = self.home.casefold()
+        for home in self.homes:
+            home_key = home.casefold()
             if key == home_key:
                 return f"exposes {_HOME_WHY}"
             if _within(home_key, key):
@@ -385,6 +468,9 @@ class _HostPaths:
         for rule in reversed(self.rules):  # the path contains a sensitive location
             if _within(rule.key, key):
                 return f"includes {rule.label} ({rule.why})"
+        for shared, why in _SHARED_PATHS:
+            if _within(shared, key):
+                return f"includes {shared} ({why})"
         return None
 
     def check_mount(self, source: str, target: str | None) -> str | None:
@@ -412,6 +498,52 @@ _NAMESPACE_HOST_WHY: dict[str, str] = {
     "cgroupns": "shares the host's cgroup namespace: the host's cgroup tree becomes visible",
 }
 _NAMESPACE_PATH_WHY = "joins an existing namespace by path, which can be the host's"
+_NAMESPACE_CONTAINER_WHY: dict[str, str] = {
+    "network": "joins another container's network: its localhost services and its network"
+    " policy (another project's sandbox, or the egress proxy) become the agent's",
+    "pid": "joins another container's processes: through /proc/<pid>/root the agent reads"
+    " and writes that container's files (another project's sandbox and its mounts)",
+    "ipc": "joins another container's shared memory and message queues",
+    "uts": "joins another container's hostname",
+    "userns": "joins another container's user namespace",
+    "cgroupns": "joins another container's cgroup namespace",
+}
+_VOLUMES_FROM_WHY = (
+    "mounts every volume and bind mount of another container (another project's"
+    " sandbox, with its agent logins and mounts)"
+)
+_GROUP_ADD_WHY = (
+    "adds the container user to a host group: files and sockets of that group (the"
+    " docker group's engine socket, for one) become the agent's"
+)
+_ENDPOINT_WHY = (
+    "points container tools inside the sandbox at a container engine: whoever can reach"
+    " an engine controls every container and, through them, the host"
+)
+_RUNTIME_WHY = "runs the container with another OCI runtime, which may not isolate it"
+_SYSCTL_WHY = (
+    "sets a kernel.* sysctl: some are not namespaced and act on the host kernel"
+    " (the CVE-2022-0811 class)"
+)
+_CGROUP_PARENT_WHY = "places the container in another cgroup, outside the engine's limits"
+_POD_WHY = "joins a pod: its namespaces are shared with the pod's other containers"
+_GPUS_WHY = "gives the container access to host GPUs (host devices)"
+_VOLUME_DRIVER_WHY = "uses a volume plugin, which mounts whatever it is told on the host"
+_VOLUME_OPT_WHY = (
+    "gives the volume driver mount options: with `o=bind` and `device=PATH` it binds any"
+    " host path, with `type=nfs` it mounts remote shares"
+)
+_PROPAGATION_WHY = (
+    "shares mount events with the host (bind-propagation): mounts made in one appear in the other"
+)
+_KEEP_GROUPS_WHY = "keeps your supplementary groups in the container (their files and sockets)"
+_ENV_FILE_WHY = (
+    "reads environment variables from a file outside the project: its secrets reach the agent"
+)
+#: Runtimes known to isolate at least as well as the default ones.
+_SAFE_RUNTIMES = frozenset(
+    {"runc", "crun", "runsc", "kata", "kata-runtime", "io.containerd.runc.v2"}
+)
 
 _PRIVILEGED_WHY = (
     "gives the container every capability and every host device, without seccomp or"
@@ -433,8 +565,15 @@ def _security_opt_why(value: str) -> str | None:
     rest = rest.strip().lower()
     if key == "seccomp" and rest == "unconfined":
         return "turns off the seccomp filter: every system call reaches the host kernel"
+    if key == "seccomp" and rest:
+        return (
+            "replaces the seccomp profile (the engine's default, or aishell's own) with a"
+            " custom one, which may allow any system call"
+        )
     if key == "apparmor" and rest == "unconfined":
         return "turns off the AppArmor profile that confines the container"
+    if key == "apparmor" and rest:
+        return "replaces the AppArmor profile that confines the container with another one"
     if key == "label":
         if rest == "disable":
             return "turns off SELinux separation for the container"
@@ -456,6 +595,8 @@ def _namespace_why(name: str, value: str) -> str | None:
         return _NAMESPACE_HOST_WHY[name]
     if mode.startswith("ns:"):  # podman: join the namespace at a path, e.g. /proc/1/ns/net
         return _NAMESPACE_PATH_WHY
+    if mode.startswith("container:"):
+        return _NAMESPACE_CONTAINER_WHY.get(name, "joins another container's namespace")
     return None
 
 
@@ -499,7 +640,67 @@ def _mount_spec(value: str) -> tuple[str | None, str | None]:
     return source, target
 
 
-def _option_dangers(option: _Option, paths: _HostPaths) -> Iterable[str]:
+def _volume_opts(value: str) -> list[tuple[str, str]]:
+    """The `volume-opt=KEY=VALUE` fields of a `--mount` (KEY lower-case)."""
+    opts = []
+    for key, val in _csv_fields(value):
+        if key in {"volume-opt", "volume-opts"} and val is not None:
+            k, _, v = val.partition("=")
+            opts.append((k.strip().lower(), v.strip()))
+    return opts
+
+
+def _env_name(value: str) -> str:
+    return value.partition("=")[0].strip()
+
+
+class _Judge:
+    """The path rules plus what the caller resolved: real paths, the project."""
+
+    def __init__(
+        self,
+        paths: _HostPaths,
+        real: Mapping[str, str] | None = None,
+        project: Sequence[str] = (),
+    ) -> None:
+        self.paths = paths
+        self.real = real or {}
+        self.project = tuple(_normalise(p) for p in project if p.startswith("/"))
+
+    def absolute(self, source: str) -> str | None:
+        return self.paths.host_path(source)
+
+    def check_source(self, source: str) -> str | None:
+        """Why mounting `source` weakens the sandbox: by its spelling, else by its real path."""
+        why = self.paths.check_source(source)
+        if why is not None:
+            return why
+        path = self.absolute(source)
+        real = self.real.get(path) if path else None
+        if path and real and _normalise(real) != _normalise(path):
+            why = self.paths.check_source(real)
+            if why is not None:
+                return f"is a symlink to {real}: {why}"
+        return None
+
+    def check_mount(self, source: str, target: str | None) -> str | None:
+        why = self.check_source(source)
+        if why is None and target and _is_socket_path(target):
+            why = _SOCKET_TARGET_WHY
+        return why
+
+    def outside_project(self, path: str) -> bool:
+        absolute = self.absolute(path)
+        if absolute is None:
+            return False  # relative: the engine reads it from the current directory
+        candidates = [_normalise(absolute)]
+        real = self.real.get(absolute)
+        if real:
+            candidates.append(_normalise(real))
+        return any(not any(_within(c, p) for p in self.project) for c in candidates)
+
+
+def _option_dangers(option: _Option, judge: _Judge) -> Iterable[str]:
     """The reasons (zero or more) why one parsed option weakens the sandbox."""
     name, value = option.name, option.value
     if name == "privileged" or name == "use-api-socket":
@@ -527,43 +728,176 @@ def _option_dangers(option: _Option, paths: _HostPaths) -> Iterable[str]:
         yield _DEVICE_WHY
     elif name == "device-cgroup-rule":
         yield _DEVICE_RULE_WHY
-    elif name in {"volume", "mount"}:
-        source, target = _volume_spec(value) if name == "volume" else _mount_spec(value)
-        why = paths.check_mount(source, target) if source else None
+    elif name == "volume":
+        source, target = _volume_spec(value)
+        why = judge.check_mount(source, target) if source else None
         if why:
             yield why
+    elif name == "mount":
+        yield from _mount_dangers(value, judge)
+    elif name == "volumes-from":
+        yield _VOLUMES_FROM_WHY
+    elif name == "group-add":
+        yield _KEEP_GROUPS_WHY if value.strip().lower() == "keep-groups" else _GROUP_ADD_WHY
+    elif name == "env":
+        if _env_name(value) in ENGINE_ENDPOINT_VARIABLES:
+            yield _ENDPOINT_WHY
+    elif name == "env-file":
+        why = judge.check_source(value)
+        if why:
+            yield why
+        elif judge.outside_project(value):
+            yield _ENV_FILE_WHY
+    else:
+        yield from _other_dangers(name, value)
 
 
-def check_docker_args(tokens: Sequence[str], *, home: str | None = None) -> list[Danger]:
+def _mount_dangers(value: str, judge: _Judge) -> Iterable[str]:
+    source, target = _mount_spec(value)
+    opts = _volume_opts(value)
+    if opts:
+        yield _VOLUME_OPT_WHY
+    device = next((v for k, v in opts if k == "device"), None)
+    for path in (source, device):
+        why = judge.check_mount(path, target) if path else None
+        if why:
+            yield why
+    propagation = dict(_csv_fields(value)).get("bind-propagation") or ""
+    if propagation.strip().lower() in {"shared", "rshared"}:
+        yield _PROPAGATION_WHY
+
+
+def _other_dangers(name: str, value: str) -> Iterable[str]:
+    word = value.strip().lower()
+    if name == "runtime" and word not in _SAFE_RUNTIMES:
+        yield _RUNTIME_WHY
+    elif name == "sysctl" and word.startswith("kernel."):
+        yield _SYSCTL_WHY
+    elif name == "cgroup-parent":
+        yield _CGROUP_PARENT_WHY
+    elif name == "pod":
+        yield _POD_WHY
+    elif name == "gpus":
+        yield _GPUS_WHY
+    elif name == "volume-driver" and word not in {"", "local"}:
+        yield _VOLUME_DRIVER_WHY
+    elif name == "annotation":
+        key, _, flag = value.partition("=")
+        if key.strip() == "run.oci.keep_original_groups" and flag.strip() not in _FALSE_WORDS:
+            yield _KEEP_GROUPS_WHY
+
+
+def check_docker_args(
+    tokens: Sequence[str],
+    *,
+    home: str | None = None,
+    real: Mapping[str, str] | None = None,
+    real_home: str | None = None,
+    aishell_home: str | None = None,
+    project: Sequence[str] = (),
+) -> list[Danger]:
     """Options in `tokens` (the `docker_args` words) that weaken the sandbox.
 
     `home` is the host home directory; pass it so that `-v`/`--mount` sources are
     checked with the home-relative rules of `check_mounts` too (`-v ~/.ssh:/k`).
-    Without it only the system-wide path rules apply.
+    Without it only the system-wide path rules apply. `real` maps host paths (as
+    `host_paths` lists them) to their real paths; `project` is the project root (its
+    spelling and real path): an `--env-file` outside it is flagged.
     """
-    paths = _HostPaths(home)
+    paths = _HostPaths(home, real_home=real_home, aishell_home=aishell_home)
+    judge = _Judge(paths, real, project)
     dangers: list[Danger] = []
     for option in _parse_options(tokens):
-        for why in _option_dangers(option, paths):
+        for why in _option_dangers(option, judge):
             dangers.append(Danger(option.written, why, SOURCE_DOCKER_ARGS))
     return _dedupe(dangers)
 
 
-def check_mounts(mounts: Sequence[tuple[str, str]], *, home: str) -> list[Danger]:
+def check_mounts(
+    mounts: Sequence[tuple[str, str]],
+    *,
+    home: str,
+    real: Mapping[str, str] | None = None,
+    real_home: str | None = None,
+    aishell_home: str | None = None,
+) -> list[Danger]:
     """Configured mounts, as (host source, container target), that expose sensitive host paths.
 
     Sources are expected to be absolute host paths already (`~` is expanded with `home`
-    if it is still there); anything else is not a host path and is not judged.
+    if it is still there); anything else is not a host path and is not judged. With
+    `real` (source -> real path), a source that is a symlink to a sensitive path is
+    flagged too.
     """
-    paths = _HostPaths(home)
+    judge = _Judge(_HostPaths(home, real_home=real_home, aishell_home=aishell_home), real)
     dangers: list[Danger] = []
     for source, target in mounts:
-        why = paths.check_source(source)
+        why = judge.check_source(source)
         if why is not None:
             dangers.append(Danger(source, why, SOURCE_MOUNTS))
         elif target and _is_socket_path(target):
             dangers.append(Danger(f"{source}:{target}", _SOCKET_TARGET_WHY, SOURCE_MOUNTS))
     return _dedupe(dangers)
+
+
+def check_env(names: Iterable[str]) -> list[Danger]:
+    """Configured `env` names that hand the agent a container engine."""
+    return [
+        Danger(name, _ENDPOINT_WHY, SOURCE_ENV)
+        for name in dict.fromkeys(names)
+        if name in ENGINE_ENDPOINT_VARIABLES
+    ]
+
+
+def check_project_root(
+    root: str,
+    *,
+    home: str,
+    real_root: str | None = None,
+    real_home: str | None = None,
+    aishell_home: str | None = None,
+) -> list[Danger]:
+    """The project root itself (mounted read-write): the home directory, a directory
+    holding it, or a sensitive location (a launch in `$HOME` with no git repository
+    above mounts the whole home, `.ssh` and `~/.aishell` included)."""
+    paths = _HostPaths(home, real_home=real_home, aishell_home=aishell_home)
+    for path in dict.fromkeys(p for p in (root, real_root) if p):
+        why = paths.check_source(path)
+        if why is not None:
+            shown = root if path == root else f"{root} (really {path})"
+            return [Danger(shown, f"the project directory {why}", SOURCE_PROJECT)]
+    return []
+
+
+def host_paths(
+    tokens: Sequence[str], mount_sources: Iterable[str] = (), *, home: str | None = None
+) -> list[str]:
+    """The absolute host paths a config names (mount sources, `-v`/`--mount` sources
+    and `device=` options, `--env-file`): what the caller resolves for `real`."""
+    paths = _HostPaths(home)
+    found: list[str] = [p for p in mount_sources if p.startswith("/")]
+    for option in _parse_options(tokens):
+        candidates: list[str | None] = []
+        if option.name == "volume":
+            candidates.append(_volume_spec(option.value)[0])
+        elif option.name == "mount":
+            candidates.append(_mount_spec(option.value)[0])
+            candidates += [v for k, v in _volume_opts(option.value) if k == "device"]
+        elif option.name == "env-file":
+            candidates.append(option.value)
+        for candidate in candidates:
+            absolute = paths.host_path(candidate) if candidate else None
+            if absolute:
+                found.append(_normalise(absolute))
+    return list(dict.fromkeys(found))
+
+
+def leaves_project(source: str, real: str, *, root: str, real_root: str) -> bool:
+    """A mount source inside the project (by its spelling) whose real path is outside
+    it: a symlink in the project, which whoever writes the project (the agent) can
+    point anywhere, decides what gets mounted."""
+    src, dst = _normalise(source), _normalise(real)
+    inside = _within(src, _normalise(root)) or _within(src, _normalise(real_root))
+    return inside and not _within(dst, _normalise(real_root))
 
 
 def _dedupe(dangers: Iterable[Danger]) -> list[Danger]:

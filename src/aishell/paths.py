@@ -43,3 +43,9 @@ def global_dockerfile(environ: dict[str, str] | None = None) -> Path:
 
 def logs_dir(environ: dict[str, str] | None = None) -> Path:
     return aishell_home(environ) / "logs"
+
+
+def egress_dir(environ: dict[str, str] | None = None) -> Path:
+    """Allowlist sessions' policies and sockets (engine/proxy.py): never mounted into a
+    sandbox, except each session's own socket directory, read-only."""
+    return aishell_home(environ) / "egress"

@@ -1,9 +1,9 @@
 """Step 4 of a launch: run. Hand the assembled spec over to the engine.
 
-Under an allowlist policy the session's egress proxy exists around the run
-(`proxy.egress`); the agent then runs as a child so the proxy can be removed when it
-ends (a detached agent keeps its proxy until `collect_orphans` finds it ended).
-Otherwise a foreground run replaces this process with the engine CLI.
+Under an allowlist policy the session is registered with this home's egress proxy
+around the run (`proxy.egress`); the session ends with its sandbox (the sandbox holds a
+keep-alive connection to the proxy), so a foreground run still replaces this process
+with the engine CLI, and a detached one needs nothing more from aishell.
 """
 
 from __future__ import annotations
@@ -35,10 +35,12 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
         uid=r.host.uid,
         gid=r.host.gid,
         verbose=r.req.verbose,
+        project=r.project.root,
+        container=r.container or "exec",
     ) as egress:
-        outcome = hand_over(r, m, spec, args, child=True)
+        outcome = hand_over(r, m, spec, args, child=False)
         if egress is not None and outcome.detached:
-            egress.keep = True  # the agent still runs and needs its proxy
+            egress.keep = True  # the agent still runs; its end closes the session
         return outcome.status
 
 

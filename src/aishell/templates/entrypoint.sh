@@ -60,6 +60,14 @@ if [ -n "${TERM:-}" ] && ! infocmp "$TERM" >/dev/null 2>&1; then
     export TERM=xterm-256color
 fi
 
+# network: allowlist — the container has no network but loopback; its one way out
+# is the session's unix socket to the egress proxy (mounted read-only). Relay
+# 127.0.0.1:3128 (HTTP(S)_PROXY) to it, and hold the keep-alive connection whose end
+# tells the proxy this session is over. Killing either changes nothing the policy allows.
+if [ -n "${AISHELL_EGRESS:-}" ]; then
+    /usr/local/bin/aishell-egress-relay "$AISHELL_EGRESS" || true
+fi
+
 if [ -n "${AISHELL_PRE_START:-}" ]; then
     : > /tmp/pre-start.log
     chown "$uid:$gid" /tmp/pre-start.log

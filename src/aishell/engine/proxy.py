@@ -50,6 +50,8 @@ KIND_PROXY = "proxy"
 # test servers `allowed.test` / `denied.test` live).
 EXTRA_NETWORKS_ENV = "AISHELL_PROXY_EXTRA_NETWORKS"
 READY_TIMEOUT = 90.0  # seconds for a new proxy container to answer
+# Seconds without a session after which the proxy stops by itself (default 1800).
+IDLE_ENV = "AISHELL_PROXY_IDLE"
 
 PROXY_TEMPLATE_FILES = (
     "Dockerfile",
@@ -147,16 +149,20 @@ class ProxyUser(NamedTuple):
     (namespace) root with only the capabilities to start Squid as nobody."""
 
     args: tuple[str, ...]
+    tmpfs: str  # options of its private /run/aishell-proxy
 
 
 def proxy_user(engine: Engine, uid: int, gid: int) -> ProxyUser:
     drop = ("--cap-drop", "ALL")
     as_root = (*drop, "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "KILL")
+    tmpfs = "rw,size=16m,mode=0755"
     if engine.rootless:
-        return ProxyUser(as_root)  # root in the user namespace: the host user
+        return ProxyUser(as_root, tmpfs)  # root in the user namespace: the host user
     if uid == 0:
-        return ProxyUser(("--user", "0:0", *as_root))
-    return ProxyUser(("--user", f"{uid}:{gid}", *drop))
+        return ProxyUser(("--user", "0:0", *as_root), tmpfs)
+    return ProxyUser(
+        ("--user", f"{uid}:{gid}", *drop), f"rw,size=16m,mode=0700,uid={uid},gid={gid}"
+    )
 
 
 def proxy_create_args(
@@ -174,6 +180,7 @@ def proxy_create_args(
     host_addrs: list[str],
 ) -> list[str]:
     flavour = engine.flavour
+    user = proxy_user(engine, uid, gid)
     argv = [
         "create", "--init",
         "--name", name,
@@ -182,16 +189,19 @@ def proxy_create_args(
         "--label", f"{LABEL_HOME}={home_id}",
         "--label", f"{LABEL_PROXY_HASH}={content_hash}",
         "--label", f"{LABEL_EXTRA}={','.join(extras)}",
-        *proxy_user(engine, uid, gid).args,
+        *user.args,
         "--read-only",
-        "--tmpfs", "/run/aishell-proxy:rw,mode=0755,size=16m",
+        "--tmpfs", f"/run/aishell-proxy:{user.tmpfs}",
         "--security-opt", "no-new-privileges",
         "--pids-limit", "512",
         *bind_args(Bind(egress, "/egress"), flavour),
         *bind_args(Bind(logs, "/logs"), flavour),
         "-e", f"AISHELL_PROXY_HOST_ADDRESSES={' '.join(host_addrs)}",
-        image,
     ]  # fmt: skip
+    idle = os.environ.get(IDLE_ENV, "")
+    if idle.isdigit():
+        argv += ["-e", f"AISHELL_PROXY_IDLE={idle}"]
+    argv.append(image)
     return argv
 
 
@@ -293,11 +303,12 @@ def _wait_ready(engine: Engine, name: str, ident: str, marker: Path) -> None:
                 break
         time.sleep(0.05)
     logs = engine.capture("logs", "--tail", "30", name)
-    said = [
+    lines = [
         line
         for line in (logs.stdout + logs.stderr).splitlines()
-        if "aishell-egress:" in line or "FATAL" in line
+        if line.strip() and "IPv6 has not been enabled" not in line
     ]
+    said = [line for line in lines if "aishell-egress:" in line or "FATAL" in line] or lines[-5:]
     raise EngineError(
         "the egress proxy did not start: "
         + (said[-1].split("aishell-egress: ", 1)[-1] if said else "it did not answer"),

@@ -67,6 +67,12 @@ fi
 if [ -n "${AISHELL_EGRESS:-}" ]; then
     /usr/local/bin/aishell-egress-relay "$AISHELL_EGRESS" || true
 fi
+# Without a network (none, allowlist) the engine maps no address to the hostname; sudo
+# would complain on every call.
+name="$(cat /proc/sys/kernel/hostname)"
+if ! grep -qw -- "$name" /etc/hosts 2>/dev/null; then
+    printf '127.0.1.1\t%s\n' "$name" >> /etc/hosts 2>/dev/null || true
+fi
 
 if [ -n "${AISHELL_PRE_START:-}" ]; then
     : > /tmp/pre-start.log

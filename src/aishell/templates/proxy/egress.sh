@@ -73,10 +73,12 @@ if ! listening; then
     exit 69
 fi
 
+# Every session gets a loopback source address never used before by this proxy (Squid's
+# helper answers, cached per address, can never pass to another session).
 counter=0
-next_address() {
+next_address() {  # sets $address (no subshell: the counter must survive)
     counter=$((counter + 1))
-    printf '127.%d.%d.%d' $((1 + counter / 65025)) $(((counter / 255) % 255)) $((counter % 255 + 1))
+    address="127.$((1 + counter / 65025)).$(((counter / 255) % 255)).$((counter % 255 + 1))"
 }
 
 log_line() {  # session, text: a line of the session's decision log
@@ -88,7 +90,8 @@ register() {
     [[ "$id" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || return 0
     [ -e "$run/active/$id" ] && return 0
     [ -f "/egress/sessions/$id/policy" ] && [ -d "/egress/sockets/$id" ] || return 0
-    addr=$(next_address)
+    next_address
+    addr=$address
     grep -E '^allow [A-Za-z0-9*.:-]+$' "/egress/sessions/$id/policy" > "$run/policy/$addr" || true
     echo "$id" > "$run/session/$addr"
     mkdir -p "/logs/$id"
@@ -149,8 +152,26 @@ events() {
 events &
 events_pid=$!
 
-trap 'kill "$squid_pid" "$events_pid" 2>/dev/null; exit 0' TERM INT
-wait -n "$squid_pid" "$events_pid" || true
+# The proxy ends by itself when its aishell home is gone (its `ready` file with it), or
+# after AISHELL_PROXY_IDLE seconds (default 30 minutes) without a session; the next
+# allowlist launch starts it again.
+idle_limit=${AISHELL_PROXY_IDLE:-1800}
+(
+    idle=0
+    while sleep 5; do
+        [ -e /egress/ready ] || { note "the aishell home is gone; stopping"; break; }
+        if [ -n "$(ls -A "$run/active" 2>/dev/null)" ]; then idle=0; else idle=$((idle + 5)); fi
+        [ "$idle" -lt "$idle_limit" ] || { note "no session for ${idle_limit}s; stopping"; break; }
+    done
+) &
+watch_pid=$!
+
+trap 'kill "$squid_pid" "$events_pid" "$watch_pid" 2>/dev/null; exit 0' TERM INT
+wait -n "$squid_pid" "$events_pid" "$watch_pid" || true
+if kill -0 "$squid_pid" 2>/dev/null && kill -0 "$events_pid" 2>/dev/null; then
+    kill "$squid_pid" "$events_pid" 2>/dev/null || true
+    exit 0  # home gone, or idle
+fi
 note "Squid or the session watcher stopped; the proxy stops (sessions have no way out)"
-kill "$squid_pid" "$events_pid" 2>/dev/null || true
+kill "$squid_pid" "$events_pid" "$watch_pid" 2>/dev/null || true
 exit 70

@@ -13,6 +13,7 @@ Nothing here contacts an address outside this machine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 # Node (from the foundation image): HTTP on 80, HTTPS with HTTP/1.1 and HTTP/2 on 443.
 SERVER = r"""
-const fs = require("fs"), http = require("http"), http2 = require("http2");
+const fs = require("fs"), http = require("http"), http2 = require("http2"), net = require("net");
 const answer = (q, r) => {
   const host = q.headers[":authority"] || q.headers.host || "-";
   r.end("hello from " + host.replace(/:\d+$/, "") + " over HTTP/" + q.httpVersion + "\n");
@@ -36,6 +37,8 @@ http2.createSecureServer({
   key: fs.readFileSync("/certs/key.pem"), cert: fs.readFileSync("/certs/cert.pem"),
   allowHTTP1: true,
 }, answer).listen(443);
+// a server that talks first, as SSH does (SSH over an allowed port must not tunnel)
+net.createServer(s => { s.write("SSH-2.0-aishell-test\r\n"); s.on("data", () => {}); }).listen(2222);
 """
 
 
@@ -136,15 +139,15 @@ class Listener:
                 data, peer = self.udp.recvfrom(4096)
             except OSError:
                 return
+            if peer is None:  # the socket was shut down
+                return
             self.received.append(f"udp from {peer[0]}: {data[:60]!r}")
 
     def close(self) -> None:
         self._stop = True
         for sock in (self.tcp, self.udp):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
 

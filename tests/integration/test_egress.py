@@ -90,7 +90,7 @@ if [ -n "${HTTP_PROXY:-}" ]; then
     echo "CONTROL $(curl -sS -m 10 -o /dev/null -w '%{http_code}' http://not-allowed.invalid/)"
 fi
 exit 0
-"""
+"""  # noqa: E501
 
 
 @pytest.mark.targets("docker", "podman")
@@ -141,7 +141,7 @@ echo "OWN-RELAY-CONNECT $(curl -sS -m 10 -x http://127.0.0.1:4444 -p -o /dev/nul
 sudo -n pkill -x socat
 for _ in $(seq 1 100); do [ -S /run/aishell-egress/proxy.sock ] || break; sleep 0.1; done
 echo "SESSION-GONE $(ls -A /run/aishell-egress | wc -l)"
-"""
+"""  # noqa: E501
 
 
 @pytest.mark.targets("docker", "podman")
@@ -169,6 +169,7 @@ def test_killing_or_replacing_the_relay_changes_nothing(anyone: Aishell) -> None
 
 TLS_ATTACK = r"""
 k="-k -sS -m 10 -o /dev/null"
+P=${HTTPS_PROXY#http://}; P=${P%/}
 echo "H1 $(curl $k --http1.1 -w '%{http_code}' https://allowed.test/) $(curl -k -sS -m 10 --http1.1 https://allowed.test/)"
 echo "H2 $(curl -k -sS -m 10 --http2 https://allowed.test/)"
 echo "PLAIN $(curl -sS -m 10 http://allowed.test/)"
@@ -176,11 +177,11 @@ echo "HOSTHDR $(curl -sS -m 10 -H 'Host: denied.test' http://allowed.test/)"
 echo "FRONT $(curl $k -w '%{http_code}' --connect-to ::allowed.test: https://denied.test/ 2>/dev/null)"
 echo "FRONT-H2 $(curl $k --http2 -w '%{http_code}' --connect-to ::allowed.test: https://denied.test/ 2>/dev/null)"
 echo "DENIED $(curl $k -w '%{http_code}' https://denied.test/ 2>/dev/null)"
-echo "CASE $(echo | timeout 10 openssl s_client -proxy 127.0.0.1:3128 -connect allowed.test:443 -servername ALLOWED.Test 2>/dev/null | grep -c 'BEGIN CERTIFICATE')"
-echo "NOSNI $(echo | timeout 10 openssl s_client -proxy 127.0.0.1:3128 -connect allowed.test:443 -noservername 2>/dev/null | grep -c 'BEGIN CERTIFICATE')"
-echo "NOTLS $(printf 'CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\nGET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n' | timeout 10 socat - TCP:127.0.0.1:3128 | grep -c 'hello from')"
-echo "NOTLS80 $(printf 'CONNECT allowed.test:80 HTTP/1.1\r\nHost: allowed.test:80\r\n\r\nGET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n' | timeout 10 socat - TCP:127.0.0.1:3128 | grep -c 'hello from')"
-"""
+echo "CASE $(echo | timeout 10 openssl s_client -proxy $P -connect allowed.test:443 -servername ALLOWED.Test 2>/dev/null | grep -c 'BEGIN CERTIFICATE')"
+echo "NOSNI $(echo | timeout 10 openssl s_client -proxy $P -connect allowed.test:443 -noservername 2>/dev/null | grep -c 'BEGIN CERTIFICATE')"
+echo "NOTLS $(printf 'CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\nGET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n' | timeout 10 socat - TCP:$P | grep -c 'hello from')"
+echo "SSH $( (printf 'CONNECT allowed.test:2222 HTTP/1.1\r\nHost: allowed.test:2222\r\n\r\nSSH-2.0-client\r\n'; sleep 3) | timeout 8 socat - TCP:$P | grep -c SSH-2.0-aishell)"
+"""  # noqa: E501
 
 
 def decisions(ai: Aishell) -> str:
@@ -194,8 +195,10 @@ def decisions(ai: Aishell) -> str:
 def test_tls_is_checked_not_trusted(anyone: Aishell, upstream: Upstream) -> None:
     """CONNECT to an allowed host, then a ClientHello naming another (domain fronting):
     cut and logged. No SNI: cut. Not TLS at all: cut. The allowed host works over
-    HTTP/1.1 and HTTP/2; plain HTTP goes to the URL's host whatever the Host header says."""
-    project = project_with(anyone, "network:\n  mode: allowlist\n  allow: [allowed.test]\n")
+    HTTP/1.1 and HTTP/2; plain HTTP goes to the URL's host whatever the Host header says.
+    A server-talks-first protocol (SSH) on an allowlisted port does not get a tunnel."""
+    config = 'network:\n  mode: allowlist\n  allow: [allowed.test, "allowed.test:2222"]\n'
+    project = project_with(anyone, config)
     result = anyone.run(
         "exec", "bash", "-c", TLS_ATTACK, cwd=project, env=upstream.env, timeout=600
     )
@@ -209,7 +212,8 @@ def test_tls_is_checked_not_trusted(anyone: Aishell, upstream: Upstream) -> None
     assert got["DENIED"] == "000"
     assert got["CASE"] == "1", result.stdout  # the same name in other case is the same name
     assert got["NOSNI"] == "0", result.stdout
-    assert got["NOTLS"] == "0" and got["NOTLS80"] == "0", result.stdout
+    assert got["NOTLS"] == "0", result.stdout  # plain HTTP inside a CONNECT: not tunnelled
+    assert got["SSH"] == "0", result.stdout  # SSH over an allowed port: not tunnelled
     log = decisions(anyone)
     assert "DENY" in log and "sni=denied.test tls=terminate policy=sni-mismatch" in log, log
     assert "policy=tls-without-sni" in log, log
@@ -235,11 +239,13 @@ def test_sessions_share_the_proxy_not_their_policies(
             "inspect", "-f", '{{index .Config.Labels "aishell.session"}}', peer
         ).stdout.strip()
         project = project_with(ai, "network:\n  mode: allowlist\n  allow: [allowed.test]\n")
+        sockets = ai.aishell_home / "egress" / "sockets"
+        logs = ai.aishell_home / "logs" / "network"
         script = (
             'echo "MINE $(curl -sS -m 10 http://allowed.test/)"; '
             'echo "PEERS $(curl -sS -m 10 -o /dev/null -w %{http_code} http://denied.test/)"; '
-            f'echo "PEER-SOCKET $(ls {ai.aishell_home}/egress/sockets/{peer_session} 2>&1 | head -1)"; '
-            f'echo "PEER-LOG $(cat {ai.aishell_home}/logs/network/{peer_session}/decisions.log 2>&1 | head -1)"; '
+            f'echo "PEER-SOCKET $(ls {sockets}/{peer_session} 2>&1 | head -1)"; '
+            f'echo "PEER-LOG $(cat {logs}/{peer_session}/decisions.log 2>&1 | head -1)"; '
             f'curl -sS -m 5 --noproxy "*" http://{upstream.ip}/ >/dev/null 2>&1; echo "DIRECT $?"'
         )
         result = ai.run("exec", "bash", "-c", script, cwd=project, env=upstream.env)

@@ -390,3 +390,77 @@ def test_build_without_network_passes_it_and_says_so(tmp_path: Path) -> None:
     build = next(c for c in fake.calls if c.verb == "stream")
     assert build.args[build.args.index("--network") + 1] == "none"
     assert "without network" in (exc.value.hint or "")
+
+
+# -- the proxy's life ---------------------------------------------------------------
+
+
+def running_proxy(content_hash: str, extras: str = "") -> str:
+    import json
+
+    labels = {"aishell.proxy.hash": content_hash, "aishell.proxy.extra": extras}
+    return json.dumps([{"State": {"Running": True}, "Config": {"Labels": labels}}])
+
+
+def test_a_running_current_proxy_costs_one_inspection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AISHELL_HOME", str(tmp_path))
+    monkeypatch.delenv(proxy.EXTRA_NETWORKS_ENV, raising=False)
+    current = proxy.proxy_context(None).hash
+    fake = FakeEngine([(("container", "inspect"), ok(running_proxy(current)))])
+    proxy.ensure_proxy(fake, base_image=None, uid=1000, gid=1000)
+    assert fake.argvs() == [("container", "inspect", proxy.container_name(proxy.paths.home_id()))]
+
+
+def test_a_proxy_that_does_not_start_is_an_error_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aishell.engine.client import Result
+    from aishell.errors import EngineError
+
+    monkeypatch.setenv("AISHELL_HOME", str(tmp_path))
+    monkeypatch.delenv(proxy.EXTRA_NETWORKS_ENV, raising=False)
+    monkeypatch.setattr(proxy, "READY_TIMEOUT", 3.0)
+    monkeypatch.setattr(proxy, "ensure_proxy_image", lambda *a, **k: "sha256:img")
+    said = "aishell-egress: the Squid configuration is invalid:\nFATAL: Bungled squid.conf line 3\n"
+    fake = FakeEngine(
+        [
+            (("container", "inspect"), Result(1, "[]", "Error: No such container\n")),
+            (("rm", "-f"), ok()),
+            (("create",), ok("0123456789abcdef\n")),
+            (("start",), ok()),
+            (("logs",), Result(0, "", said)),
+        ]
+    )
+    with pytest.raises(EngineError) as exc:
+        proxy.ensure_proxy(fake, base_image=None, uid=1000, gid=1000)
+    assert str(exc.value.message) == (
+        "the egress proxy did not start: FATAL: Bungled squid.conf line 3"
+    )
+    assert "the sandbox was not started" in (exc.value.hint or "")
+    assert (tmp_path / "egress" / "sessions").is_dir()
+
+
+def test_a_session_is_files_the_proxy_picks_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AISHELL_HOME", str(tmp_path))
+    (tmp_path / "egress" / "sessions").mkdir(parents=True)
+    (tmp_path / "egress" / "sockets").mkdir()
+    plan = netpolicy.plan(
+        netpolicy.NetworkConfig("allowlist", ("a.org",)),
+        [],
+        sockets_root=str(tmp_path / "egress" / "sockets"),
+    )
+    log = proxy.open_session(plan, project="/p", container="aishell-x-shell")
+    session = plan.session or ""
+    policy_text = (tmp_path / "egress" / "sessions" / session / "policy").read_text()
+    assert "allow a.org\n" in policy_text
+    assert (tmp_path / "egress" / "sockets" / session).is_dir()
+    assert not list((tmp_path / "egress" / "sessions").glob(".new-*"))  # renamed in at once
+    assert log == tmp_path / "logs" / "network" / session / "decisions.log"
+    assert f"INFO {session} session opened: project /p container aishell-x-shell" in log.read_text()
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    proxy.close_session(plan)
+    assert not (tmp_path / "egress" / "sessions" / session).exists()

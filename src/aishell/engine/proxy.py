@@ -34,7 +34,7 @@ from aishell import netpolicy, paths
 from aishell.constants import LABEL_KIND, LABEL_MANAGED
 from aishell.engine import images
 from aishell.engine.run_args import Bind, bind_args
-from aishell.errors import EngineError
+from aishell.errors import AishellError, EngineError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -246,11 +246,17 @@ def ensure_proxy(
     if _is_current(_inspect(engine, name), context_hash, extras):
         return
     root = egress_dir()
-    for sub in ("sessions", "sockets"):
-        (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(root, 0o700)
     logs = paths.logs_dir() / "network"
-    logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        for sub in ("sessions", "sockets"):
+            (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(root, 0o700)
+        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise AishellError(
+            f"cannot prepare {exc.filename or root}: {exc.strerror}",
+            hint=f"{root} and {logs} must be directories you own; the sandbox was not started",
+        ) from exc
     with _locked(root / ".lock"):
         if _is_current(_inspect(engine, name), context_hash, extras):
             return  # another launch started it meanwhile
@@ -389,7 +395,14 @@ def egress(
         yield None
         return
     ensure_proxy(engine, base_image=base_image, uid=uid, gid=gid, verbose=verbose)
-    log = open_session(plan, project=project, container=container)
+    try:
+        log = open_session(plan, project=project, container=container)
+    except OSError as exc:
+        raise AishellError(
+            f"cannot register the session with the egress proxy: {exc.strerror} "
+            f"({exc.filename})",
+            hint=f"{egress_dir()} must be a directory you own; the sandbox was not started",
+        ) from exc
     setup = Egress(plan, log)
     try:
         yield setup

@@ -274,12 +274,19 @@ def test_a_detached_session_ends_with_its_sandbox(root_user: Aishell, upstream: 
     session_id = session.stdout.strip()
     sessions = ai.aishell_home / "egress" / "sessions" / session_id
     sockets = ai.aishell_home / "egress" / "sockets" / session_id
-    assert sessions.is_dir() and (sockets / "proxy.sock").exists()
+    registered = sessions.is_dir() and (sockets / "proxy.sock").exists()
     docker("rm", "-f", name)
+
+    def leftovers() -> list[str]:  # anything on the engine still carrying the session
+        label = f"label=aishell.session={session_id}"
+        found = docker("ps", "-aq", "--filter", label).stdout.split()
+        return found + docker("network", "ls", "-q", "--filter", label).stdout.split()
+
     deadline = time.monotonic() + 60
-    while (sessions.exists() or sockets.exists()) and time.monotonic() < deadline:
+    while (sessions.exists() or sockets.exists() or leftovers()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not sessions.exists() and not sockets.exists()
+    assert leftovers() == []
+    assert registered and not sessions.exists() and not sockets.exists()
     log = (ai.aishell_home / "logs" / "network" / session_id / "decisions.log").read_text()
     assert "session ended" in log
 
@@ -357,3 +364,37 @@ def test_each_home_has_its_own_proxy(root_user: Aishell, user: Aishell) -> None:
         docker("inspect", "-f", "{{.Config.User}}", names[1]).stdout.strip()
         == f"{user.uid}:{user.gid}"
     )
+
+
+@pytest.mark.targets("docker", "podman")
+def test_a_killed_proxy_leaves_no_way_out(anyone: Aishell) -> None:
+    """The proxy dies while a session runs: the session's requests fail, there is still
+    no other way out; the next launch starts the proxy again and the policy holds."""
+    project = project_with(anyone, "network:\n  mode: allowlist\n  allow: [allowed.test]\n")
+    code = "curl -sS -m 5 -o /dev/null -w %{http_code} http://not-allowed.invalid/ 2>/dev/null"
+    script = (
+        f'echo "BEFORE $({code})" > before.tmp && mv before.tmp before; '
+        "while [ ! -e go ]; do sleep 0.2; done; "
+        f'echo "AFTER $({code})"; '
+        "timeout 3 bash -c 'echo x > /dev/tcp/1.2.3.4/80' 2>/dev/null; echo \"DIRECT $?\""
+    )
+    proc = anyone.popen("exec", "bash", "-c", script, cwd=project)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (project / "before").exists():
+            time.sleep(0.2)
+        killed = anyone.engine_cli("rm", "-f", egress_container(anyone))
+        assert killed.returncode == 0, killed.stderr
+        (project / "go").touch()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    got = {k: v[0] for k, v in parse((project / "before").read_text() + out).items()}
+    assert got["BEFORE"] == "403", (out, err)  # the proxy answered while it ran
+    assert got["AFTER"] == "000", (out, err)
+    assert got["DIRECT"] != "0"
+    again = anyone.run(
+        "exec", "bash", "-c", code, cwd=project, timeout=600
+    )  # a new launch: a new proxy
+    assert again.stdout == "403", again.stderr

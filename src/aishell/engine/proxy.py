@@ -193,7 +193,7 @@ def proxy_create_args(
         "--read-only",
         "--tmpfs", f"/run/aishell-proxy:{user.tmpfs}",
         "--security-opt", "no-new-privileges",
-        "--pids-limit", "512",
+        "--pids-limit", "4096",
         *bind_args(Bind(egress, "/egress"), flavour),
         *bind_args(Bind(logs, "/logs"), flavour),
         "-e", f"AISHELL_PROXY_HOST_ADDRESSES={' '.join(host_addrs)}",

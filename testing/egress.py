@@ -38,7 +38,8 @@ http2.createSecureServer({
   allowHTTP1: true,
 }, answer).listen(443);
 // a server that talks first, as SSH does (SSH over an allowed port must not tunnel)
-net.createServer(s => { s.write("SSH-2.0-aishell-test\r\n"); s.on("data", () => {}); }).listen(2222);
+net.createServer(s => { s.write("SSH-2.0-aishell-test\r\n"); s.on("data", () => {}); })
+  .listen(2222);
 """
 
 
@@ -59,8 +60,11 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def start_upstream(image: str, tag: str, workdir: Path) -> Upstream:
-    net = f"aishell-it-upstream-{tag}-{os.getpid()}"
-    name = f"aishell-it-srv-{tag}-{os.getpid()}"
+    # A new name each time: a home's proxy that joined an earlier one (same name, gone
+    # since) must not count as joined (it is then recreated, joining this one).
+    unique = f"{tag}-{os.getpid()}-{os.urandom(3).hex()}"
+    net = f"aishell-it-upstream-{unique}"
+    name = f"aishell-it-srv-{unique}"
     certs = workdir / f"certs-{tag}"
     certs.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -94,6 +98,12 @@ def start_upstream(image: str, tag: str, workdir: Path) -> Upstream:
 
 def stop_upstream(up: Upstream) -> None:
     docker("rm", "-f", up.name)
+    # the egress proxies that joined it (they stay up for their homes' next sessions)
+    joined = docker(
+        "network", "inspect", "-f", "{{range $k, $v := .Containers}}{{$k}} {{end}}", up.network
+    )
+    for container in joined.stdout.split():
+        docker("network", "disconnect", "-f", up.network, container)
     docker("network", "rm", up.network)
 
 

@@ -224,7 +224,7 @@ def test_proxy_container_args(
     uid: int, rootless: bool, as_user: list[str], caps: list[str]
 ) -> None:
     argv = create_args(engine("podman" if rootless else "docker", rootless), uid)
-    assert argv[:2] == ["create", "--init"]
+    assert argv[:3] == ["create", "--init", "--rm"]
     assert ("--user" in argv) is bool(as_user)
     if as_user:
         assert argv[argv.index("--user") + 1] == as_user[1]
@@ -424,13 +424,17 @@ def test_a_proxy_that_does_not_start_is_an_error_and_says_why(
     monkeypatch.setattr(proxy, "READY_TIMEOUT", 3.0)
     monkeypatch.setattr(proxy, "ensure_proxy_image", lambda *a, **k: "sha256:img")
     said = "aishell-egress: the Squid configuration is invalid:\nFATAL: Bungled squid.conf line 3\n"
+
+    def start(call: object) -> Result:  # the proxy says why it stops, then is gone
+        (tmp_path / "egress" / "proxy.log").write_text(said)
+        return ok()
+
     fake = FakeEngine(
         [
             (("container", "inspect"), Result(1, "[]", "Error: No such container\n")),
             (("rm", "-f"), ok()),
             (("create",), ok("0123456789abcdef\n")),
-            (("start",), ok()),
-            (("logs",), Result(0, "", said)),
+            (("start",), start),
         ]
     )
     with pytest.raises(EngineError) as exc:

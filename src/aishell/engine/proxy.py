@@ -182,7 +182,7 @@ def proxy_create_args(
     flavour = engine.flavour
     user = proxy_user(engine, uid, gid)
     argv = [
-        "create", "--init",
+        "create", "--init", "--rm",
         "--name", name,
         "--label", f"{LABEL_MANAGED}=1",
         "--label", f"{LABEL_KIND}={KIND_PROXY}",
@@ -262,8 +262,9 @@ def ensure_proxy(
             return  # another launch started it meanwhile
         image = ensure_proxy_image(engine, base_image, verbose=verbose)
         engine.capture("rm", "-f", name)
-        with contextlib.suppress(FileNotFoundError):
-            (root / "ready").unlink()
+        for stale in ("ready", "proxy.log"):
+            with contextlib.suppress(FileNotFoundError):
+                (root / stale).unlink()
         created = engine.checked(
             *proxy_create_args(
                 engine,
@@ -290,12 +291,14 @@ def ensure_proxy(
                 what=f"connecting the egress proxy to {network}",
             )
         engine.checked("start", name, what="starting the egress proxy")
-        _wait_ready(engine, name, ident, root / "ready")
+        _wait_ready(engine, name, ident, root)
 
 
-def _wait_ready(engine: Engine, name: str, ident: str, marker: Path) -> None:
+def _wait_ready(engine: Engine, name: str, ident: str, root: Path) -> None:
     """Wait until the new proxy says it serves sessions (it writes its hostname, the
-    container's short ID, into `ready`); fail with its own words if it stops."""
+    container's short ID, into `ready`); fail with its own words (`proxy.log`) if it
+    stops."""
+    marker = root / "ready"
     deadline = time.monotonic() + READY_TIMEOUT
     checks = 0
     while time.monotonic() < deadline:
@@ -308,17 +311,15 @@ def _wait_ready(engine: Engine, name: str, ident: str, marker: Path) -> None:
             if not item or not (item.get("State") or {}).get("Running"):
                 break
         time.sleep(0.05)
-    logs = engine.capture("logs", "--tail", "30", name)
-    lines = [
-        line
-        for line in (logs.stdout + logs.stderr).splitlines()
-        if line.strip() and "IPv6 has not been enabled" not in line
-    ]
+    try:
+        lines = [line for line in (root / "proxy.log").read_text().splitlines() if line.strip()]
+    except OSError:
+        lines = []
     said = [line for line in lines if "aishell-egress:" in line or "FATAL" in line] or lines[-5:]
     raise EngineError(
         "the egress proxy did not start: "
         + (said[-1].split("aishell-egress: ", 1)[-1] if said else "it did not answer"),
-        hint=f"see '{engine.name} logs {name}'; the sandbox was not started (no network "
+        hint=f"see {root / 'proxy.log'}; the sandbox was not started (no network "
         "without the proxy)",
         details="\n".join(said) or None,
     )
@@ -399,8 +400,7 @@ def egress(
         log = open_session(plan, project=project, container=container)
     except OSError as exc:
         raise AishellError(
-            f"cannot register the session with the egress proxy: {exc.strerror} "
-            f"({exc.filename})",
+            f"cannot register the session with the egress proxy: {exc.strerror} ({exc.filename})",
             hint=f"{egress_dir()} must be a directory you own; the sandbox was not started",
         ) from exc
     setup = Egress(plan, log)

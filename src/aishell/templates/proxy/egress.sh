@@ -23,7 +23,9 @@ mkdir -p "$run/policy" "$run/session" "$run/active" "$run/squid"
 chmod 1777 "$run/squid"
 mkdir -p /egress/sessions /egress/sockets
 
-note() { printf 'aishell-egress: %s\n' "$*" >&2; }
+# What goes wrong is said on stderr and in /egress/proxy.log (aishell quotes it when the
+# proxy does not start; the container is removed when it stops).
+note() { printf 'aishell-egress: %s\n' "$*" | tee -a /egress/proxy.log >&2; }
 
 # The host's addresses (given by aishell), the gateways of this container's networks
 # and its own addresses: Squid refuses them as destinations (squid.conf).
@@ -56,10 +58,11 @@ if [ "$(id -u)" = 0 ]; then
 fi
 if ! "${as_squid[@]}" squid -k parse -f "$conf" >"$run/parse.log" 2>&1; then
     note "the Squid configuration is invalid:"
-    grep -iE 'fatal|error' "$run/parse.log" >&2 || cat "$run/parse.log" >&2
+    grep -iE 'fatal|error' "$run/parse.log" | tee -a /egress/proxy.log >&2 || true
     exit 78
 fi
-"${as_squid[@]}" squid -N -f "$conf" &
+"${as_squid[@]}" squid -N -f "$conf" 2> >(grep --line-buffered -E 'FATAL|ERROR' \
+    | tee -a /egress/proxy.log >&2) &
 squid_pid=$!
 
 listening() { awk '$2 == "0100007F:0C38" && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp; }

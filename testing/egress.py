@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # Node (from the foundation image): HTTP on 80, HTTPS with HTTP/1.1 and HTTP/2 on 443.
 SERVER = r"""
 const fs = require("fs"), http = require("http"), http2 = require("http2"), net = require("net");
+// Clients the proxy cuts off mid-way reset their connections: never let that end the server.
+process.on("uncaughtException", (e) => console.error("upstream:", e.message));
 const answer = (q, r) => {
   const host = q.headers[":authority"] || q.headers.host || "-";
   r.end("hello from " + host.replace(/:\d+$/, "") + " over HTTP/" + q.httpVersion + "\n");
@@ -38,7 +40,7 @@ http2.createSecureServer({
   allowHTTP1: true,
 }, answer).listen(443);
 // a server that talks first, as SSH does (SSH over an allowed port must not tunnel)
-net.createServer(s => { s.write("SSH-2.0-aishell-test\r\n"); s.on("data", () => {}); })
+net.createServer(s => { s.on("error", () => {}); s.write("SSH-2.0-aishell-test\r\n"); })
   .listen(2222);
 """
 
@@ -62,6 +64,8 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
 def start_upstream(image: str, tag: str, workdir: Path) -> Upstream:
     # A new name each time: a home's proxy that joined an earlier one (same name, gone
     # since) must not count as joined (it is then recreated, joining this one).
+    # (Not labelled aishell.test=1: a concurrent test run's clean-up removes every
+    # container with that label on the engine. The fixture removes its own.)
     unique = f"{tag}-{os.getpid()}-{os.urandom(3).hex()}"
     net = f"aishell-it-upstream-{unique}"
     name = f"aishell-it-srv-{unique}"
@@ -81,10 +85,10 @@ def start_upstream(image: str, tag: str, workdir: Path) -> Upstream:
         os.chmod(pem, 0o644)
     docker("rm", "-f", name)
     docker("network", "rm", net)
-    made = docker("network", "create", "--label", "aishell.test=1", net)
+    made = docker("network", "create", net)
     assert made.returncode == 0, made.stderr
     started = docker(
-        "run", "-d", "--rm", "--name", name, "--label", "aishell.test=1",
+        "run", "-d", "--rm", "--name", name,
         "--network", net, "--network-alias", "allowed.test", "--network-alias", "denied.test",
         "-v", f"{certs}:/certs:ro", "--entrypoint", "node", image, "-e", SERVER,
     )  # fmt: skip

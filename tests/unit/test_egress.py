@@ -468,3 +468,46 @@ def test_a_session_is_files_the_proxy_picks_up(
     assert oct(log.stat().st_mode & 0o777) == "0o600"
     proxy.close_session(plan)
     assert not (tmp_path / "egress" / "sessions" / session).exists()
+
+
+def test_check_shows_the_policy_and_this_homes_proxy() -> None:
+    from aishell.commands import check
+    from aishell.config import Config
+    from testing.gathered import good
+
+    cfg = Config(network=netpolicy.NetworkConfig("allowlist", ("a.org",)))
+    g = good(config=cfg, egress_proxy="aishell-egress-0123456789ab: running")
+    line = next(c for c in check.config_checks(g, {}) if c.label.startswith("network policy"))
+    assert line.label == "network policy: allowlist (6 hosts)"  # opencode's 5 hosts + a.org
+    assert line.detail is not None
+    assert (
+        "a.org" in line.detail
+        and "egress proxy aishell-egress-0123456789ab: running" in line.detail
+    )
+
+
+def test_discovery_asks_for_the_proxy_only_under_an_allowlist(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aishell import discovery
+    from aishell.config import Config
+    from testing.gathered import gathered
+
+    for mode in ("open", "none", "allowlist"):
+        fake = FakeEngine(
+            [
+                (("container", "inspect"), ok("running\n")),
+                (("version",), ok('{"Server": {"Version": "28.0"}}')),
+                (("image", "inspect"), ok("[]")),
+            ]
+        )
+        monkeypatch.setattr(discovery.choice, "get_engine", lambda *a, _f=fake, **k: _f)
+        g = gathered(config=Config(network=netpolicy.NetworkConfig(mode)))
+        discovery._ask_engine(g)
+        asked = [c.args for c in fake.calls if c.args[0] == "container"]
+        if mode == "allowlist":
+            name = proxy.container_name(g.holds.home_id)
+            assert asked == [("container", "inspect", "--format", "{{.State.Status}}", name)]
+            assert g.egress_proxy == f"{name}: running"
+        else:
+            assert asked == [] and g.egress_proxy is None

@@ -1,7 +1,12 @@
-"""Launch overhead of `network: allowlist` against `open`: `aishell exec true`, same run.
+"""Launch overhead of `network: allowlist` (and `none`) against `open`: `aishell exec
+true`, all in the same run, the modes interleaved so that a busy machine's drift hits
+each alike.
 
 Usage: python bench/network.py [N]   (needs a set-up aishell and a running engine)
-Runs in a temporary project under the current directory's HOME/AISHELL_HOME setup.
+Runs in temporary projects under the current HOME/AISHELL_HOME setup. The warm-up
+launch of each mode starts this home's egress proxy (and builds its image once per
+engine); the measured launches find it running, as every launch but a home's first.
+Budget (issue 12): allowlist median - open median <= 0.25 s.
 """
 
 from __future__ import annotations
@@ -26,24 +31,34 @@ def run(project: Path, n: int) -> list[float]:
     return times
 
 
+MODES = ("open", "none", "allowlist")
+
+
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     with tempfile.TemporaryDirectory(prefix="aishell-bench-net-") as tmp:
-        results = {}
-        for mode in ("open", "allowlist"):
+        projects = {}
+        for mode in MODES:
             project = Path(tmp) / mode
             (project / ".aishell").mkdir(parents=True)
             subprocess.run(["git", "init", "-q", str(project)], check=True)
-            if mode != "open":
+            if mode == "allowlist":
                 (project / ".aishell" / "config.yaml").write_text(
-                    f"network:\n  mode: {mode}\n  allow: [example.com]\n"
+                    "network:\n  mode: allowlist\n  allow: [example.com]\n"
                 )
-            run(project, 1)  # warm-up (builds or finds the proxy image once)
-            results[mode] = run(project, n)
+            elif mode == "none":
+                (project / ".aishell" / "config.yaml").write_text("network: none\n")
+            projects[mode] = project
+            run(project, 1)  # warm-up (starts the proxy, builds or finds its image once)
+        results: dict[str, list[float]] = {mode: [] for mode in MODES}
+        for _ in range(n):
+            for mode in MODES:
+                results[mode] += run(projects[mode], 1)
     for mode, times in results.items():
         print(f"{mode:<10} median {statistics.median(times):.3f}s  min {min(times):.3f}s  (n={n})")
-    overhead = statistics.median(results["allowlist"]) - statistics.median(results["open"])
-    print(f"allowlist overhead: {overhead:+.3f}s per launch")
+    for mode in ("none", "allowlist"):
+        overhead = statistics.median(results[mode]) - statistics.median(results["open"])
+        print(f"{mode} overhead over open: {overhead:+.3f}s per launch")
     return 0
 
 

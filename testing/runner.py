@@ -60,6 +60,9 @@ class Aishell:
             "PYTHONPATH": str(self.src),
             "LANG": "C.UTF-8",
             "CI": "1",
+            # A home's egress proxy stops after this long without a session (test
+            # homes outlive their tests).
+            "AISHELL_PROXY_IDLE": "120",
         }
         env.update(self.extra_env)
         if extra:

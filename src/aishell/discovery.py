@@ -77,6 +77,7 @@ class Gathered:
     volume_known: bool = False  # False: the engine was not asked
     trust: trust.Status | None = None  # the project config's approval (None: unknown)
     trust_error: str | None = None  # why it could not be read
+    egress_proxy: str | None = None  # allowlist: this home's proxy container and its state
 
     @property
     def engine_answers(self) -> bool:
@@ -138,6 +139,12 @@ def _ask_engine(g: Gathered) -> None:
     ]
     if g.volume_name:
         commands.append(["volume", "inspect", g.volume_name])
+    proxy_name = None
+    if g.config is not None and g.config.network.mode == "allowlist":
+        from aishell.engine.proxy import container_name
+
+        proxy_name = container_name(g.holds.home_id)
+        commands.append(["container", "inspect", "--format", "{{.State.Status}}", proxy_name])
     try:
         results = engine.capture_many(*commands)
     except EngineError as exc:
@@ -167,6 +174,9 @@ def _ask_engine(g: Gathered) -> None:
         g.volume_item = (
             volumes_mod.parse_volume_inspect(results[2].stdout) if results[2].ok else None
         )
+    if proxy_name:
+        status = results[-1].stdout.strip() if results[-1].ok else "not running"
+        g.egress_proxy = f"{proxy_name}: {status or 'unknown'}"
 
 
 def server_version(stdout: str) -> str | None:

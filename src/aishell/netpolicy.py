@@ -20,15 +20,13 @@ from aishell.errors import ConfigError
 MODES = ("none", "allowlist", "open")  # tightest first
 RANK = {mode: i for i, mode in enumerate(MODES)}
 
-PROXY_ALIAS = "aishell-proxy"
-PROXY_PORT = 8888
-PROXY_URL = f"http://{PROXY_ALIAS}:{PROXY_PORT}"
+# Inside an allowlist sandbox (no network but loopback): the entrypoint's relay listens
+# on 127.0.0.1:RELAY_PORT and forwards to the session's unix socket, mounted read-only
+# at EGRESS_MOUNT; the socket leads only to this home's egress proxy.
+RELAY_PORT = 3128
+PROXY_URL = f"http://127.0.0.1:{RELAY_PORT}"
+EGRESS_MOUNT = "/run/aishell-egress"
 NO_PROXY = "localhost,127.0.0.1,::1"
-# A DNS server the agent's engine-embedded resolver forwards outside names to: an
-# address reserved for documentation (TEST-NET-1), unroutable on the internal network,
-# so every outside name fails to resolve (no DNS tunnel) while the proxy's name,
-# answered by the engine itself, still resolves.
-BLACKHOLE_DNS = "192.0.2.1"
 
 LABEL_NETWORK = "aishell.network"  # on agent containers: the mode
 LABEL_SESSION = "aishell.session"
@@ -110,14 +108,40 @@ class HostPattern(NamedTuple):
             return not other.wildcard and other.host == self.host
         return other.host.endswith("." + self.host)
 
-    def filter_regexes(self) -> list[str]:
-        """tinyproxy filter lines (`FilterURLs On`, extended regexes, case-insensitive):
-        HTTP requests are matched on their URL, HTTPS on `CONNECT host:port`."""
-        host = (r"[^/:@]+\." if self.wildcard else "") + re.escape(self.host)
-        host = host.replace(r"\-", "-")
-        if self.port is None:
-            return [rf"^http://{host}(:80)?(/|$)", rf"^{host}:443$"]
-        return [rf"^http://{host}:{self.port}(/|$)", rf"^{host}:{self.port}$"]
+    def admits(self, host: str, port: int, *, tls: bool) -> bool:
+        """Whether a request to `host:port` matches: plain HTTP (`tls=False`, by URL) or
+        a CONNECT tunnel (`tls=True`). Without a port the pattern means HTTP on 80 and
+        HTTPS on 443. The proxy's policy helper implements the same rules."""
+        want = self.port if self.port is not None else (443 if tls else 80)
+        if port != want:
+            return False
+        name = normalise_host(host)
+        if self.wildcard:
+            return name.endswith("." + self.host) and len(name) > len(self.host) + 1
+        return name == self.host
+
+
+def normalise_host(host: str) -> str:
+    """How the proxy compares names: lower case, without a trailing dot or brackets."""
+    name = host.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    return name.removesuffix(".")
+
+
+def admitted(policy: Policy, host: str, port: int, *, tls: bool) -> bool:
+    """Whether the session's policy admits a request (see `HostPattern.admits`)."""
+    return policy.mode == "open" or (
+        policy.mode == "allowlist" and any(p.admits(host, port, tls=tls) for p in policy.allow)
+    )
+
+
+def sni_accepted(connect_host: str, sni: str | None) -> bool:
+    """A CONNECT tunnel is spliced only when the TLS ClientHello names (SNI) the same
+    host as the CONNECT request, case-insensitively; no SNI is refused."""
+    if not sni or sni == "-":
+        return False
+    return normalise_host(sni) == normalise_host(connect_host)
 
 
 def parse_host(text: str) -> HostPattern | None:
@@ -247,18 +271,20 @@ def merge(
 
 class Plan(NamedTuple):
     """What a session needs: the agent's extra run settings, and (allowlist) the
-    proxy and internal network to create before it starts."""
+    session to register with this home's egress proxy before it starts."""
 
     policy: Policy
     session: str | None = None
-    network: str | None = None  # the agent's --network
-    dns: str | None = None
+    network: str | None = None  # the agent's --network ("none" for none and allowlist)
+    dns: str | None = None  # (unused since the agent has no network at all)
     env: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    socket_dir: str | None = None  # allowlist: host directory mounted at EGRESS_MOUNT
 
     @property
-    def proxy_name(self) -> str:
-        return f"aishell-proxy-{self.session}"
+    def binds(self) -> tuple[tuple[str, str], ...]:
+        """(host directory, target) mounted read-only into the sandbox."""
+        return ((self.socket_dir, EGRESS_MOUNT),) if self.socket_dir else ()
 
 
 # docker_args that would undo a restricted policy.
@@ -271,9 +297,10 @@ def plan(
     docker_args: Sequence[str] = (),
     *,
     session: str | None = None,
+    sockets_root: str | None = None,
 ) -> Plan:
     """The session's plan. `session` names an allowlist session (a fresh random id
-    when not given)."""
+    when not given); its socket directory is `<sockets_root>/<session>`."""
     policy = effective_policy(net, tools)
     if policy.mode == "open":
         return Plan(policy)
@@ -298,23 +325,27 @@ def plan(
         ("NO_PROXY", NO_PROXY),
         ("NODE_USE_ENV_PROXY", "1"),
         ("AISHELL_NETWORK", "allowlist"),
+        ("AISHELL_EGRESS", EGRESS_MOUNT),
     )
     return Plan(
         policy,
         session=session,
-        network=f"aishell-net-{session}",
-        dns=BLACKHOLE_DNS,
+        network="none",
         env=env,
         labels=(*labels, (LABEL_SESSION, session)),
+        socket_dir=f"{sockets_root}/{session}" if sockets_root else None,
     )
 
 
-def proxy_settings(policy: Policy) -> dict[str, str]:
-    """The allowlist as the proxy reads it (environment of the proxy container)."""
-    regexes = [r for p in policy.allow for r in p.filter_regexes()]
-    ports = sorted({443, *(p.port for p in policy.allow if p.port is not None)})
-    return {
-        "AISHELL_PROXY_FILTER": "\n".join(regexes),
-        "AISHELL_PROXY_PORTS": " ".join(str(p) for p in ports),
-        "AISHELL_PROXY_ALLOW": "\n".join(str(p) for p in policy.allow),
-    }
+def policy_file(policy: Policy, *, session: str, project: str, container: str) -> str:
+    """The session's policy as the egress proxy reads it (written by aishell on the host,
+    in a directory the proxy has mounted and the sandbox has not). The proxy uses only
+    the `allow` lines."""
+    lines = [
+        "# aishell egress policy (written by aishell; the sandbox cannot see or edit it)",
+        f"session {session}",
+        f"project {project}",
+        f"container {container}",
+        *(f"allow {p}" for p in policy.allow),
+    ]
+    return "\n".join(lines) + "\n"

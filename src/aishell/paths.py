@@ -54,3 +54,9 @@ def projects_dir(environ: dict[str, str] | None = None) -> Path:
 def agents_dir(environ: dict[str, str] | None = None) -> Path:
     """The agents' shared login stores (`agents/<agent>/store/...`)."""
     return aishell_home(environ) / "agents"
+
+
+def egress_dir(environ: dict[str, str] | None = None) -> Path:
+    """Allowlist sessions' policies and sockets (engine/proxy.py): never mounted into a
+    sandbox, except each session's own socket directory, read-only."""
+    return aishell_home(environ) / "egress"

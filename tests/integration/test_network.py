@@ -1,64 +1,29 @@
 """Network egress policy on a real engine, with local test servers only.
 
-The test servers run as containers on a separate engine network
-(`aishell-it-upstream-<pid>`) under the names `allowed.test` and `denied.test`; the
-proxy joins that network through the test-only hook AISHELL_PROXY_EXTRA_NETWORKS.
-Nothing here contacts an address outside this machine.
+The test servers run as containers on a separate engine network under the names
+`allowed.test` and `denied.test` (testing/egress.py); the proxy joins that network
+through the test-only hook AISHELL_PROXY_EXTRA_NETWORKS. Nothing here contacts an
+address outside this machine. The attacks of issue 12 are in test_egress.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from testing.egress import Upstream, docker, egress_container, start_upstream, stop_upstream
 from testing.runner import Aishell
-
-SERVER = (
-    'require("http").createServer((q,r)=>r.end("hello from "+q.headers.host+"\\n")).listen(80);'
-    'require("net").createServer(s=>s.end("tcp-443\\n")).listen(443)'
-)
-
-
-def docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
-
-
-class Upstream:
-    def __init__(self, network: str, ip: str) -> None:
-        self.network = network
-        self.ip = ip
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"AISHELL_PROXY_EXTRA_NETWORKS": self.network}
 
 
 @pytest.fixture(scope="module")
-def upstream(root_user: Aishell) -> Iterator[Upstream]:
-    net = f"aishell-it-upstream-{os.getpid()}"
-    name = f"aishell-it-srv-{os.getpid()}"
-    docker("rm", "-f", name)
-    docker("network", "rm", net)
-    assert docker("network", "create", net).returncode == 0
-    started = docker(
-        "run", "-d", "--rm", "--name", name,
-        "--network", net, "--network-alias", "allowed.test", "--network-alias", "denied.test",
-        "--entrypoint", "node", root_user.hold("foundation"), "-e", SERVER,
-    )  # fmt: skip
-    assert started.returncode == 0, started.stderr
-    ip = docker(
-        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name
-    ).stdout.strip()
-    assert ip
-    yield Upstream(net, ip)
-    docker("rm", "-f", name)
-    docker("network", "rm", net)
+def upstream(root_user: Aishell, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    up = start_upstream(root_user.hold("foundation"), "net", tmp_path_factory.mktemp("up"))
+    yield up
+    stop_upstream(up)
 
 
 def allowlist_project(ai: Aishell, allow: str = "[allowed.test]") -> Path:
@@ -79,7 +44,7 @@ curl -sS -m 5 --noproxy '*' "http://$SRV_IP/" >/dev/null 2>&1; echo "DIRECT $?"
 env -u http_proxy -u HTTP_PROXY curl -sS -m 5 http://allowed.test/ >/dev/null 2>&1
 echo "NOPROXY $?"
 getent hosts example.com >/dev/null 2>&1; echo "DNS $?"
-echo "V6 $(wc -l < /proc/net/if_inet6 2>/dev/null || echo none)"
+echo "V6 $(grep -vc ' lo$' /proc/net/if_inet6 2>/dev/null)"
 curl -sS -m 5 --noproxy '*' -6 'http://[2001:db8::1]/' >/dev/null 2>&1; echo "V6CURL $?"
 echo "LOGS $(ls -d "$HOME/.aishell/logs" 2>/dev/null || echo absent)"
 exit 5
@@ -97,35 +62,39 @@ def parse(stdout: str) -> dict[str, str]:
 def test_allowlist_enforced_outside_the_agent(anyone: Aishell, upstream: Upstream) -> None:
     ai = anyone
     project = allowlist_project(ai)
-    before = set(docker("network", "ls", "-q").stdout.split())
     result = ai.run(
         "exec", "env", f"SRV_IP={upstream.ip}", "sh", "-c", PROBE,
         cwd=project, env=upstream.env, timeout=600,
     )  # fmt: skip
     assert result.returncode == 5, result.stderr  # the command's own status
     got = parse(result.stdout)
-    assert got["ENV"] == "http://aishell-proxy:8888 http://aishell-proxy:8888"
-    assert got["HTTP"] == "hello from allowed.test", result.stdout
+    assert got["ENV"] == "http://127.0.0.1:3128 http://127.0.0.1:3128"
+    assert got["HTTP"] == "hello from allowed.test over HTTP/1.1", result.stdout
     assert got["CONNECT"] == "200", result.stdout
     assert "blocked by the network allowlist: http://denied.test/x" in got["DENIED"]
-    assert got["DENIEDCONNECT"] == "403"
+    assert got["DENIEDCONNECT"] == "000"  # refused before any answer (never a bumped page)
     assert got["DIRECT"] != "0"
     assert got["NOPROXY"] != "0"
     assert got["DNS"] != "0"
     assert got["V6"] == "0"
     assert got["V6CURL"] != "0"
     assert got["LOGS"] == "absent"
-    # The proxy and its network are gone with the session.
-    assert set(docker("network", "ls", "-q").stdout.split()) <= before
     # The decision log on the host names the allowed and the denied request.
     logs = sorted(
         (ai.aishell_home / "logs" / "network").glob("*/decisions.log"),
         key=lambda p: p.stat().st_mtime,
     )
     text = logs[-1].read_text()
-    assert 'Established connection to host "allowed.test"' in text
-    assert 'refused on filtered url "http://denied.test/x"' in text
-    assert 'refused on filtered url "denied.test:443"' in text
+    session = logs[-1].parent.name
+    # No network is made for a session (the sandbox has none; the proxy has its own).
+    assert (
+        docker("network", "ls", "-q", "--filter", f"label=aishell.session={session}").stdout == ""
+    )
+    assert f"INFO {session} session opened: project {project}" in text
+    assert f"INFO {session} allow: " in text and "allowed.test" in text
+    assert f"ALLOW {session} TCP_MISS/200 GET http://allowed.test/ " in text
+    assert f"DENY {session} TCP_DENIED/403 GET http://denied.test/x " in text
+    assert "CONNECT denied.test:443 sni=- tls=terminate policy=not-allowlisted" in text
     assert logs[-1].stat().st_uid == ai.uid
 
 
@@ -146,7 +115,7 @@ def test_denied_log_not_writable_from_inside(root_user: Aishell, upstream: Upstr
 def test_proxy_killed_means_no_network(root_user: Aishell, upstream: Upstream) -> None:
     project = allowlist_project(root_user)
     script = (
-        "echo FIRST $(curl -sS -m 10 http://allowed.test/ 2>&1); "
+        "echo FIRST $(curl -sS -m 10 http://allowed.test/ 2>&1 | cut -d' ' -f1-3); "
         "while [ ! -e go ]; do sleep 0.2; done; "
         "curl -sS -m 5 http://allowed.test/ >/dev/null 2>&1; echo AFTER $?; "
         f"curl -sS -m 5 --noproxy '*' http://{upstream.ip}/ >/dev/null 2>&1; echo DIRECT $?"
@@ -163,7 +132,7 @@ def test_proxy_killed_means_no_network(root_user: Aishell, upstream: Upstream) -
                 session = line
             time.sleep(0.3)
         assert session, "the agent container did not start"
-        assert docker("kill", f"aishell-proxy-{session}").returncode == 0
+        assert docker("kill", egress_container(root_user)).returncode == 0
         (project / "go").touch()
         out, err = proc.communicate(timeout=120)
     finally:
@@ -173,6 +142,13 @@ def test_proxy_killed_means_no_network(root_user: Aishell, upstream: Upstream) -
     assert got["FIRST"] == "hello from allowed.test", (out, err)
     assert got["AFTER"] != "0"
     assert got["DIRECT"] != "0"
+    # The next launch starts the proxy again; the policy holds as before.
+    again = root_user.run(
+        "exec", "sh", "-c", "curl -sS -m 10 http://allowed.test/; "
+        "curl -sS -m 10 -o /dev/null -w %{http_code} http://denied.test/",
+        cwd=project, env=upstream.env,
+    )  # fmt: skip
+    assert again.stdout == "hello from allowed.test over HTTP/1.1\n403", again.stderr
 
 
 def test_mode_none_has_only_loopback(root_user: Aishell) -> None:
@@ -234,7 +210,7 @@ def test_check_info_show_policy(root_user: Aishell) -> None:
     assert "allowed.test" in text
 
 
-def test_detached_session_ps_and_cleanup(root_user: Aishell, upstream: Upstream) -> None:
+def test_detached_session_ps(root_user: Aishell, upstream: Upstream) -> None:
     project = allowlist_project(root_user)
     started = root_user.run("--detach", "--name", "netd", "shell", cwd=project, env=upstream.env)
     assert started.returncode == 0, started.stderr
@@ -243,18 +219,12 @@ def test_detached_session_ps_and_cleanup(root_user: Aishell, upstream: Upstream)
     assert row["network"] == "allowlist"
     name = row["container"]
     try:
-        session = docker("inspect", "-f", '{{index .Config.Labels "aishell.session"}}', name)
-        session_id = session.stdout.strip()
-        assert docker("network", "inspect", f"aishell-net-{session_id}").returncode == 0
         inside = docker("exec", name, "curl", "-sS", "-m", "10", "http://allowed.test/")
-        assert inside.stdout.strip() == "hello from allowed.test", inside.stderr
+        assert inside.stdout.strip() == "hello from allowed.test over HTTP/1.1", inside.stderr
+        text = root_user.run("ps", cwd=project).stdout
+        assert "allowlist" in text
     finally:
         docker("rm", "-f", name)
-    session = session_id
-    # The next `aishell ps` collects the ended session's proxy and network.
-    root_user.run("ps", cwd=project, env={"AISHELL_NETWORK_ORPHAN_GRACE": "0"})
-    assert docker("network", "inspect", f"aishell-net-{session}").returncode != 0
-    assert docker("inspect", f"aishell-proxy-{session}").returncode != 0
 
 
 def test_invalid_network_config_is_reported(root_user: Aishell) -> None:
@@ -266,3 +236,23 @@ def test_invalid_network_config_is_reported(root_user: Aishell) -> None:
     result = root_user.run("exec", "true", cwd=project)
     assert result.returncode != 0
     assert "config.yaml:3: network.allow[0]: invalid host pattern" in result.stderr
+
+
+def test_egress_state_that_cannot_be_made_stops_the_launch(
+    root_user: Aishell, tmp_path: Path
+) -> None:
+    """Fail closed: when the proxy's directory cannot be made, one Error line and no
+    sandbox."""
+    home = tmp_path / "ah"
+    home.mkdir()
+    for name in ("state.json", "config.yaml"):
+        (home / name).write_text((root_user.aishell_home / name).read_text())
+    (home / "egress").write_text("not a directory\n")
+    project = allowlist_project(root_user)
+    result = root_user.run("exec", "true", cwd=project, env={"AISHELL_HOME": str(home)})
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "egress" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    label = f"label=aishell.project={project}"
+    assert docker("ps", "-aq", "--filter", label).stdout.split() == []

@@ -126,7 +126,7 @@ def test_verify_fails_on_added_capabilities(root_user: Aishell) -> None:
 
 
 def test_verify_under_an_allowlist_policy(root_user: Aishell) -> None:
-    """The session's proxy and internal network are set up for verify and removed after."""
+    """verify registers a session with the home's egress proxy; nothing of it is left."""
     project = root_user.new_project("verify-net")
     root_user.write(
         project / ".aishell" / "config.yaml",

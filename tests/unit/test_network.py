@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -36,17 +35,6 @@ def test_covers() -> None:
     assert wild and wild.covers(network.parse_host("a.example.com"))  # type: ignore[arg-type]
     assert not wild.covers(network.parse_host("example.com"))  # type: ignore[arg-type]
     assert not wild.covers(network.parse_host("a.example.com:8443"))  # type: ignore[arg-type]
-
-
-def test_filter_regexes_match_tinyproxy_urls() -> None:
-    pat = network.parse_host("*.example.com")
-    assert pat is not None
-    rx = [re.compile(r, re.I) for r in pat.filter_regexes()]
-    assert any(r.search("http://a.example.com/x") for r in rx)
-    assert any(r.search("a.example.com:443") for r in rx)
-    assert not any(r.search("http://evil.com/a.example.com") for r in rx)
-    assert not any(r.search("a.example.com.evil.com:443") for r in rx)
-    assert not any(r.search("a.example.com:22") for r in rx)
 
 
 @pytest.mark.parametrize(
@@ -109,14 +97,9 @@ def test_plan_and_run_args() -> None:
     assert argv[argv.index("--network") + 1] == "none"
 
     plan = network.plan(c.NetworkConfig("allowlist", ("a.org",)), [])
-    assert plan.network == f"aishell-net-{plan.session}"
+    assert plan.network == "none"  # the agent's only way out is its socket (test_egress.py)
     env = dict(plan.env)
-    assert env["https_proxy"] == env["HTTP_PROXY"] == "http://aishell-proxy:8888"
-    argv = build_run_args(spec._replace(network=plan.network, dns=plan.dns), host).argv
-    assert argv[argv.index("--dns") + 1] == network.BLACKHOLE_DNS
-    assert "net.ipv6.conf.all.disable_ipv6=1" in argv
-    settings = network.proxy_settings(plan.policy)
-    assert settings["AISHELL_PROXY_PORTS"] == "443"
+    assert env["https_proxy"] == env["HTTP_PROXY"] == "http://127.0.0.1:3128"
     with pytest.raises(ConfigError):
         network.plan(c.NetworkConfig("none"), [], ("--network=host",))
 

@@ -361,6 +361,8 @@ def config_checks(g: Gathered, host_env: Mapping[str, str]) -> list[Check]:
         detail = None
         if policy.mode == "allowlist":
             detail = "allow: " + (", ".join(str(p) for p in policy.allow) or "(nothing)")
+            if g.egress_proxy:  # started by the first allowlist launch when not running
+                detail += f"; egress proxy {g.egress_proxy}"
         checks.append(Check(s, OK, f"network policy: {policy.describe()}", detail))
     if g.foundation_hash_error:
         checks.append(Check(s, FAIL, "ca_certificates cannot be used", g.foundation_hash_error))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from aishell import output, report_json
 from aishell.commands._args import Parser, parser
 from aishell.constants import LABEL_HARNESS, LABEL_KIND, LABEL_NAME, LABEL_PROJECT_HASH
-from aishell.engine import choice, proxy
+from aishell.engine import choice
 from aishell.engine.client import first_line
 from aishell.engine.containers import (
     container_names,
@@ -230,7 +230,6 @@ def build_parser() -> Parser:
 def collect(project_hash: str) -> tuple[list[ContainerRow], str, list[str]]:
     """The rows (probed), the engine's CLI name, and warnings about failed probes."""
     engine = choice.get_engine()
-    proxy.collect_orphans(engine)  # proxies/networks of ended detached sessions
     rows = rows_from_ps(list_containers(engine, f"label={LABEL_PROJECT_HASH}={project_hash}"))
     running = [row.container for row in rows if row.running]
     results = exec_probes(engine, running, PROBE_SCRIPT)

@@ -95,6 +95,7 @@ def build_images(
         base_item=base_item,
         verbose=verbose,
         force=force,
+        network=images.build_network(cfg.network.mode),
     )
     return Foundation(context.hash, images.image_id(foundation))
 

@@ -670,7 +670,13 @@ def run_checks() -> list[Check]:
         output.info(f"Verifying the sandbox of {prep.project.root} ({spec.image})...")
         # Under an allowlist policy the session's proxy and network exist around the run.
         with proxy.egress(
-            prep.engine, prep.egress, base_image=prep.config.base_image, uid=host.uid, gid=host.gid
+            prep.engine,
+            prep.egress,
+            base_image=prep.config.base_image,
+            uid=host.uid,
+            gid=host.gid,
+            project=prep.project.root,
+            container="verify",
         ):
             result = prep.engine.capture(
                 *run.argv,

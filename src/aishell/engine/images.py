@@ -151,6 +151,7 @@ TEMPLATE_FILES = (
     "entrypoint.sh",
     "aishell-run",
     "aishell-attach",
+    "aishell-egress-relay",
     "bashrc",
     "profile.sh",
     "tmux.conf",
@@ -207,7 +208,7 @@ def foundation_context(
 
 
 # aishell's own files in ~/.aishell, never part of an image's inputs.
-BOOKKEEPING_DIRS = frozenset({"cache", "logs", "locks"})
+BOOKKEEPING_DIRS = frozenset({"cache", "logs", "locks", "egress"})
 BOOKKEEPING_PREFIXES = (".state.",)
 
 
@@ -496,10 +497,14 @@ def build_image(
     title: str,
     verbose: bool = False,
     no_cache: bool = False,
+    network: str | None = None,
 ) -> None:
     """Build and tag `tag`. Intermediate containers are always removed (`--force-rm`); a
-    failed or interrupted build (Ctrl-C, SIGTERM) also removes the images it committed."""
+    failed or interrupted build (Ctrl-C, SIGTERM) also removes the images it committed.
+    `network="none"`: the build's RUN steps get no network (see `build_network`)."""
     args = ["build", "--rm", "--force-rm", "-t", tag, "--label", f"{LABEL_MANAGED}=1"]
+    if network:
+        args += ["--network", network]
     for key, value in (labels or {}).items():
         args += ["--label", f"{key}={value}"]
     for key, value in (build_args or {}).items():
@@ -534,9 +539,16 @@ def build_image(
             with _terminate_as_interrupt():
                 status = engine.stream(args, on_line, env=env)
             if status != 0:
+                hint = "see the build output above; fix the cause and run the command again"
+                if network == "none":
+                    hint = (
+                        "the build ran without network: under `network: none` or `allowlist` "
+                        "your Dockerfiles are built with --network none (docs/network.md); "
+                        "see the build output above"
+                    )
                 raise EngineError(
                     f"building {tag} failed (exit {status})",
-                    hint="see the build output above; fix the cause and run the command again",
+                    hint=hint,
                     details=None if verbose else "\n".join(tail),
                 )
         except BaseException:
@@ -716,6 +728,7 @@ class Tier(NamedTuple):
         parents: Mapping[str, str],
         verbose: bool = False,
         force: bool = False,
+        network: str | None = None,
     ) -> Mapping[str, Any] | None:
         """Make this home hold a current image of the tier: the held one when current,
         else one with the same labels already on the engine, else a new build (its FROM
@@ -739,6 +752,7 @@ class Tier(NamedTuple):
             title=self.title,
             verbose=verbose,
             no_cache=force,
+            network=network,
         )
         return inspect_images(engine, [tag]).get(tag)
 
@@ -754,6 +768,7 @@ def build_tier(
     title: str,
     verbose: bool,
     no_cache: bool,
+    network: str | None = None,
 ) -> None:
     """Build the user's Dockerfile with `aishell:foundation` / `aishell:base` in its FROM
     lines replaced by the parents' IDs (a rewritten copy passed with `-f`; the build
@@ -777,6 +792,7 @@ def build_tier(
             title=title,
             verbose=verbose,
             no_cache=no_cache,
+            network=network,
         )
     finally:
         os.unlink(name)
@@ -818,6 +834,7 @@ def ensure_base(
     base_item: Mapping[str, Any] | None,
     verbose: bool = False,
     force: bool = False,
+    network: str | None = None,
 ) -> Mapping[str, Any] | None:
     """Make this home's base current: built from `dockerfile` when it exists, else the
     foundation itself (the base hold is then another tag of it). Returns the base
@@ -832,6 +849,7 @@ def ensure_base(
             parents={FOUNDATION_IMAGE: foundation_id},
             verbose=verbose,
             force=force,
+            network=network,
         )
     if image_id(base_item) != foundation_id:
         engine.checked("tag", foundation_id, holds.base, what=f"tagging {holds.base}")
@@ -850,3 +868,11 @@ def require(item: Mapping[str, Any] | None, tag: str) -> dict[str, Any]:
 def parent_names(foundation_id: str, base_id: str) -> dict[str, str]:
     """What `FROM aishell:foundation` / `FROM aishell:base` mean for this home."""
     return {FOUNDATION_IMAGE: foundation_id, BASE_IMAGE: base_id}
+
+
+def build_network(mode: str) -> str | None:
+    """The `--network` of builds of the user's Dockerfiles (global base, project
+    extension) under a network policy mode: none for `none` and `allowlist` (the
+    classic builder's RUN steps cannot reach the egress proxy's unix socket, and a
+    build network would reach the host), the engine's default for `open`."""
+    return None if mode == "open" else "none"

@@ -1,76 +1,87 @@
 """The egress proxy that enforces `network: {mode: allowlist}` (see `aishell.netpolicy`).
 
-Per allowlist session:
-- an internal engine network `aishell-net-<session>` (no route out);
-- a proxy container `aishell-proxy-<session>` (Debian's tinyproxy, an image built
-  from the configured base image, held by this home as `aishell-home-<id>:proxy`
-  and run by ID, like the other tiers: see `engine.images`) on the default bridge for
-  egress and on the internal network under the alias `aishell-proxy`; it admits
-  only the allowlisted hosts (HTTP by URL, HTTPS by `CONNECT host:port`) and logs
-  every decision to `~/.aishell/logs/network/<session>/decisions.log`, which is
-  mounted into the proxy only;
-- the agent container on the internal network only, with the proxy variables set,
-  a DNS server that answers nothing outside and IPv6 disabled. Without the proxy
-  there is no route: it fails closed.
+One long-lived proxy container per aishell home, `aishell-egress-<homeid>` (Debian's
+Squid with peek-and-splice, socat and inotify-tools; an image built from the
+configured base image, held by this home as `aishell-home-<id>:proxy` and run by ID,
+like the other tiers: see `engine.images`), serves every allowlist session of the
+home. It is started by the first allowlist launch and reused by the later ones.
 
-`egress()` is the one way to run a session under a plan: it sets the proxy up, and
-takes it down when the session ends (unless the caller says the agent still runs).
-Those of detached sessions are collected by `collect_orphans` once their agent
-container is gone.
+Per session `<id>`, aishell writes on the host, under `~/.aishell/egress/`:
+- `sessions/<id>/policy`: the session's allowlist (the proxy has this directory
+  mounted; no sandbox ever has it);
+- `sockets/<id>/`: an empty directory, mounted read-only into that session's sandbox
+  only, in which the proxy (noticing the new session through inotify: no engine call
+  on the launch path) creates `proxy.sock` (to Squid, from a loopback source address
+  of the session's own, by which Squid's policy helper finds the session's policy)
+  and `alive.sock` (held by the sandbox's entrypoint for as long as the sandbox lives:
+  its end tears the session down, also for detached sessions).
+
+The sandbox itself runs with `--network none`: its only way out is that socket. Every
+decision goes to `~/.aishell/logs/network/<id>/decisions.log` (mounted into the proxy
+only). `egress()` is the one way to run a session under a plan.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aishell import paths
+from aishell import netpolicy, paths
 from aishell.constants import LABEL_KIND, LABEL_MANAGED
 from aishell.engine import images
-from aishell.netpolicy import LABEL_SESSION, PROXY_ALIAS, Plan, Policy, proxy_settings
+from aishell.engine.run_args import Bind, bind_args
+from aishell.errors import AishellError, EngineError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from aishell.engine.client import Engine
+    from aishell.netpolicy import Plan
 
-LABEL_CREATED = "aishell.created"
 LABEL_PROXY_HASH = "aishell.proxy.hash"
+LABEL_HOME = "aishell.home"
+LABEL_EXTRA = "aishell.proxy.extra"
 KIND_PROXY = "proxy"
-KIND_EGRESS_NET = "egress"
-ORPHAN_GRACE_SECONDS = 120
 # For tests only: comma-separated engine networks the proxy joins as well (where the
 # test servers `allowed.test` / `denied.test` live).
 EXTRA_NETWORKS_ENV = "AISHELL_PROXY_EXTRA_NETWORKS"
+READY_TIMEOUT = 90.0  # seconds for a new proxy container to answer
+# Seconds without a session after which the proxy stops by itself (default 1800).
+IDLE_ENV = "AISHELL_PROXY_IDLE"
 
-PROXY_TEMPLATE_FILES = ("Dockerfile", "tinyproxy.conf", "denied.html", "start.sh")
+PROXY_TEMPLATE_FILES = (
+    "Dockerfile",
+    "squid.conf",
+    "egress.sh",
+    "policy-helper",
+    "log-splitter",
+    "ERR_AISHELL_DENIED",
+)
 
 
-def proxy_run_args(
-    plan: Plan, *, image: str, log_dir: str, uid: int, gid: int, created: int
-) -> list[str]:
-    argv = [
-        "run", "--detach", "--rm", "--init",
-        "--name", plan.proxy_name,
-        "--label", f"{LABEL_MANAGED}=1",
-        "--label", f"{LABEL_KIND}={KIND_PROXY}",
-        "--label", f"{LABEL_SESSION}={plan.session}",
-        "--label", f"{LABEL_CREATED}={created}",
-        "--user", f"{uid}:{gid}",
-        "--read-only",
-        "--tmpfs", "/run/aishell-proxy:rw,mode=1777,size=1m",
-        "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges",
-        "--mount", f"type=bind,source={log_dir},target=/log",
-        "-e", f"AISHELL_SESSION={plan.session}",
-    ]  # fmt: skip
-    for key, value in proxy_settings(plan.policy).items():
-        argv += ["-e", f"{key}={value}"]
-    argv.append(image)
-    return argv
+# -- where things are -------------------------------------------------------------
+
+
+def egress_dir() -> Path:
+    return paths.egress_dir()
+
+
+def log_dir_for(session: str) -> Path:
+    return paths.logs_dir() / "network" / session
+
+
+def container_name(home_id: str) -> str:
+    return f"aishell-egress-{home_id}"
+
+
+def extra_networks(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    env = os.environ if environ is None else environ
+    names = (n.strip() for n in env.get(EXTRA_NETWORKS_ENV, "").split(","))
+    return tuple(sorted({n for n in names if n}))
 
 
 # -- the proxy image ------------------------------------------------------------
@@ -101,96 +112,267 @@ def ensure_proxy_image(engine: Engine, base_image: str | None, *, verbose: bool 
             context,
             tag=tag,
             labels=labels,
-            title="Building the egress proxy image (tinyproxy)",
+            title="Building the egress proxy image (Squid)",
             verbose=verbose,
         )
         found = images.require(images.inspect_images(engine, [tag]).get(tag), tag)
     return images.image_id(found)
 
 
-# -- session lifecycle ----------------------------------------------------------
+# -- the proxy container ------------------------------------------------------------
 
 
-def log_dir_for(session: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return paths.logs_dir() / "network" / f"{stamp}-{session}"
+def host_addresses(
+    fib_trie: str = "/proc/net/fib_trie", if_inet6: str = "/proc/net/if_inet6"
+) -> list[str]:
+    """This host's own IPv4 and IPv6 addresses (every interface, bridges included, not
+    loopback): the proxy refuses them as destinations, so an allowlisted name that
+    resolves to this host still does not reach it."""
+    found: set[str] = set()
+    with contextlib.suppress(OSError):
+        previous = ""
+        for line in Path(fib_trie).read_text().splitlines():
+            if "/32 host LOCAL" in line and previous:
+                found.add(previous)
+            parts = line.split()
+            previous = parts[-1] if len(parts) >= 2 and parts[0].endswith("--") else ""
+    with contextlib.suppress(OSError):
+        for line in Path(if_inet6).read_text().splitlines():
+            raw = line.split()[0] if line.split() else ""
+            if len(raw) == 32:
+                found.add(":".join(raw[i : i + 4] for i in range(0, 32, 4)))
+    return sorted(a for a in found if not a.startswith("127.") and a != "0000:" * 7 + "0001")
 
 
-def start(
+class ProxyUser(NamedTuple):
+    """Who the proxy runs as: the host user's own UID (files it writes are theirs), or
+    (namespace) root with only the capabilities to start Squid as nobody."""
+
+    args: tuple[str, ...]
+    tmpfs: str  # options of its private /run/aishell-proxy
+
+
+def proxy_user(engine: Engine, uid: int, gid: int) -> ProxyUser:
+    drop = ("--cap-drop", "ALL")
+    as_root = (*drop, "--cap-add", "SETUID", "--cap-add", "SETGID", "--cap-add", "KILL")
+    tmpfs = "rw,size=16m,mode=0755"
+    if engine.rootless:
+        return ProxyUser(as_root, tmpfs)  # root in the user namespace: the host user
+    if uid == 0:
+        return ProxyUser(("--user", "0:0", *as_root), tmpfs)
+    return ProxyUser(
+        ("--user", f"{uid}:{gid}", *drop), f"rw,size=16m,mode=0700,uid={uid},gid={gid}"
+    )
+
+
+def proxy_create_args(
     engine: Engine,
-    plan: Plan,
     *,
-    base_image: str | None,
+    name: str,
+    image: str,
+    home_id: str,
+    content_hash: str,
+    extras: tuple[str, ...],
     uid: int,
     gid: int,
-    verbose: bool = False,
-) -> Path:
-    """Create the internal network and start the proxy; returns the log directory.
-    On any failure everything made so far is removed and an error raised: the agent
-    is never started without its proxy."""
-    collect_orphans(engine)
-    image = ensure_proxy_image(engine, base_image, verbose=verbose)
-    log_dir = log_dir_for(plan.session or "")
-    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (log_dir / "decisions.log").touch(mode=0o600)
-    created = int(time.time())
+    egress: str,
+    logs: str,
+    host_addrs: list[str],
+) -> list[str]:
+    flavour = engine.flavour
+    user = proxy_user(engine, uid, gid)
+    argv = [
+        "create", "--init", "--rm",
+        "--name", name,
+        "--label", f"{LABEL_MANAGED}=1",
+        "--label", f"{LABEL_KIND}={KIND_PROXY}",
+        "--label", f"{LABEL_HOME}={home_id}",
+        "--label", f"{LABEL_PROXY_HASH}={content_hash}",
+        "--label", f"{LABEL_EXTRA}={','.join(extras)}",
+        *user.args,
+        "--read-only",
+        "--tmpfs", f"/run/aishell-proxy:{user.tmpfs}",
+        "--security-opt", "no-new-privileges",
+        "--pids-limit", "4096",
+        *bind_args(Bind(egress, "/egress"), flavour),
+        *bind_args(Bind(logs, "/logs"), flavour),
+        "-e", f"AISHELL_PROXY_HOST_ADDRESSES={' '.join(host_addrs)}",
+    ]  # fmt: skip
+    idle = os.environ.get(IDLE_ENV, "")
+    if idle.isdigit():
+        argv += ["-e", f"AISHELL_PROXY_IDLE={idle}"]
+    argv.append(image)
+    return argv
+
+
+def _inspect(engine: Engine, name: str) -> dict[str, Any] | None:
+    result = engine.inspect_many(("container", [name]))[0]
+    items = images.parse_inspect_list(result.stdout) if result.ok else []
+    return items[0] if items else None
+
+
+def _is_current(item: Mapping[str, Any] | None, content_hash: str, extras: tuple[str, ...]) -> bool:
+    if not item or not (item.get("State") or {}).get("Running"):
+        return False
+    labels = (item.get("Config") or {}).get("Labels") or {}
+    return bool(
+        labels.get(LABEL_PROXY_HASH) == content_hash
+        and labels.get(LABEL_EXTRA, "") == ",".join(extras)
+    )
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_proxy(
+    engine: Engine, *, base_image: str | None, uid: int, gid: int, verbose: bool = False
+) -> None:
+    """This home's egress proxy, running and current. The usual case costs one
+    inspection; otherwise (first allowlist launch, proxy gone or stopped, aishell
+    upgraded) it is (re)started, and an error is raised unless it answers."""
+    home = paths.home_id()
+    name = container_name(home)
+    context_hash = proxy_context(base_image).hash
+    extras = extra_networks()
+    if _is_current(_inspect(engine, name), context_hash, extras):
+        return
+    root = egress_dir()
+    logs = paths.logs_dir() / "network"
     try:
-        engine.checked(
-            "network", "create", "--internal",
-            "--label", f"{LABEL_MANAGED}=1",
-            "--label", f"{LABEL_KIND}={KIND_EGRESS_NET}",
-            "--label", f"{LABEL_SESSION}={plan.session}",
-            "--label", f"{LABEL_CREATED}={created}",
-            str(plan.network),
-            what=f"creating the network {plan.network}",
-        )  # fmt: skip
-        engine.checked(
-            *proxy_run_args(
-                plan, image=image, log_dir=str(log_dir), uid=uid, gid=gid, created=created
+        for sub in ("sessions", "sockets"):
+            (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(root, 0o700)
+        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise AishellError(
+            f"cannot prepare {exc.filename or root}: {exc.strerror}",
+            hint=f"{root} and {logs} must be directories you own; the sandbox was not started",
+        ) from exc
+    with _locked(root / ".lock"):
+        if _is_current(_inspect(engine, name), context_hash, extras):
+            return  # another launch started it meanwhile
+        image = ensure_proxy_image(engine, base_image, verbose=verbose)
+        engine.capture("rm", "-f", name)
+        for stale in ("ready", "proxy.log"):
+            with contextlib.suppress(FileNotFoundError):
+                (root / stale).unlink()
+        created = engine.checked(
+            *proxy_create_args(
+                engine,
+                name=name,
+                image=image,
+                home_id=home,
+                content_hash=context_hash,
+                extras=extras,
+                uid=uid,
+                gid=gid,
+                egress=str(root),
+                logs=str(logs),
+                host_addrs=host_addresses(),
             ),
-            what="starting the egress proxy",
+            what="creating the egress proxy",
         )
-        engine.checked(
-            "network",
-            "connect",
-            "--alias",
-            PROXY_ALIAS,
-            str(plan.network),
-            plan.proxy_name,
-            what="connecting the egress proxy",
-            hint=f"the proxy may have failed to start; see {log_dir / 'decisions.log'}",
-        )
-        for extra in filter(None, os.environ.get(EXTRA_NETWORKS_ENV, "").split(",")):
+        ident = created.stdout.strip()
+        for network in extras:
             engine.checked(
                 "network",
                 "connect",
-                extra.strip(),
-                plan.proxy_name,
-                what=f"connecting the egress proxy to {extra}",
+                network,
+                name,
+                what=f"connecting the egress proxy to {network}",
             )
-    except BaseException:
-        stop(engine, plan)
-        raise
-    return log_dir
+        engine.checked("start", name, what="starting the egress proxy")
+        _wait_ready(engine, name, ident, root)
 
 
-def stop(engine: Engine, plan: Plan) -> None:
-    """Remove the session's proxy and network (quietly; repeated calls are harmless)."""
-    engine.capture("rm", "-f", plan.proxy_name)
-    for _ in range(20):
-        result = engine.capture("network", "rm", str(plan.network))
-        low = result.stderr.lower()
-        if result.ok or "no such network" in low or "not found" in low:
-            return
-        time.sleep(0.25)
+def _wait_ready(engine: Engine, name: str, ident: str, root: Path) -> None:
+    """Wait until the new proxy says it serves sessions (it writes its hostname, the
+    container's short ID, into `ready`); fail with its own words (`proxy.log`) if it
+    stops."""
+    marker = root / "ready"
+    deadline = time.monotonic() + READY_TIMEOUT
+    checks = 0
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if ident.startswith(marker.read_text().strip() or "-"):
+                return
+        checks += 1
+        if checks % 20 == 0:
+            item = _inspect(engine, name)
+            if not item or not (item.get("State") or {}).get("Running"):
+                break
+        time.sleep(0.05)
+    try:
+        lines = [line for line in (root / "proxy.log").read_text().splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    said = [line for line in lines if "aishell-egress:" in line or "FATAL" in line] or lines[-5:]
+    raise EngineError(
+        "the egress proxy did not start: "
+        + (said[-1].split("aishell-egress: ", 1)[-1] if said else "it did not answer"),
+        hint=f"see {root / 'proxy.log'}; the sandbox was not started (no network "
+        "without the proxy)",
+        details="\n".join(said) or None,
+    )
+
+
+# -- sessions -------------------------------------------------------------------
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def open_session(plan: Plan, *, project: str, container: str) -> Path:
+    """Register the session with the proxy (files only: the proxy notices them) and
+    start its decision log; returns the log file."""
+    session = plan.session or ""
+    root = egress_dir()
+    sockets = Path(plan.socket_dir or root / "sockets" / session)
+    sockets.mkdir(mode=0o700, parents=False, exist_ok=False)
+    log = log_dir_for(session) / "decisions.log"
+    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    allow = ", ".join(str(p) for p in plan.policy.allow) or "(nothing)"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as fh:
+        fh.write(
+            f"{_stamp()} INFO {session} session opened: project {project} container "
+            f"{container}\n{_stamp()} INFO {session} allow: {allow}\n"
+        )
+    staging = root / "sessions" / f".new-{session}"
+    staging.mkdir(mode=0o700)
+    (staging / "policy").write_text(
+        netpolicy.policy_file(plan.policy, session=session, project=project, container=container)
+    )
+    os.rename(staging, root / "sessions" / session)
+    return log
+
+
+def close_session(plan: Plan) -> None:
+    """End the session (the proxy notices its directory is gone and tears it down)."""
+    import shutil
+
+    session = plan.session or ""
+    root = egress_dir()
+    shutil.rmtree(root / "sessions" / session, ignore_errors=True)
 
 
 class Egress:
-    """A running egress setup: set `keep` when the agent outlives this process
-    (detached), so its proxy stays until `collect_orphans` finds it ended."""
+    """A running egress session: set `keep` when the agent outlives this process
+    (detached); its session then ends with its sandbox."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, log: Path) -> None:
         self.plan = plan
+        self.log = log
         self.keep = False
 
 
@@ -203,60 +385,36 @@ def egress(
     uid: int,
     gid: int,
     verbose: bool = False,
+    project: str = "-",
+    container: str = "-",
 ) -> Iterator[Egress | None]:
-    """Run a session under `plan`: for an allowlist session, the proxy and internal
-    network exist inside the block and are removed after it (unless `keep` was set).
-    Open and `none` sessions need nothing: yields None."""
+    """Run a session under `plan`: for an allowlist session, this home's proxy runs and
+    the session is registered inside the block, and removed after it (unless `keep`
+    was set; a process that replaces itself with the engine CLI never gets here: the
+    sandbox's end closes the session). Open and `none` sessions need nothing."""
     if plan is None or not plan.session:
         yield None
         return
-    start(engine, plan, base_image=base_image, uid=uid, gid=gid, verbose=verbose)
-    setup = Egress(plan)
+    ensure_proxy(engine, base_image=base_image, uid=uid, gid=gid, verbose=verbose)
+    try:
+        log = open_session(plan, project=project, container=container)
+    except OSError as exc:
+        raise AishellError(
+            f"cannot register the session with the egress proxy: {exc.strerror} ({exc.filename})",
+            hint=f"{egress_dir()} must be a directory you own; the sandbox was not started",
+        ) from exc
+    setup = Egress(plan, log)
     try:
         yield setup
     finally:
         if not setup.keep:
-            stop(engine, plan)
+            close_session(plan)
 
 
-def collect_orphans(engine: Engine, *, now: float | None = None) -> list[str]:
-    """Remove proxies and networks of sessions whose agent container is gone (detached
-    sessions that ended). Sessions younger than the grace period are left alone (their
-    agent may be starting). Returns the sessions removed."""
-    nets = engine.capture(
-        "network", "ls", "--filter", f"label={LABEL_KIND}={KIND_EGRESS_NET}",
-        "--format", '{{.Name}}\t{{.Label "' + LABEL_SESSION + '"}}\t{{.Label "'
-        + LABEL_CREATED + '"}}',
-    )  # fmt: skip
-    if not nets.ok or not nets.stdout.strip():
-        return []
-    conts = engine.capture(
-        "ps", "-a", "--filter", f"label={LABEL_SESSION}",
-        "--format", '{{.Label "' + LABEL_SESSION + '"}}\t{{.Label "' + LABEL_KIND + '"}}',
-    )  # fmt: skip
-    if not conts.ok:
-        return []
-    live = set()
-    for line in conts.stdout.splitlines():
-        session, _, kind = line.partition("\t")
-        if kind != KIND_PROXY:
-            live.add(session)
-    current = time.time() if now is None else now
-    try:  # for tests: AISHELL_NETWORK_ORPHAN_GRACE (seconds)
-        grace = int(os.environ.get("AISHELL_NETWORK_ORPHAN_GRACE", ORPHAN_GRACE_SECONDS))
-    except ValueError:
-        grace = ORPHAN_GRACE_SECONDS
-    removed = []
-    for line in nets.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 3:
-            continue
-        name, session, created = parts
-        try:
-            age = current - int(created)
-        except ValueError:
-            age = ORPHAN_GRACE_SECONDS + 1
-        if session and session not in live and age > grace:
-            stop(engine, Plan(Policy("allowlist"), session=session, network=name))
-            removed.append(session)
-    return removed
+def describe_proxy(engine: Engine) -> str:
+    """One line about this home's proxy, for `aishell check`."""
+    item = _inspect(engine, container_name(paths.home_id()))
+    if item is None:
+        return "not running (started by the first allowlist launch)"
+    state = (item.get("State") or {}).get("Status") or "unknown"
+    return f"{container_name(paths.home_id())} {state}"

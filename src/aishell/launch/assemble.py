@@ -16,7 +16,7 @@ from aishell.constants import (
     LABEL_PROJECT_HASH,
     LABEL_TMUX,
 )
-from aishell.engine.run_args import RunSpec
+from aishell.engine.run_args import Bind, RunSpec
 from aishell.harnesses import BY_NAME
 from aishell.security import hardening
 
@@ -97,7 +97,13 @@ def assemble(r: Resolved, m: Materials) -> RunSpec:
         name=r.container,
         labels=tuple(labels),
         harness_volume=m.volume,
-        binds=(*m.agent_binds, *r.config_binds, *r.git_binds, *r.guard_binds),
+        binds=(
+            *m.agent_binds,
+            *r.config_binds,
+            *r.git_binds,
+            *r.guard_binds,
+            *(Bind(src, dst, readonly=True) for src, dst in (egress.binds if egress else ())),
+        ),
         fixed_env=tuple(fixed_env),
         env=tuple(environment(tools, r.env)),
         ports=tuple(config.ports),

@@ -101,6 +101,7 @@ def resolve_image(
     if foundation is None:
         foundation = adopt_foundation(engine, holds, context.hash, st)
     foundation_id = images.image_id(foundation)
+    network = images.build_network(config.network.mode)
     if not images.foundation_is_current(foundation, context):
         output.warn(
             "this home's foundation image is out of date (aishell, base_image, "
@@ -115,6 +116,7 @@ def resolve_image(
         foundation=foundation,
         base_item=image_items.get(holds.base),
         verbose=verbose,
+        network=network,
     )
     base_id = images.image_id(base_item)
     if dockerfile is None:
@@ -127,6 +129,7 @@ def resolve_image(
         parent_id=base_id,
         parents=images.parent_names(foundation_id, base_id),
         verbose=verbose,
+        network=network,
     )
     return foundation_id, images.image_id(
         images.require(ext_item, holds.tag(project.extension_role))

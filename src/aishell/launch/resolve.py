@@ -101,7 +101,12 @@ def resolve(req: LaunchRequest) -> Resolved:
     dockerfile = approved_dockerfile(project, approval)
     egress = None
     if config.network.mode != "open":
-        egress = netpolicy.plan(config.network, st.tools, config.docker_args)
+        egress = netpolicy.plan(
+            config.network,
+            st.tools,
+            config.docker_args,
+            sockets_root=str(paths.egress_dir() / "sockets"),
+        )
     return Resolved(
         req=req,
         host=host,

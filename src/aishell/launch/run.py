@@ -3,10 +3,12 @@
 Around every run the post-session check (`security/guard.py`) records the state of
 the files that run on the host before the container starts and compares it after
 the session (for a detached one, a later aishell command does). Under an allowlist
-policy the session's egress proxy exists around the run (`proxy.egress`; a detached
-agent keeps its proxy until `collect_orphans` finds it ended). The engine CLI then
-runs as a child, so aishell can do that work when it ends; only when the guard could
-not record anything does a foreground run replace this process with the engine CLI.
+policy the session is registered with this home's egress proxy around the run
+(`proxy.egress`); the session ends with its sandbox (the sandbox holds a keep-alive
+connection to the proxy), so a detached one needs nothing more from aishell for its
+egress. The engine CLI runs as a child, so aishell can do the guard's work when it
+ends; only when the guard could not record anything does a foreground run replace
+this process with the engine CLI.
 """
 
 from __future__ import annotations
@@ -103,10 +105,12 @@ def start(r: Resolved, m: Materials, spec: RunSpec, *, child: bool) -> session.O
         uid=r.host.uid,
         gid=r.host.gid,
         verbose=r.req.verbose,
+        project=r.project.root,
+        container=r.container or "exec",
     ) as egress:
-        outcome = hand_over(r, m, spec, args, child=True)
+        outcome = hand_over(r, m, spec, args, child=child)
         if egress is not None and outcome.detached:
-            egress.keep = True  # the agent still runs and needs its proxy
+            egress.keep = True  # the agent still runs; its end closes the session
         return outcome
 
 

@@ -60,6 +60,20 @@ if [ -n "${TERM:-}" ] && ! infocmp "$TERM" >/dev/null 2>&1; then
     export TERM=xterm-256color
 fi
 
+# network: allowlist — the container has no network but loopback; its one way out
+# is the session's unix socket to the egress proxy (mounted read-only). Relay
+# 127.0.0.1:3128 (HTTP(S)_PROXY) to it, and hold the keep-alive connection whose end
+# tells the proxy this session is over. Killing either changes nothing the policy allows.
+if [ -n "${AISHELL_EGRESS:-}" ]; then
+    /usr/local/bin/aishell-egress-relay "$AISHELL_EGRESS" || true
+fi
+# Without a network (none, allowlist) the engine maps no address to the hostname; sudo
+# would complain on every call.
+name="$(cat /proc/sys/kernel/hostname)"
+if ! grep -qw -- "$name" /etc/hosts 2>/dev/null; then
+    printf '127.0.1.1\t%s\n' "$name" >> /etc/hosts 2>/dev/null || true
+fi
+
 if [ -n "${AISHELL_PRE_START:-}" ]; then
     : > /tmp/pre-start.log
     chown "$uid:$gid" /tmp/pre-start.log

@@ -40,15 +40,15 @@ def materialise(r: Resolved) -> Materials:
     holds = images.Holds(paths.home_id())
     wanted_images = [holds.foundation, holds.base, holds.tag(r.project.extension_role)]
     queries: list[tuple[str, list[str]]] = [("image", wanted_images)]
+    owner = volumes.Owner.current()
+    hold = volumes.hold_name(owner.home_id, r.volume) if r.volume else ""
     if r.volume:
-        queries.append(("volume", [r.volume]))
+        queries.append(("volume", [r.volume, hold]))
     if r.container:
         queries.append(("container", [r.container]))
     results = engine.inspect_many(*queries)
     image_items = images.parse_image_inspect(results[0].stdout, wanted_images)
-    volume_item = (
-        volumes.parse_volume_inspect(results[1].stdout) if r.volume and results[1].ok else None
-    )
+    found_volumes = volumes.parse_volumes_inspect(results[1].stdout) if r.volume else {}
     container_item = None
     if r.container and results[-1].ok:
         container_item = containers.parse_inspect(results[-1].stdout)
@@ -64,7 +64,13 @@ def materialise(r: Resolved) -> Materials:
         verbose=r.req.verbose,
     )
     volume = ensure_volume(
-        engine, st=r.state, volume_item=volume_item, image=foundation_id, verbose=r.req.verbose
+        engine,
+        st=r.state,
+        volume_item=found_volumes.get(r.volume or ""),
+        held=hold in found_volumes,
+        owner=owner,
+        image=foundation_id,
+        verbose=r.req.verbose,
     )
     if r.container:
         handle_existing_container(engine, r.container, container_item, r.short)
@@ -164,28 +170,37 @@ def ensure_volume(
     st: state.State,
     volume_item: Mapping[str, Any] | None,
     image: str,
+    held: bool = True,
+    owner: volumes.Owner | None = None,
     verbose: bool = False,
 ) -> str | None:
-    """The harness volume to mount, filled and recorded; None when no tools are enabled."""
+    """The harness volume to mount, filled, recorded and held by this home; None when
+    no tools are enabled. Trusted without a fill only when it is exactly the volume
+    the state saw filled (`volumes.is_recorded_ready`)."""
     if not st.tools:
         return None
+    owner = owner or volumes.Owner.current()
     name = st.harness_volume or volumes.volume_name(st.tools)
-    record = st.volumes.get(name)
-    if volume_item is not None and record and record.created_at == volumes.created_at(volume_item):
+    if volumes.is_recorded_ready(st.volumes.get(name), volume_item):
+        if not held:  # set up by an older aishell, or the hold was removed
+            volumes.ensure_hold(engine, owner, name)
         return name
-    result = volumes.fill(engine, volume=name, selection=st.tools, image=image, verbose=verbose)
-    record_fill(engine, name, result)
+    state.check_writable()  # the fill must be recorded: fail before it, not after
+    result = volumes.fill(
+        engine, volume=name, selection=st.tools, image=image, verbose=verbose, owner=owner
+    )
+    record_fill(name, result)
+    volumes.settled(name, owner)
     return name
 
 
-def record_fill(engine: Engine, name: str, result: volumes.FillResult) -> None:
-    item = volumes.inspect_volume(engine, name)
-
+def record_fill(name: str, result: volumes.FillResult) -> None:
     def mutate(current: state.State) -> None:
         current.volumes[name] = state.VolumeRecord(
-            created_at=volumes.created_at(item),
+            created_at=result.created_at,
             versions=result.versions,
             filled_at=result.filled_at,
+            instance=result.instance,
         )
 
     state.update(mutate)

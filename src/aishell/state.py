@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 SCHEMA = 1
 _VOLUME_NAME = re.compile(HARNESS_VOLUME_PATTERN)
 
-REPAIR_WITH_UPDATE = (
-    "run 'aishell update' to repair it (it keeps what can be read), "
-    "or 'aishell setup --with-<agent> ...' to start over"
-)
 REPAIR_WITH_SETUP = "run 'aishell setup --with-<agent> ...' to rewrite it"
 
 
@@ -150,6 +146,7 @@ class Parsed(NamedTuple):
     state: State
     dropped: list[str]  # what could not be read, e.g. "harness_volume (123 is not a name)"
     tools_readable: bool  # the selection of agents survived (update can repair)
+    unpinned: tuple[str, ...] = ()  # known agents whose saved version could not be read
 
 
 def _short(value: object) -> str:
@@ -178,7 +175,7 @@ def _string_map(value: object, key: str, dropped: list[str]) -> dict[str, str]:
     return good
 
 
-def _tools(value: object, dropped: list[str]) -> tuple[dict[str, str], bool]:
+def _tools(value: object, dropped: list[str], unpinned: list[str]) -> tuple[dict[str, str], bool]:
     if not isinstance(value, dict):
         dropped.append(f"tools ({_short(value)} is not an object of agent: version)")
         return {}, False
@@ -188,13 +185,13 @@ def _tools(value: object, dropped: list[str]) -> tuple[dict[str, str], bool]:
         if tool is None:
             dropped.append(f"tools.{name} (not an agent aishell knows)")
             continue
-        if not isinstance(pin, str):
-            dropped.append(f"tools.{name} ({_short(pin)} is not a version)")
-            continue
         try:
+            if not isinstance(pin, str):
+                raise UsageError("not a string")
             tools[name] = parse_pin(tool.label, pin)
         except UsageError:
             dropped.append(f"tools.{name} ({_short(pin)} is not a version)")
+            unpinned.append(name)
     return tools, True
 
 
@@ -222,9 +219,10 @@ def _record(name: str, value: object, dropped: list[str]) -> VolumeRecord | None
 def parse(data: object) -> Parsed:
     """Read decoded JSON by type: what is valid, and what had to be dropped."""
     dropped: list[str] = []
+    unpinned: list[str] = []
     if not isinstance(data, dict):
         return Parsed(State(), [f"everything ({_short(data)} is not an object)"], False)
-    tools, tools_readable = _tools(data.get("tools", {}), dropped)
+    tools, tools_readable = _tools(data.get("tools", {}), dropped, unpinned)
     gitleaks = data.get("gitleaks", False)
     if not isinstance(gitleaks, bool):
         dropped.append(f"gitleaks ({_short(gitleaks)} is not true or false)")
@@ -252,14 +250,30 @@ def parse(data: object) -> Parsed:
         volumes=records,
         gitleaks_scans=_string_map(data.get("gitleaks_scans", {}), "gitleaks_scans", dropped),
     )
-    return Parsed(state, dropped, tools_readable)
+    return Parsed(state, dropped, tools_readable, tuple(unpinned))
+
+
+def repair_command(parsed: Parsed) -> str:
+    """The command that rewrites a damaged state file keeping what can be read: setup
+    with the agents (and pins) it still names; 'aishell update' repairs it as well."""
+    if not parsed.tools_readable:
+        return "aishell setup --with-<agent> ..."
+    words = ["aishell", "setup"]
+    pins = {**dict.fromkeys(parsed.unpinned, "latest"), **parsed.state.tools}
+    for name, pin in sorted(pins.items()):
+        words.append(f"--with-{name}" if pin == "latest" else f"--with-{name}={pin}")
+    if parsed.state.gitleaks:
+        words.append("--with-gitleaks")
+    return " ".join(words)
 
 
 def damaged(path: Path, parsed: Parsed) -> StateError:
     shown = parsed.dropped[:4] + ([f"{len(parsed.dropped) - 4} more"] if parsed.dropped[4:] else [])
+    command = repair_command(parsed)
+    keeps = " (it keeps what can be read)" if parsed.tools_readable else ""
     return StateError(
         f"the state file {path} is damaged: {'; '.join(shown)}",
-        hint=REPAIR_WITH_UPDATE if parsed.tools_readable else REPAIR_WITH_SETUP,
+        hint=f"run '{command}' to rewrite it{keeps}",
     )
 
 

@@ -653,8 +653,8 @@ def undo(
     token: str | None = None,
 ) -> Undone:
     """Remove what `entries` (a journal's, in the order made) list, last first, except
-    what the state still needs: the `active` volume and its hold, any `recorded`
-    volume, a volume another home holds or a container uses. `token`: remove only
+    what the state still needs: the `active` volume and this home's hold on it, any
+    `recorded` volume, a volume another home holds or a container uses. `token`: remove only
     fill containers of that journal (default: this process's, whose journal then
     marks done what is gone). Quiet: an error leaves the thing in place (and in the
     journal, for the next command to collect)."""
@@ -670,12 +670,9 @@ def undo(
                 gone.append(entry)
         elif entry.kind == "hold":
             item = inspect_volume(engine, entry.name)
-            if item is None:
-                gone.append(entry)
-            elif (
-                labels_of(item).get(LABEL_HOLDS, "") not in keep
-                and engine.capture("volume", "rm", entry.name).ok
-            ):
+            if item is None or labels_of(item).get(LABEL_HOLDS, "") == active:
+                gone.append(entry)  # gone already, or this home's hold on what it uses
+            elif engine.capture("volume", "rm", entry.name).ok:
                 removed.append(entry.name)
                 gone.append(entry)
         elif entry.kind == "volume":

@@ -33,6 +33,7 @@ class Materials(NamedTuple):
     volume: str | None  # the harness volume, filled; None without tools
     agent_binds: tuple[Bind, ...]  # the agents' config paths, created on the host
     flavour: Flavour  # how the engine speaks (Docker/Podman, rootless, SELinux)
+    owner: volumes.Owner | None = None  # this aishell home, for the container's labels
 
 
 def materialise(r: Resolved) -> Materials:
@@ -81,6 +82,7 @@ def materialise(r: Resolved) -> Materials:
         volume=volume,
         agent_binds=tuple(binds),
         flavour=engine.flavour,
+        owner=owner,
     )
 
 
@@ -209,16 +211,19 @@ def record_fill(name: str, result: volumes.FillResult) -> None:
 def handle_existing_container(
     engine: Engine, full_name: str, item: Mapping[str, Any] | None, short: str
 ) -> None:
+    """A container of the same name: running (or being started by another aishell
+    right now) is an error; one that ended is removed. Only the ended one, by its ID:
+    never the container another launch just created under this name."""
     if item is None:
         return
-    running = bool((item.get("State") or {}).get("Running"))
-    if running:
+    if containers.is_live(item):
         raise AishellError(
-            f"the container {full_name} is already running",
+            f"the container {full_name} is already running or being started",
             hint=f"attach with 'aishell attach {short}', or pick another --name",
         )
-    engine.capture("rm", "-f", full_name)
-    output.info(f"Removed stopped container {full_name}")
+    result = engine.capture("rm", "-f", str(item.get("Id") or full_name))
+    if result.ok:
+        output.info(f"Removed stopped container {full_name}")
 
 
 def ensure_host_config_paths(tools: list[str], home: str) -> list[Bind]:

@@ -217,8 +217,10 @@ def handle_existing_container(
     if item is None:
         return
     if containers.is_live(item):
+        running = (item.get("State") or {}).get("Running")
+        doing = "is already running" if running else "is being started by another aishell"
         raise AishellError(
-            f"the container {full_name} is already running or being started",
+            f"the container {full_name} {doing}",
             hint=f"attach with 'aishell attach {short}', or pick another --name",
         )
     result = engine.capture("rm", "-f", str(item.get("Id") or full_name))

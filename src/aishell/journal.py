@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 PENDING_DIR = ".pending"
-KINDS = ("container", "hold", "volume")  # what a journal may list
+# What a journal may list: a fill container, a hold, a harness volume, an image a build
+# committed, a build's temporary context directory.
+KINDS = ("container", "hold", "volume", "image", "directory")
 
 
 class Entry(NamedTuple):
@@ -104,11 +106,23 @@ class Journal:
         self._write({"add": kind, "name": name, "engine": engine})
         self._open[entry] = None
 
+    def try_add(self, kind: str, name: str, *, engine: str) -> None:
+        """`add`, unless the journal cannot be written (a read-only or full home): for
+        what a command can do without the guarantee (a build's intermediate images)."""
+        from aishell.errors import AishellError
+
+        with contextlib.suppress(AishellError):
+            self.add(kind, name, engine=engine)
+
     def done(self, kind: str, name: str) -> None:
         """`name` is recorded (or gone): nothing to collect if this process dies now."""
         for entry in [e for e in self._open if e.kind == kind and e.name == name]:
-            self._write({"done": kind, "name": name})
             del self._open[entry]
+            try:
+                self._write({"done": kind, "name": name})
+            except Exception:  # (the next command finds it gone, or removes it)
+                if self._open:
+                    raise
 
     def close(self) -> None:
         """End of the process: with nothing outstanding the journal is removed; else it

@@ -359,21 +359,29 @@ def test_another_homes_prune_leaves_my_active_volume(
 
 
 # For setup, a selection no other test uses at the same time (each fills a volume of
-# its own name; tests on one engine run in parallel): one per signal and user.
-SETUP_SELECTIONS = {
-    (signal.SIGKILL, True): ("--with-openspec",),
-    (signal.SIGTERM, True): ("--with-pi",),
-    (signal.SIGINT, True): ("--with-gemini",),
-    (signal.SIGKILL, False): ("--with-codex",),
-    (signal.SIGTERM, False): ("--with-claude",),
-    (signal.SIGINT, False): ("--with-openspec", "--with-pi"),
-}
+# its own name, and tests on one engine run in parallel): candidates per signal and
+# user, disjoint; the first whose volume does not exist yet (none is left behind).
+_EXTRA = ("openspec", "pi", "gemini", "codex", "claude")
+_COMBOS = [(a,) for a in _EXTRA] + [
+    (a, b) for i, a in enumerate(_EXTRA) for b in _EXTRA[i + 1 :]
+]  # 15 selections
+_KEYS = [
+    (sig, root) for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT) for root in (True, False)
+]
 
 
 def stopped_command(command: str, sig: signal.Signals, ai: Aishell) -> tuple[str, ...]:
     if command == "update":
         return ("update",)
-    return ("setup", "--with-opencode", *SETUP_SELECTIONS[(sig, ai.user is None)])
+    from aishell.engine.volumes import volume_name
+
+    index = _KEYS.index((sig, ai.user is None))
+    existing = vols.names(ai)
+    for extra in _COMBOS[index :: len(_KEYS)]:
+        selection = dict.fromkeys(("opencode", *extra), "latest")
+        if volume_name(selection) not in existing:
+            return ("setup", *(f"--with-{tool}" for tool in sorted(selection)))
+    raise AssertionError("every candidate selection already has a volume on this engine")
 
 
 @pytest.mark.targets("docker", "podman")
@@ -697,3 +705,47 @@ def test_aishell_home_elsewhere_never_makes_home_the_project(
         assert result.stdout.split() == [str(repo / "sub"), "NO-KEY"]
         info = json.loads(ai.run("info", "--json", cwd=repo / "sub").stdout)
         assert info["project"]["root"] == str(repo), info["project"]
+
+
+def test_a_build_killed_mid_step_leaves_nothing(anyone: Aishell) -> None:
+    """A launch SIGKILLed while its project image builds: the build used to go on
+    without it (a silent step keeps the engine CLI alive) and leave the images of the
+    steps it had committed, untagged. Now the build stops with it, and the next
+    command removes those images."""
+    project = anyone.new_project("killed-build")
+    anyone.write(
+        project / ".aishell" / "Dockerfile",
+        f"FROM aishell:base\nRUN echo {os.urandom(6).hex()} > /one\nRUN echo two > /two\n"
+        "RUN sleep 600\n",
+    )
+    proc = anyone.popen("exec", "true", cwd=project)
+    committed: list[str] = []
+
+    def two_steps_committed() -> bool:
+        assert proc.poll() is None, proc.communicate()
+        committed[:] = [
+            json.loads(line)["name"]
+            for path in vols.pending(anyone)
+            for line in path.read_text().splitlines()
+            if '"add": "image"' in line
+        ]
+        return len(committed) >= 2 and any(
+            "sleep 600" in c
+            for c in anyone.engine_cli("ps", "--format", "{{.Command}}").stdout.splitlines()
+        )
+
+    _wait_until(two_steps_committed, "the build never reached its last step", timeout=600)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+
+    def build_stopped() -> bool:
+        listed = anyone.engine_cli("ps", "--format", "{{.Command}}").stdout
+        return "sleep 600" not in listed
+
+    _wait_until(build_stopped, "the build went on after aishell was killed")
+    nxt = anyone.run("ps", cwd=project)
+    assert nxt.returncode == 0, nxt.stderr
+    assert "Removed what an interrupted aishell left" in nxt.stderr
+    for image in committed:
+        assert anyone.engine_cli("image", "inspect", image).returncode != 0, image
+    assert vols.pending(anyone) == []

@@ -268,7 +268,7 @@ def test_journal_add_done_replay(home: Path) -> None:
     text = book.path.read_text()
     assert journal.replay(text) == [journal.Entry("volume", "v", "/usr/bin/docker")]
     assert journal.replay(text + '{"add": "volume", "na') == journal.replay(text)  # torn line
-    assert journal.replay('{"add": "image", "name": "x"}\n[1]\n') == []  # unknown kinds
+    assert journal.replay('{"add": "network", "name": "x"}\n[1]\n') == []  # unknown kinds
     with pytest.raises(ValueError, match="unknown journal kind"):
         book.add("network", "n", engine="e")
     book.done("volume", "v")
@@ -330,19 +330,17 @@ def undo_engine(holds: list[tuple[str, str, str]], made: set[str]) -> FakeEngine
     """holds: (hold name, volume held, home id); made: volumes that exist."""
 
     def ls(call: Call) -> Result:
-        lines = [
-            json.dumps(
-                {"Name": n, "Labels": f"aishell.kind=hold,aishell.hold.volume={v},aishell.home={h}"}
-            )
-            for n, v, h in holds
-        ]
-        return ok("\n".join(lines))
+        return ok("".join(f"{n}\n" for n, _, _ in holds))
 
     def inspect(call: Call) -> Result:
         found = [
-            {"Name": n, "Labels": {"aishell.hold.volume": v}} for n, v, _ in holds
+            {
+                "Name": n,
+                "Labels": {"aishell.kind": "hold", "aishell.hold.volume": v, "aishell.home": h},
+            }
+            for n, v, h in holds
             if n in call.args[2:]
-        ]  # fmt: skip
+        ]
         return Result(0 if found else 1, json.dumps(found), "")
 
     def rm(call: Call) -> Result:
@@ -411,23 +409,26 @@ def test_undo_removes_only_its_own_fill_container() -> None:
 
 
 @pytest.mark.parametrize(
-    ("state_", "created_ago", "live"),
+    ("state_", "created_ago", "ours", "live"),
     [
-        ({"Running": True, "Status": "running"}, 999, True),
-        ({"Paused": True, "Status": "paused"}, 999, True),
-        ({"Status": "removing"}, 999, True),
-        ({"Status": "created"}, 5, True),  # another aishell is starting it
-        ({"Status": "created"}, 999, False),  # a failed start long ago
-        ({"Status": "exited"}, 5, False),
-        ({"Status": "dead"}, 5, False),
+        ({"Running": True, "Status": "running"}, 999, True, True),
+        ({"Paused": True, "Status": "paused"}, 999, True, True),
+        ({"Status": "removing"}, 999, True, True),
+        ({"Status": "created"}, 5, True, True),  # another aishell is starting it
+        ({"Status": "created"}, 999, True, False),  # a failed start long ago
+        ({"Status": "created"}, 5, False, False),  # not an aishell run's: replaced
+        ({"Status": "exited"}, 5, True, False),
+        ({"Status": "dead"}, 5, True, False),
     ],
 )
 def test_a_container_being_started_is_live(
-    state_: dict[str, Any], created_ago: float, live: bool
+    state_: dict[str, Any], created_ago: float, ours: bool, live: bool
 ) -> None:
     now = time.time()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - created_ago)) + ".123456789Z"
-    assert containers.is_live({"State": state_, "Created": stamp}, now=now) is live
+    labels = {"aishell.managed": "1"} if ours else {}
+    item = {"State": state_, "Created": stamp, "Config": {"Labels": labels}}
+    assert containers.is_live(item, now=now) is live
 
 
 def test_name_conflicts_and_the_engines_reason() -> None:

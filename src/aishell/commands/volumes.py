@@ -365,18 +365,24 @@ def collect(engine: Engine, st: state.State | None) -> list[VolumeRow]:
     if not items:
         return []
     names = [str(item["Name"]) for item in items]
-    labels = {str(item["Name"]): parse_label_string(item.get("Labels")) for item in items}
+    hold_names = [
+        str(item["Name"])
+        for item in listing
+        if parse_label_string(item.get("Labels")).get(LABEL_KIND) == volumes_mod.KIND_HOLD
+    ]
+    # Labels exactly (a listing joins them with commas, and pins hold commas).
+    inspect_result, df_result = engine.capture_many(
+        ["volume", "inspect", *names, *hold_names],
+        ["system", "df", "-v", "--format", "{{json .}}"],
+    )
+    inspected = volumes_mod.parse_volumes_inspect(inspect_result.stdout)
+    labels = {name: volumes_mod.labels_of(inspected.get(name)) for name in names}
     unlabelled = frozenset(n for n, lab in labels.items() if lab.get(LABEL_KIND) != "harness")
     home_id = paths.home_id()
     holds: dict[str, list[Holder]] = {}
-    for item in listing:
-        hold_labels = parse_label_string(item.get("Labels"))
-        if hold_labels.get(LABEL_KIND) == volumes_mod.KIND_HOLD:
-            held = hold_labels.get(volumes_mod.LABEL_HOLDS, "")
-            owner = volumes_mod.owner_of(hold_labels)
-            if held and not (owner and stale_home(owner)):
-                holds.setdefault(held, []).append(holder_of(owner, home_id))
-    [df_result] = engine.capture_many(["system", "df", "-v", "--format", "{{json .}}"])
+    for hold in volumes_mod.holds_of(inspected.values()):
+        if not (hold.owner and stale_home(hold.owner)):
+            holds.setdefault(hold.volume, []).append(holder_of(hold.owner, home_id))
     try:
         df_data = json.loads(df_result.stdout) if df_result.ok else None
     except json.JSONDecodeError:
@@ -411,6 +417,29 @@ def stale_home(owner: volumes_mod.Owner) -> bool:
     except OSError:
         return False
     return False
+
+
+def tidy_holds(engine: Engine, existing: set[str]) -> list[str]:
+    """Remove holds on volumes that no longer exist: this home's (unless a running
+    aishell of this home is about to make the volume) and those of homes that no longer
+    exist on this machine. Quiet; returns the holds removed."""
+    try:
+        holds = volumes_mod.list_holds(engine)
+    except AishellError:
+        return []
+    busy = journal.in_progress()
+    home_id = paths.home_id()
+    stale = [
+        h.name
+        for h in holds
+        if h.volume not in existing
+        and h.name not in busy
+        and h.owner is not None
+        and (h.owner.home_id == home_id or stale_home(h.owner))
+    ]
+    if stale:
+        engine.capture_many(*[["volume", "rm", name] for name in stale])
+    return stale
 
 
 def remove_volumes(engine: Engine, names: Sequence[str]) -> tuple[list[str], list[dict[str, str]]]:
@@ -537,6 +566,8 @@ def _prune(
 ) -> int:
     plan = plan_prune(rows, only)
     recorded = {row.name for row in rows if row.recorded}
+    if not only:
+        tidy_holds(engine, {row.name for row in rows})
     if not as_json:
         for item in plan.skipped:
             output.out(f"Skipping {item['name']} ({item['reason']})")

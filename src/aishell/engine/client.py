@@ -257,7 +257,9 @@ class Engine(NamedTuple):
         seconds at most (default `long_timeout()`), then the process is killed and
         EngineError raised. `hold_stdin`: the child's stdin is a pipe this process
         holds open until the child ends, so the child sees end-of-file as soon as
-        this process is gone, however it ended (even SIGKILL)."""
+        this process is gone, however it ended (even SIGKILL). On Linux the engine
+        CLI is killed when this process dies (a build then stops: the engine ends a
+        build whose client is gone)."""
         import threading
 
         seconds = long_timeout() if timeout is None else timeout
@@ -271,6 +273,7 @@ class Engine(NamedTuple):
                 text=True,
                 errors="replace",
                 env=None if env is None else dict(env),
+                preexec_fn=_dies_with_parent(),
             )
         except FileNotFoundError as exc:
             raise self._missing() from exc
@@ -428,6 +431,30 @@ def _api_get(socket_path: str, path: str, *, timeout: float) -> tuple[int, bytes
     if b"transfer-encoding: chunked" in head.lower():
         raise OSError("chunked answer from the engine API")
     return status, body
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the child get SIGKILL when this process dies (Linux
+    `prctl(PR_SET_PDEATHSIG)`); None where that does not exist. Used for builds and
+    fills only: they are long, and may print nothing for minutes."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, ImportError):
+        return None
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:  # runs in the child, between fork and exec
+        prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        if os.getppid() != parent:  # the parent died before the prctl took effect
+            os._exit(1)
+
+    return set_pdeathsig
 
 
 def _bad_argument(engine: Engine, exc: ValueError) -> EngineError:

@@ -7,6 +7,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from aishell.constants import LABEL_MANAGED
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -29,7 +31,8 @@ STARTING_GRACE_SECONDS = 120
 
 def is_live(item: Mapping[str, Any], *, now: float | None = None) -> bool:
     """The container (inspect data) runs, or is on its way: running, paused,
-    restarting, being removed, or created less than STARTING_GRACE_SECONDS ago."""
+    restarting, being removed, or made by an aishell `run` less than
+    STARTING_GRACE_SECONDS ago and not started yet."""
     state = item.get("State") or {}
     if state.get("Running") or state.get("Paused") or state.get("Restarting"):
         return True
@@ -37,6 +40,9 @@ def is_live(item: Mapping[str, Any], *, now: float | None = None) -> bool:
     if status in ("running", "paused", "restarting", "removing"):
         return True
     if status in ("created", "configured", "initialized"):  # (the last two: podman)
+        labels = (item.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_MANAGED) != "1":
+            return False  # not made by an aishell `run`: nobody is starting it
         created = _timestamp(str(item.get("Created", "")))
         current = time.time() if now is None else now
         return created is None or current - created < STARTING_GRACE_SECONDS

@@ -42,8 +42,14 @@ def collect(engine: Engine | None = None) -> list[str]:
                 for binary in dict.fromkeys(e.engine for e in item.entries):
                     entries = [e for e in item.entries if e.engine == binary]
                     on = _engine_for(binary, engine)
-                    done = volumes.undo(on, entries, active=active, recorded=recorded, token=token)
-                    removed += done.removed
+                    done = volumes.undo(
+                        on,
+                        [e for e in entries if e.kind in VOLUME_KINDS],
+                        active=active,
+                        recorded=recorded,
+                        token=token,
+                    )
+                    removed += done.removed + _builds(on, entries)
                     if done.remaining:
                         item.keep = True
                         output.warn(
@@ -59,6 +65,27 @@ def collect(engine: Engine | None = None) -> list[str]:
                 )
     if removed:
         output.info(f"Removed what an interrupted aishell left: {', '.join(removed)}")
+    return removed
+
+
+VOLUME_KINDS = ("container", "hold", "volume")
+
+
+def _builds(engine: Engine, entries: list[journal.Entry]) -> list[str]:
+    """What a killed build left: the images it committed (only those no tag or other
+    image holds: `images.discard_partial`) and its temporary context directory."""
+    import time
+
+    from aishell.engine import images
+
+    made = [e.name for e in entries if e.kind == "image"]
+    removed: list[str] = []
+    if made:
+        left = images.discard_partial(engine, made, since=time.time(), wait=0)
+        removed += [images.short_id(i) for i in made if i not in left]
+    for entry in entries:
+        if entry.kind == "directory" and images.remove_build_dir(entry.name):
+            removed.append(entry.name)
     return removed
 
 

@@ -40,7 +40,6 @@ from typing import Any, NamedTuple
 from aishell import journal, output, paths
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
 from aishell.engine.client import Engine, long_timeout
-from aishell.engine.containers import parse_json_lines, parse_label_string
 from aishell.errors import EngineError
 from aishell.harnesses import BY_NAME
 from aishell.hashing import selection_hash
@@ -281,21 +280,26 @@ class Hold(NamedTuple):
 
 
 def list_holds(engine: Engine) -> list[Hold]:
-    """Every aishell home's holds on this engine."""
+    """Every aishell home's holds on this engine (their labels read exactly, by
+    inspecting them: a listing joins labels with commas)."""
     result = engine.checked(
         "volume",
         "ls",
+        "-q",
         "--filter",
         f"label={LABEL_KIND}={KIND_HOLD}",
-        "--format",
-        "{{json .}}",
         what="listing the volume holds",
     )
+    return holds_of(inspect_volumes(engine, result.stdout.split()).values())
+
+
+def holds_of(items: Iterable[Mapping[str, Any]]) -> list[Hold]:
+    """The holds among inspected volumes."""
     holds = []
-    for item in parse_json_lines(result.stdout):
-        labels = parse_label_string(item.get("Labels"))
+    for item in items:
+        labels = labels_of(item)
         volume = labels.get(LABEL_HOLDS, "")
-        if item.get("Name") and volume:
+        if labels.get(LABEL_KIND) == KIND_HOLD and item.get("Name") and volume:
             holds.append(Hold(str(item["Name"]), volume, owner_of(labels)))
     return holds
 

@@ -154,7 +154,7 @@ class FakeEngine(Engine):
         finally:
             self._verb = "capture"
 
-    def capture_many(self, *commands: Sequence[str]) -> list[Result]:
+    def capture_many(self, *commands: Sequence[str], timeout: float | None = None) -> list[Result]:
         results = [self._answer(Call("capture_many", tuple(args))) for args in commands]
         self._raise_if_unreachable(results)
         return results
@@ -173,6 +173,8 @@ class FakeEngine(Engine):
         *,
         env: Mapping[str, str] | None = None,
         stdin_text: str | None = None,
+        hold_stdin: bool = False,
+        timeout: float | None = None,
     ) -> int:
         result = self._answer(Call("stream", tuple(args), stdin_text, _env(env)))
         for line in (result.stdout + result.stderr).splitlines():

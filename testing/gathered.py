@@ -57,7 +57,7 @@ def good(**kw: Any) -> discovery.Gathered:
             HOLDS.base: {"Id": "sha256:f", "Config": {"Labels": {}}},
         },
         "volume_name": VOLUME,
-        "volume_item": {"Name": VOLUME, "CreatedAt": "t1"},
+        "volume_item": {"Name": VOLUME, "CreatedAt": "t1", "Labels": {"aishell.kind": "harness"}},
         "volume_known": True,
     }
     defaults.update(kw)

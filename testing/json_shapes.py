@@ -36,6 +36,9 @@ VOLUMES_SHAPE = [
         "harnesses": (list, type(None)),
         "versions": dict,
         "in_use_by": [str],
+        "labelled": bool,
+        "made_by": (dict, type(None)),
+        "held_by": [{"user": str, "uid": (int, type(None)), "home": str, "this_home": bool}],
     }
 ]
 

@@ -24,3 +24,13 @@ def _isolated_aishell_home(
     if request.node.get_closest_marker("integration"):
         return
     monkeypatch.setenv("AISHELL_HOME", str(tmp_path / "aishell-home"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_journal() -> object:
+    """Each test starts with no journal of the process (`aishell.journal.current`)."""
+    from aishell import journal
+
+    journal._current = None
+    yield
+    journal.close_current()

@@ -246,6 +246,7 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
     if entry.usage is not None and rest[:1] in (["-h"], ["--help"]):
         print(entry.usage)
         return 0
+    _before_command()
     function = _target(entry)
     if entry.run_options:
         from aishell.launch.request import RunOptions
@@ -253,6 +254,18 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
         run_options = RunOptions(opts.name, opts.detach, opts.unsafe, opts.worktree)
         return int(function(command, rest, run_options))
     return int(function(rest))
+
+
+def _before_command() -> None:
+    """Every command that may touch the engine: SIGTERM/SIGHUP clean up as Ctrl-C does,
+    and what an aishell of this home left when it was killed is collected first."""
+    from aishell import interrupts, journal
+
+    interrupts.install()
+    if journal.has_pending():
+        from aishell.engine import leftovers
+
+        leftovers.collect()
 
 
 def _target(entry: Command) -> Callable[..., int]:
@@ -295,10 +308,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         report_error(exc)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from aishell.interrupts import Terminated
+
+        if isinstance(exc, Terminated):
+            sys.stderr.write("\nTerminated.\n")
+            return exc.exit_code
         sys.stderr.write("\nInterrupted.\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
+        return EXIT_ERROR
+    except (OSError, UnicodeError) as exc:
+        # A filesystem or encoding failure no command turned into a message of its own:
+        # still one line, with the real cause.
+        if debug:
+            raise
+        from aishell.errors import from_exception
+
+        report_error(from_exception(exc))
         return EXIT_ERROR
     except Exception as exc:
         if debug:
@@ -308,3 +335,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run again with --debug (or AISHELL_DEBUG=1) and report it\n"
         )
         return EXIT_ERROR
+    finally:
+        if "aishell.journal" in sys.modules:
+            sys.modules["aishell.journal"].close_current()

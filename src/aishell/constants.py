@@ -25,6 +25,8 @@ FOUNDATION_IMAGE: Final = "aishell:foundation"
 BASE_IMAGE: Final = "aishell:base"
 EXTENSION_ROLE_PREFIX: Final = "ext-"
 HARNESS_VOLUME_PREFIX: Final = "aishell-harness-"
+# setup's `aishell-harness-<hash12>` or update's `aishell-harness-<hash12>-<stamp>-<token>`
+HARNESS_VOLUME_PATTERN: Final = r"aishell-harness-[0-9a-f]{12}(?:-[0-9]{8}t[0-9]{6}-[0-9a-f]{4})?"
 CONTAINER_PREFIX: Final = "aishell-"
 
 PROJECT_CONFIG_DIRS: Final = (".aishell", ".sandbox")

@@ -395,8 +395,8 @@ def config_paths(
 
 
 def volume_ready(st: State | None, name: str | None, item: Mapping[str, Any] | None) -> bool:
-    """The volume was filled and recorded, and is still the same volume."""
+    """The volume was filled and recorded, and is still the same volume (exactly: its
+    instance id, `engine.volumes.is_recorded_ready`)."""
     if st is None or not name or item is None:
         return False
-    record = st.volumes.get(name)
-    return record is not None and record.created_at == volumes_mod.created_at(item)
+    return volumes_mod.is_recorded_ready(st.volumes.get(name), item)

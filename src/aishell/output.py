@@ -98,6 +98,7 @@ class Progress:
         self.verbose = verbose
         self.stream = stream or sys.stderr
         self.status = ""
+        self.done_message: str | None = None  # the final line instead of "<title>: done"
         self._start = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -139,7 +140,7 @@ class Progress:
             self.stream.write("\r\033[K")
         elapsed = format_duration(time.monotonic() - self._start)
         if exc_type is None:
-            self.stream.write(f"{self.title}: done ({elapsed})\n")
+            self.stream.write(f"{self.done_message or self.title + ': done'} ({elapsed})\n")
         else:
             self.stream.write(f"{self.title}: failed ({elapsed})\n")
         self.stream.flush()

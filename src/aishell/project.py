@@ -44,17 +44,40 @@ def _has_config_dir(directory: str, global_home: str | None) -> bool:
     return False
 
 
-def find_root(cwd: str, *, aishell_home: str | None = None) -> str:
+def _user_home(user_home: str | None) -> str | None:
+    home = os.environ.get("HOME") if user_home is None else user_home
+    return os.path.realpath(home) if home else None
+
+
+def is_user_home(directory: str, user_home: str | None = None) -> bool:
+    """`directory` is the user's home directory itself (`user_home`, default $HOME)."""
+    home = _user_home(user_home)
+    return home is not None and os.path.realpath(directory) == home
+
+
+def find_root(cwd: str, *, aishell_home: str | None = None, user_home: str | None = None) -> str:
     """The nearest ancestor of `cwd` holding `.aishell/` or `.sandbox/` (not the
-    global `~/.aishell`), else the git top level, else `cwd` itself."""
+    aishell home itself), else the git top level, else `cwd` itself.
+
+    The user's home directory (`user_home`, default $HOME) is never found as a
+    project by its markers: below it, the search stops short of it (its `.aishell/`
+    is the default aishell home, a `.git` there is a dotfiles repository, and either
+    would mount the whole home). Run from the home itself, the home is `cwd`."""
     cwd = os.path.abspath(cwd)
     global_home = os.path.realpath(aishell_home) if aishell_home else None
+    home = _user_home(user_home)
     ancestors = [cwd]
     while True:
         parent = os.path.dirname(ancestors[-1])
         if parent == ancestors[-1]:
             break
         ancestors.append(parent)
+    if home is not None:
+        real = [os.path.realpath(d) for d in ancestors]
+        if home in real[1:]:  # cwd is below the home: only what lies below it counts
+            ancestors = ancestors[: real.index(home)]
+        elif real[0] == home:  # cwd is the home itself
+            return cwd
     for directory in ancestors:
         if _has_config_dir(directory, global_home):
             return directory
@@ -64,7 +87,7 @@ def find_root(cwd: str, *, aishell_home: str | None = None) -> str:
     return cwd
 
 
-def resolve(cwd: str, *, aishell_home: str | None = None) -> Project:
-    root = find_root(cwd, aishell_home=aishell_home)
+def resolve(cwd: str, *, aishell_home: str | None = None, user_home: str | None = None) -> Project:
+    root = find_root(cwd, aishell_home=aishell_home, user_home=user_home)
     canonical = os.path.realpath(root)
     return Project(root=root, canonical=canonical, hash=project_hash(canonical))

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from testing.runner import Aishell
+from testing.volumes import clone_active_volume
+from testing.volumes import remove as remove_volumes
 
 
 def docker(*args: str) -> subprocess.CompletedProcess[str]:
@@ -254,27 +256,31 @@ def test_concurrent_first_launches_fill_the_volume_once(root_user: Aishell, tmp_
 def test_half_filled_volume_is_refilled(root_user: Aishell, tmp_path: Path) -> None:
     ai = root_user.sibling(tmp_path / "home")
     assert ai.run("setup", "--with-opencode", timeout=900).returncode == 0
+    # A volume of this home's own: the shared one serves every other test meanwhile.
+    volume = clone_active_volume(ai)
     state_path = ai.aishell_home / "state.json"
-    volume = json.loads(state_path.read_text())["harness_volume"]
-    # Simulate an interrupted fill: marker gone, and aishell has no record of it.
-    docker(
-        "run",
-        "--rm",
-        "--entrypoint",
-        "rm",
-        "-v",
-        f"{volume}:/tools",
-        ai.hold("foundation"),
-        "-rf",
-        "/tools/.aishell-ready.json",
-        "/tools/npm/bin",
-    )
-    data = json.loads(state_path.read_text())
-    data["volumes"] = {}
-    state_path.write_text(json.dumps(data))
-    result = ai.run("exec", "opencode", "--version", cwd=ai.new_project("half"), timeout=900)
-    assert result.returncode == 0, result.stderr
-    assert "Installed OpenCode" in result.stderr
+    try:
+        # Simulate an interrupted fill: marker gone, and aishell has no record of it.
+        docker(
+            "run",
+            "--rm",
+            "--entrypoint",
+            "rm",
+            "-v",
+            f"{volume}:/tools",
+            ai.hold("foundation"),
+            "-rf",
+            "/tools/.aishell-ready.json",
+            "/tools/npm/bin",
+        )
+        data = json.loads(state_path.read_text())
+        data["volumes"] = {}
+        state_path.write_text(json.dumps(data))
+        result = ai.run("exec", "opencode", "--version", cwd=ai.new_project("half"), timeout=900)
+        assert result.returncode == 0, result.stderr
+        assert "Installed OpenCode" in result.stderr
+    finally:
+        remove_volumes(ai, volume)
 
 
 def _project_containers(project: Path) -> set[str]:

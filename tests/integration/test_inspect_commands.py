@@ -39,6 +39,9 @@ VOLUME_ITEM = {
     "harnesses": (list, type(None)),
     "versions": dict,
     "in_use_by": [str],
+    "labelled": bool,
+    "made_by": (dict, type(None)),
+    "held_by": [dict],
 }
 PRUNE = {"removed": [str], "skipped": [{"name": str, "reason": str}]}
 FINDING = {

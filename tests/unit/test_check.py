@@ -90,7 +90,7 @@ def test_harness_checks() -> None:
     got = check.harness_checks(missing)
     assert got[0].status == "warn" and got[0].label == "OpenCode: not installed yet"
     assert "installed on the next launch" in (got[0].detail or "")
-    recreated = good(volume_item={"CreatedAt": "t2"})
+    recreated = good(volume_item={"CreatedAt": "t2", "Labels": {"aishell.kind": "harness"}})
     assert check.harness_checks(recreated)[0].status == "warn"
     none = good(state=State(), volume_name=None)
     assert check.harness_checks(none)[0].label == "No agents selected"

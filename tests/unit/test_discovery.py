@@ -113,9 +113,13 @@ def test_image_stack_custom_base_and_missing_images() -> None:
 
 
 def test_volume_ready() -> None:
-    item = {"CreatedAt": "t1"}
+    harness = {"aishell.kind": "harness"}
+    item = {"CreatedAt": "t1", "Labels": harness}  # made by an older aishell: no instance id
     assert discovery.volume_ready(GOOD_STATE, VOLUME, item)
-    assert not discovery.volume_ready(GOOD_STATE, VOLUME, {"CreatedAt": "t2"})  # recreated since
+    recreated = {"CreatedAt": "t2", "Labels": harness}
+    assert not discovery.volume_ready(GOOD_STATE, VOLUME, recreated)
+    # made again by the engine itself (no labels), even within the same second
+    assert not discovery.volume_ready(GOOD_STATE, VOLUME, {"CreatedAt": "t1"})
     assert not discovery.volume_ready(GOOD_STATE, VOLUME, None)
     assert not discovery.volume_ready(None, VOLUME, item)
     assert not discovery.volume_ready(GOOD_STATE, "other", item)

@@ -622,11 +622,13 @@ def test_a_child_run_passes_signals_on_and_reports_signal_deaths() -> None:
     def run(script: str) -> int:
         return run_passing_signals(lambda: subprocess.Popen(["/bin/sh", "-c", script]))
 
+    before = signal.getsignal(signal.SIGTERM)  # (aishell's own, once cli.main ran)
+
     assert run("exit 3") == 3
     assert run("kill -TERM $$") == 128 + 15
     # The child has aishell sent a SIGTERM; aishell passes it on to the child.
     assert run("trap 'exit 7' TERM; kill -TERM $PPID; sleep 2 & wait; exit 1") == 7
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored afterwards
+    assert signal.getsignal(signal.SIGTERM) == before  # restored afterwards
 
 
 def test_wall_covers_other_read_write_views_and_per_worktree_config(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ SRC = Path(aishell.__file__).resolve().parent
 # Layers, lowest first: a module may import its own layer or a lower one.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # data and pure helpers
-    ("constants", "errors", "paths", "hashing", "versions", "harnesses", "output"),
-    ("netpolicy", "project", "state", "config", "gitconfig", "trust"),
+    ("constants", "errors", "paths", "hashing", "versions", "harnesses", "output", "interrupts"),
+    ("netpolicy", "project", "state", "config", "gitconfig", "trust", "journal"),
     # the host and the engine, each talked to by one module
     ("hostgit", "engine.run_args", "engine.client"),
     ("hostfacts", "worktrees", "security", "engine", "agenthome"),

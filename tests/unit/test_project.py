@@ -127,15 +127,15 @@ def test_find_root(tree: Path, layout: dict[str, str], cwd: str, expected: str) 
             {"home/.aishell": "dir", "home/.git": "dir", "home/code/proj": "dir"},
             "home/code/proj",
             "home/.aishell",
-            "home",
-            id="dotfiles-repo-home-is-git-root",
+            "home/code/proj",
+            id="dotfiles-repo-in-home-is-not-a-project",
         ),
         pytest.param(
             {"home/.aishell": "dir", "home/.sandbox": "dir", "home/code": "dir"},
             "home/code",
             "home/.aishell",
-            "home",
-            id="sandbox-in-home-still-counts",
+            "home/code",
+            id="sandbox-in-home-is-not-a-project",
         ),
         pytest.param(
             {"home/.aishell": "dir", "home/code": "dir"},
@@ -157,7 +157,9 @@ def test_global_home_is_not_a_project_config(
     tree: Path, layout: dict[str, str], cwd: str, aishell_home: str, expected: str
 ) -> None:
     make(tree, layout)
-    got = find_root(str(tree / cwd), aishell_home=str(tree / aishell_home))
+    got = find_root(
+        str(tree / cwd), aishell_home=str(tree / aishell_home), user_home=str(tree / "home")
+    )
     assert got == str(tree / expected)
 
 
@@ -169,9 +171,10 @@ def test_global_home_through_a_symlink_is_recognised(tree: Path) -> None:
     assert find_root(cwd, aishell_home=str(link)) == cwd
 
 
-def test_without_aishell_home_the_home_dot_aishell_counts(tree: Path) -> None:
-    make(tree, {"home/.aishell": "dir", "home/code/proj": "dir"})
-    assert find_root(str(tree / "home/code/proj")) == str(tree / "home")
+def test_a_dot_aishell_outside_the_user_home_counts(tree: Path) -> None:
+    make(tree, {"srv/.aishell": "dir", "srv/code/proj": "dir"})
+    got = find_root(str(tree / "srv/code/proj"), user_home=str(tree / "home"))
+    assert got == str(tree / "srv")
 
 
 def test_relative_cwd_is_made_absolute(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -151,7 +151,7 @@ def test_failed_save_keeps_old_file_and_leaves_no_temp(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(state.json, "dump", broken_dump)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(AishellError, match="No space"):
         state.save(State())
     assert (home / "state.json").read_bytes() == before
     assert sorted(p.name for p in home.iterdir()) == ["state.json"]
@@ -173,13 +173,17 @@ def test_load_ignores_unknown_keys_and_missing_keys(home: Path) -> None:
     assert state.load() == State(gitleaks=True)
 
 
-def test_load_coerces_scalar_types(home: Path) -> None:
+def test_wrong_scalar_types_are_damage_not_coerced(home: Path) -> None:
     home.mkdir(parents=True)
     (home / "state.json").write_text(
         json.dumps({"tools": {"claude": 1}, "gitleaks": 1, "foundation_hash": 5})
     )
-    loaded = state.load()
-    assert loaded == State(tools={"claude": "1"}, gitleaks=True, foundation_hash="5")
+    with pytest.raises(state.StateError) as info:
+        state.load()
+    for field in ("tools.claude", "gitleaks", "foundation_hash"):
+        assert field in info.value.message
+    repaired = state.load(repair=True)
+    assert repaired == State()
 
 
 # --------------------------------------------------------------- damaged files
@@ -315,9 +319,9 @@ def test_concurrent_updates_lose_nothing(home: Path) -> None:
             start.wait()
 
             def mutate(current: State, i: int = i) -> None:
-                seen = dict(current.tools)
+                seen = dict(current.gitleaks_scans)
                 threading.Event().wait(0.002)  # widen the race window
-                current.tools = {**seen, f"tool{i:02d}": str(i)}
+                current.gitleaks_scans = {**seen, f"/p/{i:02d}": str(i)}
 
             state.update(mutate)
         except BaseException as exc:  # pragma: no cover - reported below
@@ -331,7 +335,7 @@ def test_concurrent_updates_lose_nothing(home: Path) -> None:
     assert errors == []
     loaded = state.load()
     assert loaded is not None
-    assert loaded.tools == {f"tool{i:02d}": str(i) for i in range(workers)}
+    assert loaded.gitleaks_scans == {f"/p/{i:02d}": str(i) for i in range(workers)}
     assert sorted(p.name for p in home.iterdir()) == [".state.lock", "state.json"]
 
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from aishell import paths, state
+from aishell import journal, paths, state
 from aishell.commands import update
 from aishell.constants import HARNESS_VOLUME_PREFIX
 from aishell.engine import volumes
 from aishell.engine.client import Result
 from aishell.errors import AishellError, EngineError
 from aishell.hashing import selection_hash
-from testing.fake_engine import Call, FakeEngine, fail, ok
+from testing.fake_engine import Call, FakeEngine, fail, ok, streamed
 
 SEL = {"opencode": "latest"}
 BASE = volumes.volume_name(SEL)
@@ -205,6 +205,7 @@ def engine_with(volumes_: dict[str, str], running: dict[str, list[str]]) -> Fake
         [
             (("volume", "inspect"), inspect),
             (("volume", "rm"), rm),
+            (("volume", "ls"), ok()),  # no holds
             (("rm", "-f"), lambda call: fail(f"Error: No such container: {call.args[2]}\n")),
             (("ps",), ps),
         ]
@@ -246,13 +247,22 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         return setup.Foundation("newhash", "sha256:new")
 
     def fill(_engine: object, **kw: Any) -> volumes.FillResult:
+        # As the real fill: what it makes is in the journal, and removed if it fails.
         seen["fills"].append(kw)
+        journal.current().add("volume", kw["volume"], engine=engine.binary)
         on_engine[kw["volume"]] = "2026-07-16T10:00:00Z"
         if "fail" in seen:
+            on_engine.pop(kw["volume"])
             raise seen["fail"]
         if "during_fill" in seen:
             seen["during_fill"]()
-        return volumes.FillResult(True, {"opencode": "1.1.0"}, "2026-07-16T10:00:09Z")
+        return volumes.FillResult(
+            True,
+            {"opencode": "1.1.0"},
+            "2026-07-16T10:00:09Z",
+            instance="0123456789abcdef",
+            created_at="2026-07-16T10:00:00Z",
+        )
 
     monkeypatch.setattr(choice, "get_engine", lambda *_a: engine)
     monkeypatch.setattr(setup, "global_config", lambda: object())
@@ -274,7 +284,10 @@ def test_update_switches_to_a_fresh_volume(
     new = st.harness_volume
     assert FRESH.fullmatch(new)
     assert st.volumes[new] == state.VolumeRecord(
-        "2026-07-16T10:00:00Z", {"opencode": "1.1.0"}, "2026-07-16T10:00:09Z"
+        "2026-07-16T10:00:00Z",
+        {"opencode": "1.1.0"},
+        "2026-07-16T10:00:09Z",
+        instance="0123456789abcdef",
     )
     assert st.volumes[BASE].versions == {"opencode": "1.0.0"}  # kept for `volumes list`
     assert st.foundation_hash == "newhash"
@@ -318,7 +331,6 @@ def test_failed_update_changes_nothing(
     assert paths.state_file().read_bytes() == before
     new = env["fills"][0]["volume"]
     assert new not in env["volumes"]  # the fresh volume was removed again
-    assert ("rm", "-f", volumes.fill_container_name(new)) in env["engine"].argvs()
     assert set(env["volumes"]) == {BASE}
     exc = info.value
     assert "failed (exit 1)" in exc.message
@@ -387,18 +399,25 @@ def test_unknown_option_is_a_usage_error() -> None:
 # ------------------------------------------------- a failed fill, as the user sees it
 
 
-class FailingFillEngine:
-    name = "docker"
-    kind = "docker"
-
-    def checked(self, *args: str, **_kw: Any) -> Result:
-        return Result(0, "", "")
-
-    def stream(self, args: Any, on_line: Any, **_kw: Any) -> int:
-        on_line("AISHELL-STATUS installing")
-        on_line("npm error code ETARGET")
-        on_line("npm error notarget No matching version found for opencode-ai@0.0.0-nope.")
-        return 1
+def failing_fill_engine() -> FakeEngine:
+    return FakeEngine(
+        [
+            (("volume", "inspect"), fail("Error: no such volume\n")),
+            (("volume", "create"), ok()),
+            (("volume", "ls"), ok()),
+            (("volume", "rm"), ok()),
+            (("ps",), ok()),
+            (
+                ("run",),
+                streamed(
+                    "AISHELL-STATUS installing",
+                    "npm error code ETARGET",
+                    "npm error notarget No matching version found for opencode-ai@0.0.0-nope.",
+                    returncode=1,
+                ),
+            ),
+        ]
+    )
 
 
 @pytest.mark.parametrize("verbose", [False, True])
@@ -407,7 +426,7 @@ def test_failed_fill_ends_its_progress_as_failed(
 ) -> None:
     with pytest.raises(EngineError) as info:
         volumes.fill(
-            FailingFillEngine(),  # type: ignore[arg-type]
+            failing_fill_engine(),
             volume="v",
             selection={"opencode": "0.0.0-nope"},
             image="img",
@@ -416,7 +435,7 @@ def test_failed_fill_ends_its_progress_as_failed(
     err = capsys.readouterr().err
     assert "Installing OpenCode: failed" in err
     assert "done" not in err
-    assert "opencode-ai@0.0.0-nope into v failed (exit 1)" in info.value.message
+    assert "opencode-ai@0.0.0-nope into v: the install failed (exit 1)" in info.value.message
     if verbose:  # the output was streamed already: not repeated
         assert info.value.details is None
         assert "npm error code ETARGET" in err

@@ -58,6 +58,16 @@ def test_sizes_from_system_df() -> None:
     assert volumes.sizes_from_system_df({"Volumes": None}) == {}
 
 
+# The maker labels of a volume this test's home made (`engine.volumes.Owner.labels`).
+MADE_HERE = {
+    "aishell.home": "0123456789ab",
+    "aishell.uid": "1000",
+    "aishell.user": "alice",
+    "aishell.home.path": "/home/alice/.aishell",
+    "aishell.host": "box",
+}
+
+
 def volume_rows() -> list[volumes.VolumeRow]:
     return volumes.build_rows(
         ["aishell-harness-ccc", "aishell-harness-aaa", "aishell-harness-bbb"],
@@ -65,6 +75,7 @@ def volume_rows() -> list[volumes.VolumeRow]:
             "aishell-harness-aaa": {
                 "aishell.harnesses": "claude,opencode",
                 "aishell.harness.pins": "claude=latest,opencode=1.2.3",
+                **MADE_HERE,
             },
             "aishell-harness-ccc": {"aishell.harnesses": "codex"},
         },
@@ -104,7 +115,9 @@ def test_build_rows_without_state_marks_everything_orphaned() -> None:
 
 def test_render_list() -> None:
     lines = volumes.render_list(volume_rows())
-    assert lines[0].split() == ["NAME", "STATUS", "SIZE", "HARNESSES", "IN", "USE", "BY"]
+    assert lines[0].split() == [
+        *("NAME", "STATUS", "SIZE", "HARNESSES", "HELD", "BY", "IN", "USE", "BY")
+    ]
     assert "N/A" in lines[1]
     assert lines[3].endswith("a-box, b-box")
 
@@ -180,7 +193,7 @@ def volume_engine(refuse: frozenset[str] = frozenset()) -> tuple[FakeEngine, lis
         removed.append(name)
         return Result(0, name + "\n", "")
 
-    return FakeEngine([(("volume", "rm"), rm)]), removed
+    return FakeEngine([(("volume", "rm"), rm), (("volume", "ls"), Result(0, "", ""))]), removed
 
 
 def test_prune_asks_and_declining_removes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,10 +16,11 @@ import pytest
 
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
 from aishell.engine import images, volumes
+from aishell.engine.client import Result
 from aishell.errors import ConfigError
 from aishell.harnesses import BY_NAME, TOOL_NAMES
 from aishell.hashing import selection_hash
-from testing.fake_engine import FakeEngine, ok, streamed
+from testing.fake_engine import Call, FakeEngine, ok, streamed
 
 # ---------------------------------------------------------------- volume names
 
@@ -162,11 +163,26 @@ def test_fill_script_is_a_constant_without_placeholders() -> None:
 
 
 def fill_engine(marker: dict[str, Any]) -> FakeEngine:
-    """The engine calls `volumes.fill` makes: the volume is created, the fill run streams
-    its status lines and the marker."""
+    """The engine calls `volumes.fill` makes: the hold and the volume are created (and
+    then inspected), the fill run streams its status lines and the marker."""
+    made: dict[str, dict[str, str]] = {}
+
+    def create(call: Call) -> Result:
+        args = list(call.args[2:])
+        labels = dict(a.split("=", 1) for a in args[1:-1:2])
+        made[args[-1]] = labels
+        return ok(args[-1] + "\n")
+
+    def inspect(call: Call) -> Result:
+        found = [
+            {"Name": n, "Labels": made[n], "CreatedAt": "t"} for n in call.args[2:] if n in made
+        ]
+        return Result(0 if len(found) == len(call.args[2:]) else 1, json.dumps(found), "")
+
     return FakeEngine(
         [
-            (("volume", "create"), ok()),
+            (("volume", "create"), create),
+            (("volume", "inspect"), inspect),
             (
                 ("run",),
                 streamed(
@@ -206,10 +222,12 @@ def test_fill_passes_specs_as_positional_args(
     )
 
     kinds = [c[0] for c in engine.calls]
-    assert kinds == ["checked", "stream"]
-    create = engine.calls[0][1]
+    assert kinds == ["capture", "checked", "checked", "stream", "capture"]
+    hold = engine.calls[1][1]
+    assert hold[:2] == ("volume", "create") and hold[-1].startswith(volumes.HOLD_PREFIX)
+    create = engine.calls[2][1]
     assert create[:2] == ("volume", "create") and create[-1] == volume
-    run = list(engine.calls[1][1])
+    run = list(engine.calls[3][1])
     at = run.index("-c")
     assert run[at - 1] == "aishell:foundation"
     assert run[at + 1] is volumes.FILL_SCRIPT or run[at + 1] == volumes.FILL_SCRIPT
@@ -232,7 +250,7 @@ def test_fill_refill_flag(refill: bool, flag: str, capsys: pytest.CaptureFixture
     sel = {"claude": "latest"}
     engine = fill_engine({"packages": {"@anthropic-ai/claude-code": "1.0.0"}})
     volumes.fill(engine, volume="v", selection=sel, image="img", refill=refill)
-    run = engine.calls[1][1]
+    [run] = engine.argvs("stream")
     assert flag in run
     capsys.readouterr()
 

@@ -6,15 +6,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from aishell import config as config_mod
-from aishell import output, paths, state
+from aishell import journal, output, paths, state
 from aishell.commands._args import Parser, parser
 from aishell.engine import choice, images, volumes
-from aishell.errors import AishellError
 from aishell.harnesses import TOOLS
 from aishell.versions import parse_pin
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from aishell.config import Config
     from aishell.engine.client import Engine
@@ -109,30 +108,65 @@ def fill_volume(
     verbose: bool,
     refill: bool = False,
 ) -> state.VolumeRecord:
-    """Fill `volume`; remove it again if we created it and the fill failed."""
-    existed = volumes.inspect_volume(engine, volume) is not None
-    try:
-        result = volumes.fill(
-            engine,
-            volume=volume,
-            selection=selection,
-            image=image,
-            verbose=verbose,
-            refill=refill,
-        )
-    except (AishellError, KeyboardInterrupt):
-        if not existed:
-            volumes.remove(engine, volume)
-        raise
-    item = volumes.inspect_volume(engine, volume)
-    return state.VolumeRecord(
-        created_at=volumes.created_at(item), versions=result.versions, filled_at=result.filled_at
+    """Fill `volume` (what the fill made is removed again if it fails: `volumes.fill`)."""
+    result = volumes.fill(
+        engine, volume=volume, selection=selection, image=image, verbose=verbose, refill=refill
     )
+    return record_of(result)
+
+
+def record_of(result: volumes.FillResult) -> state.VolumeRecord:
+    return state.VolumeRecord(
+        created_at=result.created_at,
+        versions=result.versions,
+        filled_at=result.filled_at,
+        instance=result.instance,
+    )
+
+
+def warn_repair(parsed: state.Parsed | None, command: str) -> None:
+    """Setup and update repair a damaged state file: what can be read is kept, and
+    the user is told what is dropped."""
+    if parsed is not None and parsed.dropped:
+        output.warn(
+            f"the state file {paths.state_file()} is damaged; '{command}' rewrites it "
+            f"without: {'; '.join(parsed.dropped)}"
+        )
+
+
+def save_or_undo(
+    engine: Engine, mutate: Callable[[state.State], None], previous: state.State | None
+) -> state.State:
+    """Save the new state; if that fails (a read-only or full home), remove what this
+    command made and the state does not record, then raise."""
+    try:
+        return state.update(mutate, repair=True)
+    except BaseException:
+        volumes.undo(
+            engine,
+            journal.current().entries,
+            active=previous.harness_volume if previous else None,
+            recorded=list(previous.volumes) if previous else [],
+        )
+        raise
+
+
+def switch_holds(engine: Engine, *, new: str, old: str | None) -> None:
+    """The state now names `new`: this home's hold on it stays, the one on `old` goes."""
+    owner = volumes.Owner.current()
+    if new:
+        volumes.settled(new, owner)
+    if old and old != new:
+        volumes.release_hold(engine, owner.home_id, old)
 
 
 def main(argv: Sequence[str]) -> int:
     ns = build_parser().parse_args(list(argv))
     selection = selection_from(ns)  # versions are validated before any work
+    state.check_writable()  # a read-only or full home fails now, before anything is made
+    parsed = state.inspect()
+    warn_repair(parsed, "aishell setup")
+    previous = parsed.state if parsed is not None else None
     cfg = global_config()
 
     engine = choice.get_engine()
@@ -141,7 +175,6 @@ def main(argv: Sequence[str]) -> int:
         engine, cfg, gitleaks=ns.with_gitleaks, force=ns.force, verbose=ns.verbose
     )
     # Keep a volume `aishell update` filled for this same selection.
-    previous = state.load()
     volume = (
         volumes.volume_for(selection, previous.harness_volume if previous else None)
         if selection
@@ -163,7 +196,8 @@ def main(argv: Sequence[str]) -> int:
         if record is not None:
             current.volumes[volume] = record
 
-    state.update(mutate)
+    save_or_undo(engine, mutate, previous)
+    switch_holds(engine, new=volume, old=previous.harness_volume if previous else None)
     if selection:
         assert record is not None
         names = ", ".join(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from aishell import output, state
+from aishell import journal, output, paths, state
 from aishell.commands import setup
 from aishell.commands._args import parser
 from aishell.engine import choice, volumes
@@ -143,7 +143,8 @@ def _fill_fresh(
     image: str,
     verbose: bool,
 ) -> state.VolumeRecord:
-    """Fill `new`; on any failure remove it again and report that nothing changed."""
+    """Fill `new`; on any failure it is removed again (`volumes.fill`), and the error
+    says that nothing changed."""
     try:
         result = volumes.fill(
             engine,
@@ -153,23 +154,15 @@ def _fill_fresh(
             verbose=verbose,
             refill=False,
         )
-        item = volumes.inspect_volume(engine, new)
-        if item is None:
-            raise AishellError(f"the new volume {new} vanished right after it was filled")
-    except KeyboardInterrupt:
-        volumes.discard(engine, new)
-        raise
     except AishellError as exc:
-        gone = volumes.discard(engine, new)
+        gone = volumes.inspect_volume(engine, new) is None
         unchanged = f"nothing changed: {old} stays in use" if old else "nothing changed"
         if not gone:
             unchanged += f"; remove the unfinished volume with '{engine.name} volume rm {new}'"
         raise AishellError(
             f"{exc.message}; {unchanged}", hint=exc.hint, details=exc.details
         ) from exc
-    return state.VolumeRecord(
-        created_at=volumes.created_at(item), versions=result.versions, filled_at=result.filled_at
-    )
+    return setup.record_of(result)
 
 
 def _switch(
@@ -194,14 +187,23 @@ def _switch(
         current.foundation_id = foundation.id
         current.build_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    return state.update(mutate)
+    return state.update(mutate, repair=True)
 
 
 def main(argv: Sequence[str]) -> int:
     ns = build_parser().parse_args(list(argv))
-    st = state.load()
-    if st is None:
+    parsed = state.inspect()
+    if parsed is None:
         raise AishellError("no setup found", hint=NO_SETUP_HINT)
+    if parsed.dropped and not parsed.tools_readable:
+        raise state.StateError(
+            f"the state file {paths.state_file()} is damaged and names no agents that "
+            f"can be read ({'; '.join(parsed.dropped)}); 'aishell update' cannot repair it",
+            hint=state.REPAIR_WITH_SETUP,
+        )
+    state.check_writable()
+    setup.warn_repair(parsed, "aishell update")
+    st = parsed.state
     selection = saved_selection(st.tools)
 
     cfg = setup.global_config()
@@ -213,13 +215,13 @@ def main(argv: Sequence[str]) -> int:
         engine, cfg, gitleaks=st.gitleaks, force=ns.force, verbose=ns.verbose
     )
     if not selection:
-        if foundation != (st.foundation_hash, st.foundation_id):
+        if foundation != (st.foundation_hash, st.foundation_id) or parsed.dropped:
 
             def mutate(current: state.State) -> None:
                 current.foundation_hash = foundation.hash
                 current.foundation_id = foundation.id
 
-            state.update(mutate)
+            state.update(mutate, repair=True)
         output.info("No agents selected; nothing to update.")
         return 0
 
@@ -232,8 +234,11 @@ def main(argv: Sequence[str]) -> int:
     try:
         _switch(selection, new=new, record=record, foundation=foundation)
     except BaseException:
-        volumes.discard(engine, new)
+        volumes.undo(
+            engine, journal.current().entries, active=st.harness_volume, recorded=list(st.volumes)
+        )
         raise
+    setup.switch_holds(engine, new=new, old=old)
 
     output.info("Updated:")
     for line in version_changes(

@@ -1,26 +1,37 @@
 """`aishell volumes [list|prune [NAME...]] [--yes] [--json]`: the harness volumes.
 
 A harness volume (label `aishell.kind=harness`) holds the agent CLIs of one
-selection. The one the saved setup uses is `active`; every other one is
-`orphaned` (left over from an earlier selection, or from another user's setup on
-the same engine) and can be pruned. Prune never removes a volume that a
-container (running or stopped) uses.
+selection. The one this home's saved setup uses is `active`; every other one is
+`orphaned` from this home's point of view. Volumes are shared between aishell homes
+(and users) on one engine, so prune removes an orphaned volume only when nobody may
+use it: never one a container (running or stopped) uses, one another home holds
+(`engine.volumes`: holds), one a running aishell of this home is filling, or one an
+older aishell made whose users cannot be known (those only when named). A volume
+named like a harness volume but without labels was made empty by the engine itself
+(a container mounted it while it was missing): it is listed as `unlabelled` and
+pruned.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aishell import output, paths, report_json, state
+from aishell import journal, output, paths, report_json, state
 from aishell.commands._args import Parser, parser
-from aishell.constants import LABEL_KIND
+from aishell.constants import HARNESS_VOLUME_PATTERN, HARNESS_VOLUME_PREFIX, LABEL_KIND
 from aishell.engine import choice
+from aishell.engine import volumes as volumes_mod
 from aishell.engine.client import first_line
-from aishell.engine.containers import containers_using_volumes, parse_json_lines
+from aishell.engine.containers import (
+    containers_using_volumes,
+    parse_json_lines,
+    parse_label_string,
+)
 from aishell.errors import Aborted, AishellError, UsageError
 
 if TYPE_CHECKING:
@@ -49,6 +60,36 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
 @dataclass(frozen=True)
+class Holder:
+    """An aishell home that holds a volume (`engine.volumes` holds)."""
+
+    user: str
+    uid: int | None
+    home: str  # the real path of that aishell home ("" when unknown)
+    this_home: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user": self.user, "uid": self.uid, "home": self.home, "this_home": self.this_home}
+
+    def describe(self) -> str:
+        if self.this_home:
+            return "this home"
+        who = f"{self.user or '?'} (uid {self.uid})" if self.uid is not None else "?"
+        return f"{who}, home {self.home}" if self.home else who
+
+
+def holder_of(owner: volumes_mod.Owner | None, home_id: str) -> Holder:
+    if owner is None:
+        return Holder(user="", uid=None, home="", this_home=False)
+    return Holder(
+        user=owner.user,
+        uid=owner.uid if owner.uid >= 0 else None,
+        home=owner.home_path,
+        this_home=owner.home_id == home_id,
+    )
+
+
+@dataclass(frozen=True)
 class VolumeRow:
     name: str
     status: str  # "active" | "orphaned"
@@ -58,6 +99,11 @@ class VolumeRow:
     pins: dict[str, str] = field(default_factory=dict)  # from the label: tool -> pin
     versions: dict[str, str] = field(default_factory=dict)  # installed, from state
     in_use_by: list[str] = field(default_factory=list)  # container names
+    labelled: bool = True  # False: made by the engine itself (empty), not by aishell
+    made_by: Holder | None = None  # the home that made it; None: an older aishell (or unknown)
+    held_by: list[Holder] = field(default_factory=list)  # the homes that use it
+    recorded: bool = False  # this home's state records it
+    filling: bool = False  # a running aishell of this home is filling it now
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,7 +114,14 @@ class VolumeRow:
             "harnesses": self.harnesses,
             "versions": dict(self.versions),
             "in_use_by": list(self.in_use_by),
+            "labelled": self.labelled,
+            "made_by": self.made_by.to_json() if self.made_by else None,
+            "held_by": [h.to_json() for h in self.held_by],
         }
+
+    @property
+    def held_elsewhere(self) -> list[Holder]:
+        return [h for h in self.held_by if not h.this_home]
 
 
 # --------------------------------------------------------------------------- pure
@@ -125,11 +178,19 @@ def build_rows(
     active: str | None,
     versions: Mapping[str, Mapping[str, str]],
     in_use: Mapping[str, Sequence[str]],
+    holds: Mapping[str, Sequence[Holder]] | None = None,
+    home_id: str = "",
+    filling: frozenset[str] = frozenset(),
+    unlabelled: frozenset[str] = frozenset(),
 ) -> list[VolumeRow]:
-    """Rows for `names`, active first, then by name."""
+    """Rows for `names`, active first, then by name. `holds`: volume -> the homes
+    holding it; `filling`: volumes a live aishell of this home is filling;
+    `unlabelled`: harness-named volumes without aishell's labels."""
     rows = []
+    holds = holds or {}
     for name in dict.fromkeys(names):
         vol_labels = labels.get(name, {})
+        maker = volumes_mod.owner_of(vol_labels)
         harness_label = vol_labels.get(LABEL_HARNESSES)
         harnesses = (
             [h for h in harness_label.split(",") if h] if harness_label is not None else None
@@ -145,6 +206,11 @@ def build_rows(
                 pins=parse_pins(vol_labels.get(LABEL_PINS)),
                 versions=dict(versions.get(name, {})),
                 in_use_by=sorted(in_use.get(name, ())),
+                labelled=name not in unlabelled,
+                made_by=holder_of(maker, home_id) if maker else None,
+                held_by=list(holds.get(name, ())),
+                recorded=name in versions,
+                filling=name in filling,
             )
         )
     rows.sort(key=lambda r: (r.status != "active", r.name))
@@ -176,18 +242,29 @@ def _in_use_text(containers: Sequence[str], shown: int = 2) -> str:
     return text
 
 
+def held_text(row: VolumeRow) -> str:
+    """ "this home", "this home + 2 other homes", "1 other home", "-" (none)"""
+    mine = any(h.this_home for h in row.held_by)
+    others = len(row.held_elsewhere)
+    parts = (["this home"] if mine else []) + (
+        [f"{others} other home{'s' if others != 1 else ''}"] if others else []
+    )
+    return " + ".join(parts) or "-"
+
+
 def render_list(rows: Sequence[VolumeRow]) -> list[str]:
     body = [
         [
             row.name,
-            row.status,
+            row.status if row.labelled else "unlabelled",
             row.size or "N/A",
             harness_text(row),
+            held_text(row),
             _in_use_text(row.in_use_by),
         ]
         for row in rows
     ]
-    return report_json.table(["NAME", "STATUS", "SIZE", "HARNESSES", "IN USE BY"], body)
+    return report_json.table(["NAME", "STATUS", "SIZE", "HARNESSES", "HELD BY", "IN USE BY"], body)
 
 
 @dataclass(frozen=True)
@@ -200,8 +277,37 @@ def in_use_reason(containers: Sequence[str]) -> str:
     return "in use by container" + ("s " if len(containers) > 1 else " ") + ", ".join(containers)
 
 
+_FRESH_NAME = re.compile(HARNESS_VOLUME_PATTERN)
+
+
+def keep_reason(row: VolumeRow, *, named: bool) -> str | None:
+    """Why prune keeps `row` (None: nobody may use it, so it goes). `named`: the user
+    named it on the command line."""
+    if row.status == "active":
+        return "active (the current setup uses it)" if named else ""
+    if row.in_use_by:
+        return in_use_reason(row.in_use_by)
+    if row.filling:
+        return "a running aishell of this home is filling it"
+    if row.held_elsewhere:
+        who = "; ".join(h.describe() for h in row.held_elsewhere[:3])
+        more = len(row.held_elsewhere) - 3
+        return f"held by another aishell home ({who}{f'; +{more} more' if more > 0 else ''})"
+    if not row.labelled:
+        return None  # made by the engine itself, empty: nobody's
+    if row.made_by is None and not row.held_by and not named:
+        fresh = _FRESH_NAME.fullmatch(row.name) and "-" in row.name[len(HARNESS_VOLUME_PREFIX) :]
+        if fresh and row.recorded:
+            return None  # an `update` volume of this home: only this home knew its name
+        return (
+            "made by an older aishell, so whether another home still uses it is unknown; "
+            f"to remove it anyway: aishell volumes prune {row.name}"
+        )
+    return None
+
+
 def plan_prune(rows: Sequence[VolumeRow], only: Sequence[str] = ()) -> PrunePlan:
-    """Orphaned volumes to remove, and those skipped (in use; or named but active).
+    """Orphaned volumes nobody may use, to remove, and those skipped with the reason.
 
     `only`: restrict to these names (all must be listed harness volumes).
     """
@@ -216,14 +322,11 @@ def plan_prune(rows: Sequence[VolumeRow], only: Sequence[str] = ()) -> PrunePlan
     remove: list[str] = []
     skipped: list[dict[str, str]] = []
     for row in wanted:
-        if row.status == "active":
-            if only:
-                skipped.append({"name": row.name, "reason": "active (the current setup uses it)"})
-            continue
-        if row.in_use_by:
-            skipped.append({"name": row.name, "reason": in_use_reason(row.in_use_by)})
-            continue
-        remove.append(row.name)
+        reason = keep_reason(row, named=bool(only))
+        if reason is None:
+            remove.append(row.name)
+        elif reason:
+            skipped.append({"name": row.name, "reason": reason})
     return PrunePlan(remove=remove, skipped=skipped)
 
 
@@ -234,35 +337,52 @@ def prune_json(removed: Sequence[str], skipped: Sequence[Mapping[str, str]]) -> 
 # ------------------------------------------------------------------------- engine
 
 
+def _listing(engine: Engine) -> list[dict[str, Any]]:
+    """Every volume on the engine, with its labels (one call)."""
+    result = engine.checked("volume", "ls", "--format", "{{json .}}", what="listing volumes")
+    return parse_json_lines(result.stdout)
+
+
 def list_names(engine: Engine) -> list[str]:
-    result = engine.checked(
-        "volume",
-        "ls",
-        "--filter",
-        f"label={LABEL_KIND}=harness",
-        "--format",
-        "{{json .}}",
-        what="listing volumes",
-    )
-    return [str(item["Name"]) for item in parse_json_lines(result.stdout) if item.get("Name")]
+    """The harness volumes: labelled `aishell.kind=harness`, or named like one."""
+    return [str(item["Name"]) for item in _harness_items(_listing(engine))]
+
+
+def _harness_items(listing: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    found = []
+    for item in listing:
+        name = str(item.get("Name") or "")
+        labels = parse_label_string(item.get("Labels"))
+        if name and (labels.get(LABEL_KIND) == "harness" or name.startswith(HARNESS_VOLUME_PREFIX)):
+            found.append(item)
+    return found
 
 
 def collect(engine: Engine, st: state.State | None) -> list[VolumeRow]:
     """Everything about the harness volumes, with as few engine calls as possible."""
-    names = list_names(engine)
-    if not names:
+    listing = _listing(engine)
+    items = _harness_items(listing)
+    if not items:
         return []
+    names = [str(item["Name"]) for item in items]
+    hold_names = [
+        str(item["Name"])
+        for item in listing
+        if parse_label_string(item.get("Labels")).get(LABEL_KIND) == volumes_mod.KIND_HOLD
+    ]
+    # Labels exactly (a listing joins them with commas, and pins hold commas).
     inspect_result, df_result = engine.capture_many(
-        ["volume", "inspect", *names], ["system", "df", "-v", "--format", "{{json .}}"]
+        ["volume", "inspect", *names, *hold_names],
+        ["system", "df", "-v", "--format", "{{json .}}"],
     )
-    labels: dict[str, dict[str, str]] = {}
-    try:
-        items = json.loads(inspect_result.stdout) if inspect_result.stdout.strip() else []
-    except json.JSONDecodeError:
-        items = []
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict) and item.get("Name"):
-            labels[str(item["Name"])] = dict(item.get("Labels") or {})
+    inspected = volumes_mod.parse_volumes_inspect(inspect_result.stdout)
+    labels = {name: volumes_mod.labels_of(inspected.get(name)) for name in names}
+    unlabelled = frozenset(n for n, lab in labels.items() if lab.get(LABEL_KIND) != "harness")
+    home_id = paths.home_id()
+    holds: dict[str, list[Holder]] = {}
+    for hold in volumes_mod.holds_of(inspected.values()):
+        if not (hold.owner and stale_home(hold.owner)):
+            holds.setdefault(hold.volume, []).append(holder_of(hold.owner, home_id))
     try:
         df_data = json.loads(df_result.stdout) if df_result.ok else None
     except json.JSONDecodeError:
@@ -276,21 +396,85 @@ def collect(engine: Engine, st: state.State | None) -> list[VolumeRow]:
         active=st.harness_volume if st else None,
         versions=versions,
         in_use=in_use,
+        holds=holds,
+        home_id=home_id,
+        filling=frozenset(journal.in_progress()),
+        unlabelled=unlabelled,
     )
 
 
+def stale_home(owner: volumes_mod.Owner) -> bool:
+    """The aishell home behind a hold is gone from this machine (its directory does not
+    exist): the hold no longer means anyone uses the volume. Unsure (another machine,
+    a path this user cannot see) counts as not stale."""
+    if not owner.home_path or owner.host != os.uname().nodename:
+        return False
+    try:
+        os.lstat(owner.home_path)
+    except FileNotFoundError:
+        parent = os.path.dirname(owner.home_path)
+        return os.access(parent, os.X_OK) or not os.path.lexists(parent)
+    except OSError:
+        return False
+    return False
+
+
+def tidy_holds(engine: Engine, existing: set[str]) -> list[str]:
+    """Remove holds on volumes that no longer exist: this home's (unless a running
+    aishell of this home is about to make the volume) and those of homes that no longer
+    exist on this machine. Quiet; returns the holds removed."""
+    try:
+        holds = volumes_mod.list_holds(engine)
+    except AishellError:
+        return []
+    busy = journal.in_progress()
+    home_id = paths.home_id()
+    stale = [
+        h.name
+        for h in holds
+        if h.volume not in existing
+        and h.name not in busy
+        and h.owner is not None
+        and (h.owner.home_id == home_id or stale_home(h.owner))
+    ]
+    if stale:
+        engine.capture_many(*[["volume", "rm", name] for name in stale])
+    return stale
+
+
 def remove_volumes(engine: Engine, names: Sequence[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """Remove `names`, each after checking once more, just before, that no other home
+    has taken a hold on it meanwhile; this home's own holds on them go too."""
     if not names:
         return [], []
-    results = engine.capture_many(*[["volume", "rm", name] for name in names])
+    home_id = paths.home_id()
     removed: list[str] = []
     failed: list[dict[str, str]] = []
-    for name, result in zip(names, results, strict=True):
+    try:
+        holds = volumes_mod.list_holds(engine)
+    except AishellError as exc:
+        return [], [{"name": n, "reason": f"holds unknown: {exc.message}"} for n in names]
+    others = {
+        h.volume
+        for h in holds
+        if h.owner is None or (h.owner.home_id != home_id and not stale_home(h.owner))
+    }
+    results = engine.capture_many(*[["volume", "rm", name] for name in names if name not in others])
+    answers = iter(results)
+    for name in names:
+        if name in others:
+            failed.append({"name": name, "reason": "another aishell home took a hold on it"})
+            continue
+        result = next(answers)
         if result.ok:
             removed.append(name)
         else:
             reason = first_line(result.stderr) or f"exit {result.returncode}"
             failed.append({"name": name, "reason": reason})
+    gone = set(removed)
+    stale = [h.name for h in holds if h.volume in gone and h.owner is not None]
+    if stale:  # this home's holds (and those of homes that no longer exist) on what went
+        engine.capture_many(*[["volume", "rm", hold] for hold in stale])
     return removed, failed
 
 
@@ -361,8 +545,19 @@ def _list(rows: Sequence[VolumeRow], st: state.State | None, *, as_json: bool) -
             f"The active volume {st.harness_volume} does not exist; "
             "it is filled on the next launch."
         )
-    if any(row.status == "orphaned" for row in rows):
-        output.info("Remove orphaned volumes with: aishell volumes prune")
+    for row in rows:
+        if not row.labelled:
+            then = (
+                "the next launch replaces it and installs the agents again"
+                if row.status == "active"
+                else "'aishell volumes prune' removes it"
+            )
+            output.info(
+                f"{row.name} has no aishell labels: the engine made it, empty, for a "
+                f"container that mounted it while it was missing; {then}."
+            )
+    if any(row.status == "orphaned" and keep_reason(row, named=False) is None for row in rows):
+        output.info("Remove orphaned volumes nobody uses with: aishell volumes prune")
     return 0
 
 
@@ -370,6 +565,9 @@ def _prune(
     engine: Engine, rows: Sequence[VolumeRow], *, only: Sequence[str], yes: bool, as_json: bool
 ) -> int:
     plan = plan_prune(rows, only)
+    recorded = {row.name for row in rows if row.recorded}
+    if not only:
+        tidy_holds(engine, {row.name for row in rows})
     if not as_json:
         for item in plan.skipped:
             output.out(f"Skipping {item['name']} ({item['reason']})")
@@ -391,8 +589,16 @@ def _prune(
             )
         if not output.ask_yes_no(f"Remove {len(plan.remove)} volume(s)?"):
             raise Aborted("aborted; no volume was removed")
+    if any(name in recorded for name in plan.remove):
+        state.check_writable()  # a full or read-only home: say so before removing anything
     removed, failed = remove_volumes(engine, plan.remove)
-    forget(removed)
+    try:
+        forget(removed)
+    except AishellError as exc:
+        raise AishellError(
+            f"removed {', '.join(removed)}, but could not record that: {exc.message}",
+            hint=exc.hint,
+        ) from exc
     skipped = [*plan.skipped, *failed]
     if as_json:
         report_json.emit(prune_json(removed, skipped))

@@ -370,8 +370,14 @@ def find_project_config_dir(project_root: Path, *, aishell_home: Path | None = N
     """The project's `.aishell/` or `.sandbox/` directory, None if neither exists.
 
     Both present is an error. A directory that *is* the global aishell home
-    (a project rooted at the home directory) is not a project config dir.
+    (a project rooted at the home directory) is not a project config dir, and
+    neither is anything in the user's home directory itself ($HOME/.aishell is the
+    default aishell home even when AISHELL_HOME points elsewhere).
     """
+    from aishell.project import is_user_home
+
+    if is_user_home(str(project_root)):
+        return None
     home_real = os.path.realpath(aishell_home) if aishell_home is not None else None
     found = [
         project_root / name

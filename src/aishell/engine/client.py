@@ -4,6 +4,13 @@ Four verbs: `capture` (run, collect output), `stream` (run, hand each output
 line to a callback), `call` (run with our stdio, return the status) and
 `exec_` (replace this process). Failures that mean "no engine" or "engine not
 answering" become one clear EngineError.
+
+Every call but the interactive ones (`call`, `exec_`) has a timeout: questions and
+quick changes (`capture`, `checked`, `capture_many`, `inspect_many`) `short_timeout()`
+seconds, builds and fills (`stream`) `long_timeout()`; the environment variables
+AISHELL_ENGINE_TIMEOUT and AISHELL_ENGINE_LONG_TIMEOUT change them. An engine that
+does not answer in time ends in one EngineError; its CLI process is killed. Output
+that is not UTF-8 is decoded with replacement characters, never an exception.
 """
 
 from __future__ import annotations
@@ -31,6 +38,37 @@ _NOT_ANSWERING = (
     "unable to connect to podman",
 )
 _PERMISSION = "permission denied while trying to connect"
+
+TIMEOUT_ENV = "AISHELL_ENGINE_TIMEOUT"
+LONG_TIMEOUT_ENV = "AISHELL_ENGINE_LONG_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0  # inspections, listings, creating and removing things
+DEFAULT_LONG_TIMEOUT = 3600.0  # builds, fills, waiting for another aishell's fill
+
+
+def _seconds(variable: str, default: float) -> float:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e9:  # (also refuses nan and inf)
+        raise EngineError(
+            f"{variable}={raw!r} is not a number of seconds",
+            hint=f"set {variable} to a positive number, e.g. {variable}={default:g}, or unset it",
+        )
+    return value
+
+
+def short_timeout() -> float:
+    """Seconds a question or a quick change to the engine may take."""
+    return _seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT)
+
+
+def long_timeout() -> float:
+    """Seconds a build, a fill or waiting for another aishell may take."""
+    return _seconds(LONG_TIMEOUT_ENV, DEFAULT_LONG_TIMEOUT)
 
 
 class Result(NamedTuple):
@@ -71,34 +109,43 @@ class Engine(NamedTuple):
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> Result:
+        """Run and collect the output; `timeout` seconds at most (default
+        `short_timeout()`)."""
+        seconds = short_timeout() if timeout is None else timeout
         try:
             proc = subprocess.run(
                 [self.binary, *args],
                 input=input,
                 capture_output=True,
                 text=True,
+                errors="replace",
                 env=None if env is None else dict(env),
                 stdin=None if input is not None else subprocess.DEVNULL,
-                timeout=timeout,
+                timeout=seconds,
                 check=False,
             )
         except FileNotFoundError as exc:
             raise self._missing() from exc
+        except OSError as exc:
+            raise self._not_runnable(exc) from exc
+        except ValueError as exc:
+            raise _bad_argument(self, exc) from exc
         except subprocess.TimeoutExpired as exc:
-            raise EngineError(
-                f"'{self.name} {' '.join(args[:2])}' did not answer within {timeout:.0f}s",
-                hint=f"check that the {self.kind} engine is running ('{self.name} info')",
-            ) from exc
+            raise self.timed_out(args, seconds) from exc
         result = Result(proc.returncode, proc.stdout, proc.stderr)
         if not result.ok:
             self.raise_if_unreachable(result.stderr)
         return result
 
-    def capture_many(self, *commands: Sequence[str]) -> list[Result]:
-        """Run several read-only commands at once (inspections on the launch path)."""
-        procs = []
-        for args in commands:
-            try:
+    def capture_many(self, *commands: Sequence[str], timeout: float | None = None) -> list[Result]:
+        """Run several read-only commands at once (inspections on the launch path);
+        all of them within `timeout` seconds (default `short_timeout()`)."""
+        import time
+
+        seconds = short_timeout() if timeout is None else timeout
+        procs: list[subprocess.Popen[str]] = []
+        try:
+            for args in commands:
                 procs.append(
                     subprocess.Popen(
                         [self.binary, *args],
@@ -106,14 +153,28 @@ class Engine(NamedTuple):
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
                         text=True,
+                        errors="replace",
                     )
                 )
-            except FileNotFoundError as exc:
-                raise self._missing() from exc
-        results = []
-        for proc in procs:
-            out, err = proc.communicate()
-            results.append(Result(proc.returncode, out, err))
+            deadline = time.monotonic() + seconds
+            results = []
+            for proc, args in zip(procs, commands, strict=False):
+                try:
+                    out, err = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired as exc:
+                    raise self.timed_out(args, seconds) from exc
+                results.append(Result(proc.returncode, out, err))
+        except FileNotFoundError as exc:
+            raise self._missing() from exc
+        except OSError as exc:
+            raise self._not_runnable(exc) from exc
+        except ValueError as exc:
+            raise _bad_argument(self, exc) from exc
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         for result in results:
             if not result.ok:
                 self.raise_if_unreachable(result.stderr)
@@ -127,7 +188,10 @@ class Engine(NamedTuple):
         if socket_path is not None:
             try:
                 return [self._api_inspect(socket_path, kind, names) for kind, names in queries]
-            except OSError:
+            except TimeoutError as exc:
+                # The CLI would wait on the same engine: say so now.
+                raise self.timed_out((queries[0][0], "inspect"), short_timeout()) from exc
+            except (OSError, ValueError):
                 pass  # fall back to the CLI, which explains what is wrong
         return self.capture_many(*[[kind, "inspect", *names] for kind, names in queries])
 
@@ -151,7 +215,7 @@ class Engine(NamedTuple):
         found: list[object] = []
         missing: list[str] = []
         for name in names:
-            status, body = _api_get(socket_path, endpoint.format(name))
+            status, body = _api_get(socket_path, endpoint.format(name), timeout=short_timeout())
             if status == 200:
                 found.append(json.loads(body))
             elif status == 404:
@@ -187,25 +251,52 @@ class Engine(NamedTuple):
         *,
         env: Mapping[str, str] | None = None,
         stdin_text: str | None = None,
+        hold_stdin: bool = False,
+        timeout: float | None = None,
     ) -> int:
-        """Run with stdout+stderr merged, calling `on_line` for each line."""
+        """Run with stdout+stderr merged, calling `on_line` for each line; `timeout`
+        seconds at most (default `long_timeout()`), then the process is killed and
+        EngineError raised. `hold_stdin`: the child's stdin is a pipe this process
+        holds open until the child ends, so the child sees end-of-file as soon as
+        this process is gone, however it ended (even SIGKILL). On Linux the engine
+        CLI is killed when this process dies (a build then stops: the engine ends a
+        build whose client is gone)."""
+        import threading
+
+        seconds = long_timeout() if timeout is None else timeout
+        piped = stdin_text is not None or hold_stdin
         try:
             proc = subprocess.Popen(
                 [self.binary, *args],
-                stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+                stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
                 errors="replace",
                 env=None if env is None else dict(env),
+                preexec_fn=_dies_with_parent(),
             )
         except FileNotFoundError as exc:
             raise self._missing() from exc
+        except OSError as exc:
+            raise self._not_runnable(exc) from exc
+        except ValueError as exc:
+            raise _bad_argument(self, exc) from exc
         assert proc.stdout is not None
         if stdin_text is not None:
             assert proc.stdin is not None
-            proc.stdin.write(stdin_text)
-            proc.stdin.close()
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(stdin_text)
+                proc.stdin.close()
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            proc.kill()
+
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        timer.start()
         try:
             for line in proc.stdout:
                 on_line(line.rstrip("\n"))
@@ -216,7 +307,19 @@ class Engine(NamedTuple):
                 for line in proc.stdout:
                     on_line(line.rstrip("\n"))
             raise
-        return proc.wait()
+        finally:
+            timer.cancel()
+            status = proc.wait()
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+        if expired.is_set():
+            raise EngineError(
+                f"'{self.name} {' '.join(args[:1])}' did not finish within {seconds:g}s",
+                hint=f"check the {self.kind} engine ('{self.name} ps'); for a slow build or "
+                f"install raise {LONG_TIMEOUT_ENV} (seconds)",
+            )
+        return status
 
     def call(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
         """Run with our own stdin/stdout/stderr; return the exit status (128+N when
@@ -231,11 +334,23 @@ class Engine(NamedTuple):
             )
         except FileNotFoundError as exc:
             raise self._missing() from exc
+        except OSError as exc:
+            raise self._not_runnable(exc) from exc
+        except ValueError as exc:
+            raise _bad_argument(self, exc) from exc
 
     def exec_(self, argv: Sequence[str], *, env: Mapping[str, str]) -> NoReturn:
         """Replace this process with the engine CLI (signals and exit status are its own)."""
+        from aishell import journal
+
+        journal.close_current()  # this process ends here: its journal with it
         try:
             os.execve(self.binary, [self.binary, *argv], dict(env))
+        except ValueError as exc:  # a NUL character in an argument or the environment
+            raise EngineError(
+                f"cannot run {self.name}: {exc}",
+                hint="remove the NUL character from the configuration or the environment",
+            ) from exc
         except OSError as exc:
             raise EngineError(f"cannot run {self.binary}: {exc.strerror}") from exc
 
@@ -258,6 +373,21 @@ class Engine(NamedTuple):
                 f"and check with '{self.name} info'",
                 details=stderr.strip(),
             )
+
+    def timed_out(self, args: Sequence[str], seconds: float) -> EngineError:
+        """The engine did not answer `args` within `seconds` (its CLI was killed)."""
+        return EngineError(
+            f"the {self.kind} engine did not answer within {seconds:g}s "
+            f"('{self.name} {' '.join(args[:2])}')",
+            hint=f"check that it is running ('{self.name} info'); "
+            f"on a slow engine raise {TIMEOUT_ENV} (seconds)",
+        )
+
+    def _not_runnable(self, exc: OSError) -> EngineError:
+        return EngineError(
+            f"cannot run the container engine CLI '{self.binary}': {exc.strerror}",
+            hint="check its permissions, or set AISHELL_ENGINE to the engine's CLI",
+        )
 
     def _missing(self) -> EngineError:
         return EngineError(
@@ -307,16 +437,21 @@ def run_passing_signals(start: Callable[[], subprocess.Popen[bytes]]) -> int:
     return 128 - status if status < 0 else status
 
 
-def _api_get(socket_path: str, path: str) -> tuple[int, bytes]:
+def _api_get(socket_path: str, path: str, *, timeout: float) -> tuple[int, bytes]:
     """One HTTP/1.0 GET on the engine's unix socket: (status, body)."""
+    import time
+
+    deadline = time.monotonic() + timeout
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.settimeout(20)
+        sock.settimeout(timeout)
         sock.connect(socket_path)
         sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)
+            if time.monotonic() > deadline:  # an engine that trickles counts as hung
+                raise TimeoutError(f"no complete answer within {timeout:g}s")
     finally:
         sock.close()
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
@@ -327,6 +462,39 @@ def _api_get(socket_path: str, path: str) -> tuple[int, bytes]:
     if b"transfer-encoding: chunked" in head.lower():
         raise OSError("chunked answer from the engine API")
     return status, body
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the child get SIGKILL when this process dies (Linux
+    `prctl(PR_SET_PDEATHSIG)`); None where that does not exist. Used for builds and
+    fills only: they are long, and may print nothing for minutes."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, ImportError):
+        return None
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:  # runs in the child, between fork and exec
+        prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        if os.getppid() != parent:  # the parent died before the prctl took effect
+            os._exit(1)
+
+    return set_pdeathsig
+
+
+def _bad_argument(engine: Engine, exc: ValueError) -> EngineError:
+    """subprocess refused an argument or environment value (a NUL character)."""
+    return EngineError(
+        f"cannot run {engine.name}: {exc}",
+        hint="an argument or environment value holds a NUL character; "
+        "remove it from the configuration or the environment",
+    )
 
 
 def first_line(text: str) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any
+
+from aishell.constants import LABEL_MANAGED
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -18,6 +21,48 @@ def parse_inspect(stdout: str) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return items[0] if items else None
+
+
+# A container that exists but has not started yet is being started by someone (an
+# aishell racing this one); after this long in that state it is a failed start's
+# leftover instead.
+STARTING_GRACE_SECONDS = 120
+
+
+def is_live(item: Mapping[str, Any], *, now: float | None = None) -> bool:
+    """The container (inspect data) runs, or is on its way: running, paused,
+    restarting, being removed, or made by an aishell `run` less than
+    STARTING_GRACE_SECONDS ago and not started yet."""
+    state = item.get("State") or {}
+    if state.get("Running") or state.get("Paused") or state.get("Restarting"):
+        return True
+    status = str(state.get("Status", "")).lower()
+    if status in ("running", "paused", "restarting", "removing"):
+        return True
+    if status in ("created", "configured", "initialized"):  # (the last two: podman)
+        labels = (item.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_MANAGED) != "1":
+            return False  # not made by an aishell `run`: nobody is starting it
+        created = _timestamp(str(item.get("Created", "")))
+        current = time.time() if now is None else now
+        return created is None or current - created < STARTING_GRACE_SECONDS
+    return False
+
+
+def _timestamp(text: str) -> float | None:
+    """Seconds since the epoch of an engine timestamp ("2026-01-02T03:04:05.123456789Z",
+    "2026-01-02T03:04:05.1+01:00"); None when unreadable."""
+    from datetime import datetime
+
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?", text)
+    if not match:
+        return None
+    zone = match.group(2) or "Z"
+    text = match.group(1) + ("+00:00" if zone == "Z" else zone)
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 # -- listing (read-only) --------------------------------------------------------

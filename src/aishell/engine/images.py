@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import Any, NamedTuple
 
-from aishell import output
+from aishell import journal, output
 from aishell.constants import (
     BASE_IMAGE,
     EXTENSION_ROLE_PREFIX,
@@ -522,10 +522,14 @@ def build_image(
     started = time.time()
     env = dict(os.environ)
     with output.Progress(title, verbose=verbose) as progress:
+        book = journal.current()
 
         def on_line(line: str) -> None:
             tail.append(line)
+            before = len(log.created)
             log.feed(line)
+            for made in log.created[before:]:  # so a killed aishell's next command removes it
+                book.try_add("image", made, engine=engine.binary)
             if verbose:
                 output.raw_err(line)
                 return
@@ -555,6 +559,9 @@ def build_image(
             with _terminate_as_interrupt():
                 discard_partial(engine, log.created, since=started)
             raise
+        finally:
+            for made in log.created:  # tagged now, or removed: nothing left to collect
+                book.done("image", made)
 
 
 def build_from_context(
@@ -570,7 +577,8 @@ def build_from_context(
     import shutil
     import tempfile
 
-    tmp = Path(tempfile.mkdtemp(prefix="aishell-build-"))
+    tmp = Path(tempfile.mkdtemp(prefix=BUILD_DIR_PREFIX))
+    journal.current().try_add("directory", str(tmp), engine=engine.binary)
     try:
         context.write(tmp)
         build_image(
@@ -585,6 +593,23 @@ def build_from_context(
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        journal.current().done("directory", str(tmp))
+
+
+BUILD_DIR_PREFIX = "aishell-build-"
+
+
+def remove_build_dir(path: str) -> bool:
+    """Remove a build's temporary context directory that a killed aishell left (only
+    a directory of that name right in the temporary directory). True when gone."""
+    import shutil
+    import tempfile
+
+    where = Path(path)
+    if where.parent != Path(tempfile.gettempdir()) or not where.name.startswith(BUILD_DIR_PREFIX):
+        return False
+    shutil.rmtree(where, ignore_errors=True)
+    return not where.exists()
 
 
 # -- tiers ----------------------------------------------------------------------

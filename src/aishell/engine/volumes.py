@@ -4,7 +4,20 @@ A volume is ready only when the marker `/tools/.aishell-ready.json`, written
 last by the filling container, exists. The filling container has a fixed
 name per volume, so the engine itself guarantees that only one fill runs at a
 time, whichever user or process asks; a second launcher waits for it and then
-finds the marker.
+finds the marker. The sandbox's entrypoint refuses to start when the volume
+mounted at /tools holds no marker (an engine creates a missing volume, empty,
+when a container mounts it), so no launch ever runs with an empty /tools.
+
+Who uses a volume is written on the engine, in labels:
+- a harness volume carries its maker (`aishell.home`, `aishell.uid`,
+  `aishell.user`, ...) and an instance id (`aishell.volume.id`, new for every
+  volume made), so "the volume we saw filled" is exact, never a timestamp match;
+- every aishell home that uses a volume *holds* it with a small labelled volume of
+  its own, `aishell-hold-<homeid>-<suffix>` (`aishell.kind=hold`,
+  `aishell.hold.volume=<volume>`), made before the volume is filled and removed
+  when the home stops using it. `aishell volumes prune` never removes a volume
+  another home holds. (Volume labels cannot be changed once made, hence a hold
+  object per home rather than a label on the shared volume.)
 
 Names: `setup` fills `aishell-harness-<hash12>` (hash of the selection);
 `update` fills a fresh `aishell-harness-<hash12>-<stamp>-<token>` for the same
@@ -21,12 +34,12 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from aishell import output
+from aishell import journal, output, paths
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
-from aishell.engine.client import Engine
+from aishell.engine.client import Engine, long_timeout
 from aishell.errors import EngineError
 from aishell.harnesses import BY_NAME
 from aishell.hashing import selection_hash
@@ -36,22 +49,44 @@ LABEL_HARNESSES = "aishell.harnesses"
 LABEL_PINS = "aishell.harness.pins"
 MARKER = "/tools/.aishell-ready.json"
 
+# Who: on harness volumes (their maker), holds (their holder) and fill containers.
+LABEL_HOME = "aishell.home"  # the home id (paths.home_id: a hash of the UID and the home's path)
+LABEL_UID = "aishell.uid"
+LABEL_USER = "aishell.user"
+LABEL_HOME_PATH = "aishell.home.path"  # the real path of the aishell home
+LABEL_HOST = "aishell.host"  # the machine the home is on (the engine may serve several)
+LABEL_INSTANCE = "aishell.volume.id"  # random, new for every harness volume made
+LABEL_HOLDS = "aishell.hold.volume"  # on a hold: the harness volume it holds
+LABEL_FILLS = "aishell.fill.volume"  # on a fill container: the volume it fills
+LABEL_OWNER = "aishell.owner"  # on a fill container: the journal token of its process
+KIND_HARNESS = "harness"
+KIND_HOLD = "hold"
+KIND_FILL = "fill"
+HOLD_PREFIX = "aishell-hold-"
+
+# The fill container's own exit statuses that are not the installer's.
+_KILLED = {137: "SIGKILL", 143: "SIGTERM", 130: "SIGINT", 129: "SIGHUP"}
+
 # Runs as root in a helper container with the entrypoint bypassed. The package
 # specs arrive as positional arguments, never interpolated into the script.
+# Its stdin is a pipe the aishell that started it holds open: when that aishell is
+# gone, however it ended, the watchdog sees end-of-file and ends the container (PID 1
+# exits, and with it every process in the container), so no fill outlives it.
 FILL_SCRIPT = r"""
 set -eu
+trap 'exit 143' TERM INT HUP
 marker=/tools/.aishell-ready.json
 if [ -f "$marker" ] && [ "${AISHELL_REFILL:-0}" != 1 ]; then
     echo "AISHELL-STATUS already"
     echo "AISHELL-MARKER $(tr -d '\n' < "$marker")"
     exit 0
 fi
-echo "AISHELL-STATUS installing"
-rm -rf /tools/npm /tools/bin "$marker" /tools/.aishell-ready.tmp
-mkdir -p /tools/npm /tools/bin
-npm install -g --prefix /tools/npm --no-fund --no-audit --no-update-notifier \
-    --loglevel=warn "$@"
-node -e '
+install() {
+    rm -rf /tools/npm /tools/bin "$marker" /tools/.aishell-ready.tmp
+    mkdir -p /tools/npm /tools/bin
+    npm install -g --prefix /tools/npm --no-fund --no-audit --no-update-notifier \
+        --loglevel=warn "$@"
+    node -e '
 const fs = require("fs");
 const out = {};
 for (const spec of process.argv.slice(1)) {
@@ -62,9 +97,16 @@ for (const spec of process.argv.slice(1)) {
 }
 process.stdout.write(JSON.stringify({packages: out, filled_at: new Date().toISOString()}));
 ' "$@" > /tools/.aishell-ready.tmp
-date -u +%Y-%m-%dT%H:%M:%SZ >> /tools/.aishell-fill-history
-chmod -R a+rX /tools
-mv /tools/.aishell-ready.tmp "$marker"
+    date -u +%Y-%m-%dT%H:%M:%SZ >> /tools/.aishell-fill-history
+    chmod -R a+rX /tools
+    mv /tools/.aishell-ready.tmp "$marker"
+}
+echo "AISHELL-STATUS installing"
+exec 3<&0
+( cat <&3 >/dev/null 2>&1; kill -TERM 1 2>/dev/null ) &
+exec 3<&-
+install "$@" </dev/null &
+wait "$!"
 echo "AISHELL-STATUS installed"
 echo "AISHELL-MARKER $(tr -d '\n' < "$marker")"
 """
@@ -132,16 +174,179 @@ def package_specs(selection: Mapping[str, str]) -> list[str]:
 def volume_labels(selection: Mapping[str, str]) -> dict[str, str]:
     return {
         LABEL_MANAGED: "1",
-        LABEL_KIND: "harness",
+        LABEL_KIND: KIND_HARNESS,
         LABEL_HARNESS_HASH: selection_hash(selection),
         LABEL_HARNESSES: ",".join(sorted(selection)),
         LABEL_PINS: ",".join(f"{t}={p}" for t, p in sorted(selection.items())),
     }
 
 
+# -- who: owners and holds ----------------------------------------------------------
+
+
+class Owner(NamedTuple):
+    """An aishell home, as the engine's labels name it."""
+
+    home_id: str  # paths.home_id(): a hash of the UID and the real path of the home
+    uid: int
+    user: str
+    home_path: str  # the real path of the aishell home
+    host: str  # the machine it is on
+
+    @classmethod
+    def current(cls) -> Owner:
+        uid = os.getuid()
+        try:
+            import pwd
+
+            user = pwd.getpwuid(uid).pw_name
+        except (KeyError, ImportError):
+            user = os.environ.get("USER", "") or str(uid)
+        return cls(
+            home_id=paths.home_id(),
+            uid=uid,
+            user=user,
+            home_path=os.path.realpath(paths.aishell_home()),
+            host=os.uname().nodename,
+        )
+
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL_HOME: self.home_id,
+            LABEL_UID: str(self.uid),
+            LABEL_USER: self.user,
+            LABEL_HOME_PATH: self.home_path,
+            LABEL_HOST: self.host,
+        }
+
+    def describe(self) -> str:
+        """ "alice (uid 1000), home /home/alice/.aishell" """
+        where = f", home {self.home_path}" if self.home_path else ""
+        return f"{self.user or '?'} (uid {self.uid}){where}"
+
+
+def owner_of(labels: Mapping[str, str] | None) -> Owner | None:
+    """The home named by an object's labels; None when it names none (made by an older
+    aishell, or by the engine itself)."""
+    labels = labels or {}
+    home_id = labels.get(LABEL_HOME, "")
+    if not re.fullmatch(r"[0-9a-f]{12}", home_id):
+        return None
+    try:
+        uid = int(labels.get(LABEL_UID, "-1"))
+    except ValueError:
+        uid = -1
+    return Owner(
+        home_id=home_id,
+        uid=uid,
+        user=labels.get(LABEL_USER, ""),
+        home_path=labels.get(LABEL_HOME_PATH, ""),
+        host=labels.get(LABEL_HOST, ""),
+    )
+
+
+def hold_name(home_id: str, volume: str) -> str:
+    """The hold of home `home_id` on harness volume `volume`."""
+    return f"{HOLD_PREFIX}{home_id}-{volume.removeprefix(HARNESS_VOLUME_PREFIX)}"
+
+
+def hold_labels(owner: Owner, volume: str) -> dict[str, str]:
+    return {LABEL_MANAGED: "1", LABEL_KIND: KIND_HOLD, LABEL_HOLDS: volume, **owner.labels()}
+
+
+def labels_of(item: Mapping[str, Any] | None) -> dict[str, str]:
+    raw = (item or {}).get("Labels") or {}
+    return (
+        {str(k): "" if v is None else str(v) for k, v in raw.items()}
+        if isinstance(raw, dict)
+        else {}
+    )
+
+
+def is_labelled(item: Mapping[str, Any] | None) -> bool:
+    """A harness volume aishell made (labelled), not one the engine made by itself
+    for a container that mounted a missing volume (no labels at all)."""
+    return labels_of(item).get(LABEL_KIND) == KIND_HARNESS
+
+
+def instance_of(item: Mapping[str, Any] | None) -> str:
+    return labels_of(item).get(LABEL_INSTANCE, "")
+
+
+class Hold(NamedTuple):
+    name: str  # the hold volume
+    volume: str  # the harness volume it holds
+    owner: Owner | None
+
+
+def list_holds(engine: Engine) -> list[Hold]:
+    """Every aishell home's holds on this engine (their labels read exactly, by
+    inspecting them: a listing joins labels with commas)."""
+    result = engine.checked(
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        f"label={LABEL_KIND}={KIND_HOLD}",
+        what="listing the volume holds",
+    )
+    return holds_of(inspect_volumes(engine, result.stdout.split()).values())
+
+
+def holds_of(items: Iterable[Mapping[str, Any]]) -> list[Hold]:
+    """The holds among inspected volumes."""
+    holds = []
+    for item in items:
+        labels = labels_of(item)
+        volume = labels.get(LABEL_HOLDS, "")
+        if labels.get(LABEL_KIND) == KIND_HOLD and item.get("Name") and volume:
+            holds.append(Hold(str(item["Name"]), volume, owner_of(labels)))
+    return holds
+
+
+def holders(holds: Iterable[Hold]) -> dict[str, list[Owner | None]]:
+    """Harness volume -> the homes holding it."""
+    found: dict[str, list[Owner | None]] = {}
+    for hold in holds:
+        found.setdefault(hold.volume, []).append(hold.owner)
+    return found
+
+
+def ensure_hold(engine: Engine, owner: Owner, volume: str) -> None:
+    """This home holds `volume` (idempotent)."""
+    create_volume(engine, hold_name(owner.home_id, volume), hold_labels(owner, volume))
+
+
+def release_hold(engine: Engine, home_id: str, volume: str) -> None:
+    """This home no longer uses `volume` (quietly: a hold already gone is fine)."""
+    engine.capture("volume", "rm", hold_name(home_id, volume))
+
+
+# -- inspecting ---------------------------------------------------------------------
+
+
 def inspect_volume(engine: Engine, name: str) -> dict[str, Any] | None:
-    result = engine.capture("volume", "inspect", name)
-    return parse_volume_inspect(result.stdout) if result.ok else None
+    return inspect_volumes(engine, [name]).get(name)
+
+
+def inspect_volumes(engine: Engine, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Name -> inspect data of those of `names` that exist (one engine call)."""
+    if not names:
+        return {}
+    result = engine.capture("volume", "inspect", *names)
+    return parse_volumes_inspect(result.stdout)
+
+
+def parse_volumes_inspect(stdout: str) -> dict[str, dict[str, Any]]:
+    try:
+        items = json.loads(stdout) if stdout.strip() else []
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(items, list):
+        return {}
+    return {
+        str(item["Name"]): item for item in items if isinstance(item, dict) and item.get("Name")
+    }
 
 
 def parse_volume_inspect(stdout: str) -> dict[str, Any] | None:
@@ -149,23 +354,93 @@ def parse_volume_inspect(stdout: str) -> dict[str, Any] | None:
         items = json.loads(stdout)
     except json.JSONDecodeError:
         return None
-    return items[0] if items else None
+    return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else None
 
 
 def created_at(item: Mapping[str, Any] | None) -> str:
     return str(item.get("CreatedAt", "")) if item else ""
 
 
+def is_recorded_ready(record: Any, item: Mapping[str, Any] | None) -> bool:
+    """The volume `item` (inspect data) is the very volume `record` (the state's
+    VolumeRecord) saw filled: aishell's labels, and the same instance id. (A volume
+    made by an older aishell has no instance id: its creation time must match; the
+    entrypoint's marker check is the last word either way.)"""
+    if record is None or item is None or not is_labelled(item):
+        return False
+    instance = instance_of(item)
+    if instance or record.instance:
+        return bool(instance == record.instance)
+    return bool(record.created_at) and record.created_at == created_at(item)
+
+
+# -- filling ------------------------------------------------------------------------
+
+
 class FillResult(NamedTuple):
-    installed: bool  # False: another fill had already completed it
+    installed: bool  # False: a completed fill was already there (or another aishell did it)
     versions: dict[str, str]  # tool name -> version
     filled_at: str
+    instance: str = ""  # the volume's aishell.volume.id
+    created_at: str = ""  # the volume's CreatedAt
+    waited: bool = False  # another aishell was filling it; this one waited
 
 
 def _versions_by_tool(marker: Mapping[str, Any]) -> dict[str, str]:
     by_package = {t.package: t.name for t in BY_NAME.values()}
     packages = marker.get("packages") or {}
     return {by_package.get(pkg, pkg): str(ver) for pkg, ver in packages.items()}
+
+
+def fill_args(
+    volume: str, selection: Mapping[str, str], image: str, *, refill: bool, owner: Owner, token: str
+) -> list[str]:
+    """`run` argv of the helper container that fills `volume` (stdin held open: -i)."""
+    labels = {
+        LABEL_MANAGED: "1",
+        LABEL_KIND: KIND_FILL,
+        LABEL_FILLS: volume,
+        LABEL_OWNER: token,
+        **owner.labels(),
+    }
+    args = ["run", "--rm", "-i", "--name", fill_container_name(volume)]
+    for key, value in labels.items():
+        args += ["--label", f"{key}={value}"]
+    return [
+        *args,
+        "--entrypoint",
+        "/bin/sh",
+        "--mount",
+        f"type=volume,source={volume},target=/tools",
+        "-e",
+        f"AISHELL_REFILL={1 if refill else 0}",
+        image,
+        "-c",
+        FILL_SCRIPT,
+        "aishell-fill",
+        *package_specs(selection),
+    ]
+
+
+def failure_hint(rc: int, *, verbose: bool) -> tuple[str, str]:
+    """(what happened, what to do) for a fill container that ended with `rc`."""
+    more = "" if verbose else "; run again with --verbose for the full output"
+    if rc in _KILLED:
+        return (
+            f"the install was stopped from outside ({_KILLED[rc]}, exit {rc}): the engine "
+            "ran out of memory, or the container was stopped or removed",
+            "check the engine's memory and that nobody removes aishell's containers, "
+            "then run the command again",
+        )
+    if rc == 125:
+        return (
+            "the engine could not start the install container (exit 125)",
+            "see the engine's message above" + more,
+        )
+    return (
+        f"the install failed (exit {rc})",
+        "check the package versions and your network (npm registry)" + more,
+    )
 
 
 def fill(
@@ -176,41 +451,86 @@ def fill(
     image: str,
     verbose: bool = False,
     refill: bool = False,
-    wait_seconds: float = 1800,
+    owner: Owner | None = None,
 ) -> FillResult:
     """Make sure `volume` holds the selection, installing it unless a completed
-    fill is already there. Concurrent callers: one installs, the others wait."""
-    create_volume(engine, volume, volume_labels(selection))
+    fill is already there. Concurrent callers: one installs, the others wait.
+
+    This home holds the volume (a hold made before the volume) and what this call
+    makes is written in the process's journal first; the caller marks it done once
+    recorded (`settled`). On failure or interruption what this call made is
+    removed again (`undo`)."""
+    owner = owner or Owner.current()
+    book = journal.current()
+    mark = len(book.entries)
+    try:
+        return _fill(
+            engine, book, owner, volume=volume, selection=selection, image=image,
+            verbose=verbose, refill=refill,
+        )  # fmt: skip
+    except BaseException:
+        undo(engine, book.entries[mark:], active=None, recorded=())
+        raise
+
+
+def _ensure_labelled_volume(
+    engine: Engine, book: journal.Journal, owner: Owner, volume: str, selection: Mapping[str, str]
+) -> None:
+    """The hold, then the volume with aishell's labels (an unlabelled one the engine
+    made by itself is empty: it is replaced)."""
+    hold = hold_name(owner.home_id, volume)
+    found = inspect_volumes(engine, [hold, volume])
+    if hold not in found:
+        book.add("hold", hold, engine=engine.binary)
+        ensure_hold(engine, owner, volume)
+    item = found.get(volume)
+    if item is not None and not is_labelled(item):
+        repair_unlabelled(engine, volume)
+        item = None
+    if item is None:
+        book.add("volume", volume, engine=engine.binary)
+        labels = {**volume_labels(selection), **owner.labels()}
+        labels[LABEL_INSTANCE] = os.urandom(8).hex()
+        create_volume(engine, volume, labels)
+
+
+def repair_unlabelled(engine: Engine, volume: str) -> None:
+    """Remove `volume`, which the engine made without labels (a container mounted it
+    while it did not exist): it holds nothing aishell filled."""
+    result = engine.capture("volume", "rm", volume)
+    if result.ok or "no such volume" in result.stderr.lower():
+        output.info(f"Removed {volume}: the engine had made it again, empty and unlabelled")
+        return
+    raise EngineError(
+        f"the harness volume {volume} was made again by the engine, empty and unlabelled, "
+        f"and cannot be replaced: {result.stderr.strip() or f'exit {result.returncode}'}",
+        hint=f"stop the containers that use it ('{engine.name} ps -a --filter volume={volume}'), "
+        "then run the command again",
+    )
+
+
+def _fill(
+    engine: Engine,
+    book: journal.Journal,
+    owner: Owner,
+    *,
+    volume: str,
+    selection: Mapping[str, str],
+    image: str,
+    verbose: bool,
+    refill: bool,
+) -> FillResult:
     fill_name = fill_container_name(volume)
-    specs = package_specs(selection)
-    deadline = time.monotonic() + wait_seconds
+    deadline = time.monotonic() + long_timeout()
     refill_now = refill
+    waited = False
+    labels = ", ".join(BY_NAME[t].label for t in sorted(selection))
     while True:
-        args = [
-            "run",
-            "--rm",
-            "--name",
-            fill_name,
-            "--label",
-            f"{LABEL_MANAGED}=1",
-            "--label",
-            f"{LABEL_KIND}=fill",
-            "--entrypoint",
-            "/bin/sh",
-            "--mount",
-            f"type=volume,source={volume},target=/tools",
-            "-e",
-            f"AISHELL_REFILL={1 if refill_now else 0}",
-            image,
-            "-c",
-            FILL_SCRIPT,
-            "aishell-fill",
-            *specs,
-        ]
+        _ensure_labelled_volume(engine, book, owner, volume, selection)
+        args = fill_args(volume, selection, image, refill=refill_now, owner=owner, token=book.token)
         tail: deque[str] = deque(maxlen=80)
         status_seen: list[str] = []
         marker: dict[str, Any] = {}
-        title = "Installing " + ", ".join(BY_NAME[t].label for t in sorted(selection))
 
         def on_line(
             line: str,
@@ -229,24 +549,27 @@ def fill(
             if verbose:
                 output.raw_err(line)
 
-        with output.Progress(title, verbose=verbose) as progress:
+        with output.Progress(f"Installing {labels}", verbose=verbose) as progress:
             progress.update(f"into {volume}")
-            rc = engine.stream(args, on_line)
+            book.add("container", fill_name, engine=engine.binary)
+            rc = engine.stream(args, on_line, hold_stdin=True)
+            book.done("container", fill_name)
             conflict = rc != 0 and _name_conflict("\n".join(tail))
             if conflict:
                 progress.update("waiting for another aishell that is installing")
+                progress.done_message = f"{labels}: waited for another aishell's install"
                 if time.monotonic() > deadline:
                     raise EngineError(
                         f"gave up waiting for {fill_name} to finish",
                         hint=f"check it with '{engine.name} logs {fill_name}'",
                     )
-                engine.capture("wait", fill_name)
+                engine.capture("wait", fill_name, timeout=max(1.0, deadline - time.monotonic()))
             elif rc != 0:
+                what, hint = failure_hint(rc, verbose=verbose)
                 # Raised inside the progress block, so that it ends as "failed".
                 raise EngineError(
-                    f"installing {', '.join(specs)} into {volume} failed (exit {rc})",
-                    hint="check the package versions and your network (npm registry)"
-                    + ("" if verbose else "; run again with --verbose for the full output"),
+                    f"installing {', '.join(package_specs(selection))} into {volume}: {what}",
+                    hint=hint,
                     details=None if verbose else "\n".join(tail),
                 )
             elif not marker:
@@ -254,10 +577,23 @@ def fill(
                     f"the volume {volume} was filled but holds no readiness marker",
                     details="\n".join(tail),
                 )
+            elif "installed" not in status_seen:
+                progress.done_message = (
+                    f"{labels}: installed by another aishell (nothing to do here)"
+                    if waited
+                    else f"{labels}: already installed in {volume}"
+                )
         if conflict:
+            waited = True
             time.sleep(0.2)
             refill_now = False  # the other fill just did it
             continue
+        item = inspect_volume(engine, volume)
+        if not is_labelled(item):
+            raise EngineError(
+                f"the harness volume {volume} was removed while it was being filled",
+                hint="run the command again (and don't prune volumes while aishell installs)",
+            )
         installed = "installed" in status_seen
         versions = _versions_by_tool(marker)
         if installed:
@@ -269,8 +605,21 @@ def fill(
                 )
             )
         return FillResult(
-            installed=installed, versions=versions, filled_at=str(marker.get("filled_at", ""))
+            installed=installed,
+            versions=versions,
+            filled_at=str(marker.get("filled_at", "")),
+            instance=instance_of(item),
+            created_at=created_at(item),
+            waited=waited,
         )
+
+
+def settled(volume: str, owner: Owner | None = None) -> None:
+    """`volume` (and this home's hold on it) is recorded in the state: nothing to
+    collect any more if this process dies now."""
+    book = journal.current()
+    book.done("volume", volume)
+    book.done("hold", hold_name((owner or Owner.current()).home_id, volume))
 
 
 def create_volume(engine: Engine, volume: str, labels: Mapping[str, str]) -> None:
@@ -296,9 +645,81 @@ def remove(engine: Engine, name: str) -> None:
     engine.capture("volume", "rm", name)
 
 
-def discard(engine: Engine, volume: str) -> bool:
-    """Remove a volume we created and failed to fill, with any fill container an
-    interruption left running on it. True when the volume is gone."""
-    engine.capture("rm", "-f", fill_container_name(volume))
-    result = engine.capture("volume", "rm", volume)
-    return result.ok or "no such volume" in result.stderr.lower()
+# -- removing what was made and never recorded --------------------------------------
+
+
+def undo(
+    engine: Engine,
+    entries: Sequence[journal.Entry],
+    *,
+    active: str | None,
+    recorded: Iterable[str],
+    token: str | None = None,
+) -> Undone:
+    """Remove what `entries` (a journal's, in the order made) list, last first, except
+    what the state still needs: the `active` volume and this home's hold on it, any
+    `recorded` volume, a volume another home holds or a container uses. `token`: remove only
+    fill containers of that journal (default: this process's, whose journal then
+    marks done what is gone). Quiet: an error leaves the thing in place (and in the
+    journal, for the next command to collect)."""
+    book = journal.current() if token is None else None
+    token = token or journal.current().token
+    keep = {active, *recorded} - {None, ""}
+    removed: list[str] = []
+    gone: list[journal.Entry] = []
+    holds_of_ours = {e.name for e in entries if e.kind == "hold"}
+    for entry in reversed(list(entries)):
+        if entry.kind == "container":
+            if _remove_fill_container(engine, entry.name, token):
+                gone.append(entry)
+        elif entry.kind == "hold":
+            item = inspect_volume(engine, entry.name)
+            if item is None or labels_of(item).get(LABEL_HOLDS, "") == active:
+                gone.append(entry)  # gone already, or this home's hold on what it uses
+            elif engine.capture("volume", "rm", entry.name).ok:
+                removed.append(entry.name)
+                gone.append(entry)
+        elif entry.kind == "volume":
+            if entry.name in keep or not _unheld(engine, entry.name, ignoring=holds_of_ours):
+                gone.append(entry)  # someone else's now (or recorded): not a leftover
+                continue
+            result = engine.capture("volume", "rm", entry.name)
+            if result.ok:
+                removed.append(entry.name)
+            if result.ok or "no such volume" in result.stderr.lower():
+                gone.append(entry)
+    if book is not None:
+        for entry in gone:
+            book.done(entry.kind, entry.name)
+    return Undone(removed, [e for e in entries if e not in gone])
+
+
+class Undone(NamedTuple):
+    removed: list[str]  # the names removed
+    remaining: list[journal.Entry]  # what could not be removed (still a leftover)
+
+
+def _remove_fill_container(engine: Engine, name: str, token: str) -> bool:
+    """Remove the fill container `name` if it is the one of journal `token`, and wait
+    (briefly) until the engine has let go of it, so its volume can go next. True when
+    no such container is left."""
+    args = ("ps", "-aq", "--filter", f"name=^/?{re.escape(name)}$")
+    deadline = time.monotonic() + 20
+    while True:
+        listed = engine.capture(*args, "--filter", f"label={LABEL_OWNER}={token}")
+        ids = listed.stdout.split() if listed.ok else None
+        if ids == []:
+            return True
+        if ids is None or time.monotonic() > deadline:
+            return False
+        engine.capture("rm", "-f", *ids)  # (may race the engine's own --rm: checked again)
+        time.sleep(0.2)
+
+
+def _unheld(engine: Engine, volume: str, *, ignoring: set[str]) -> bool:
+    """No hold on `volume` but those in `ignoring` (about to go), and it exists."""
+    try:
+        holds = list_holds(engine)
+    except EngineError:
+        return False
+    return all(h.name in ignoring for h in holds if h.volume == volume)

@@ -76,6 +76,8 @@ def assemble(r: Resolved, m: Materials) -> RunSpec:
         labels.append((LABEL_NAME, r.short))
     if req.harness:
         labels.append((LABEL_HARNESS, req.harness))
+    if m.owner is not None:  # who started it: the aishell home and user
+        labels += list(m.owner.labels().items())
 
     tmux = req.interactive and config.tmux and (r.host.tty or req.detach)
     fixed_env = [pair for name in tools for pair in BY_NAME[name].env]

@@ -32,6 +32,7 @@ class Materials(NamedTuple):
     volume: str | None  # the harness volume, filled; None without tools
     agent_binds: tuple[Bind, ...]  # the agents' per-project config and shared logins
     flavour: Flavour  # how the engine speaks (Docker/Podman, rootless, SELinux)
+    owner: volumes.Owner | None = None  # this aishell home, for the container's labels
 
 
 def materialise(r: Resolved) -> Materials:
@@ -39,15 +40,15 @@ def materialise(r: Resolved) -> Materials:
     holds = images.Holds(paths.home_id())
     wanted_images = [holds.foundation, holds.base, holds.tag(r.project.extension_role)]
     queries: list[tuple[str, list[str]]] = [("image", wanted_images)]
+    owner = volumes.Owner.current()
+    hold = volumes.hold_name(owner.home_id, r.volume) if r.volume else ""
     if r.volume:
-        queries.append(("volume", [r.volume]))
+        queries.append(("volume", [r.volume, hold]))
     if r.container:
         queries.append(("container", [r.container]))
     results = engine.inspect_many(*queries)
     image_items = images.parse_image_inspect(results[0].stdout, wanted_images)
-    volume_item = (
-        volumes.parse_volume_inspect(results[1].stdout) if r.volume and results[1].ok else None
-    )
+    found_volumes = volumes.parse_volumes_inspect(results[1].stdout) if r.volume else {}
     container_item = None
     if r.container and results[-1].ok:
         container_item = containers.parse_inspect(results[-1].stdout)
@@ -64,7 +65,13 @@ def materialise(r: Resolved) -> Materials:
         shown=r.config_dir / DOCKERFILE if r.config_dir is not None else None,
     )
     volume = ensure_volume(
-        engine, st=r.state, volume_item=volume_item, image=foundation_id, verbose=r.req.verbose
+        engine,
+        st=r.state,
+        volume_item=found_volumes.get(r.volume or ""),
+        held=hold in found_volumes,
+        owner=owner,
+        image=foundation_id,
+        verbose=r.req.verbose,
     )
     if r.container:
         handle_existing_container(engine, r.container, container_item, r.short)
@@ -75,6 +82,7 @@ def materialise(r: Resolved) -> Materials:
         volume=volume,
         agent_binds=tuple(binds),
         flavour=engine.flavour,
+        owner=owner,
     )
 
 
@@ -168,28 +176,37 @@ def ensure_volume(
     st: state.State,
     volume_item: Mapping[str, Any] | None,
     image: str,
+    held: bool = True,
+    owner: volumes.Owner | None = None,
     verbose: bool = False,
 ) -> str | None:
-    """The harness volume to mount, filled and recorded; None when no tools are enabled."""
+    """The harness volume to mount, filled, recorded and held by this home; None when
+    no tools are enabled. Trusted without a fill only when it is exactly the volume
+    the state saw filled (`volumes.is_recorded_ready`)."""
     if not st.tools:
         return None
+    owner = owner or volumes.Owner.current()
     name = st.harness_volume or volumes.volume_name(st.tools)
-    record = st.volumes.get(name)
-    if volume_item is not None and record and record.created_at == volumes.created_at(volume_item):
+    if volumes.is_recorded_ready(st.volumes.get(name), volume_item):
+        if not held:  # set up by an older aishell, or the hold was removed
+            volumes.ensure_hold(engine, owner, name)
         return name
-    result = volumes.fill(engine, volume=name, selection=st.tools, image=image, verbose=verbose)
-    record_fill(engine, name, result)
+    state.check_writable()  # the fill must be recorded: fail before it, not after
+    result = volumes.fill(
+        engine, volume=name, selection=st.tools, image=image, verbose=verbose, owner=owner
+    )
+    record_fill(name, result)
+    volumes.settled(name, owner)
     return name
 
 
-def record_fill(engine: Engine, name: str, result: volumes.FillResult) -> None:
-    item = volumes.inspect_volume(engine, name)
-
+def record_fill(name: str, result: volumes.FillResult) -> None:
     def mutate(current: state.State) -> None:
         current.volumes[name] = state.VolumeRecord(
-            created_at=volumes.created_at(item),
+            created_at=result.created_at,
             versions=result.versions,
             filled_at=result.filled_at,
+            instance=result.instance,
         )
 
     state.update(mutate)
@@ -198,13 +215,18 @@ def record_fill(engine: Engine, name: str, result: volumes.FillResult) -> None:
 def handle_existing_container(
     engine: Engine, full_name: str, item: Mapping[str, Any] | None, short: str
 ) -> None:
+    """A container of the same name: running (or being started by another aishell
+    right now) is an error; one that ended is removed. Only the ended one, by its ID:
+    never the container another launch just created under this name."""
     if item is None:
         return
-    running = bool((item.get("State") or {}).get("Running"))
-    if running:
+    if containers.is_live(item):
+        running = (item.get("State") or {}).get("Running")
+        doing = "is already running" if running else "is being started by another aishell"
         raise AishellError(
-            f"the container {full_name} is already running",
+            f"the container {full_name} {doing}",
             hint=f"attach with 'aishell attach {short}', or pick another --name",
         )
-    engine.capture("rm", "-f", full_name)
-    output.info(f"Removed stopped container {full_name}")
+    result = engine.capture("rm", "-f", str(item.get("Id") or full_name))
+    if result.ok:
+        output.info(f"Removed stopped container {full_name}")

@@ -17,9 +17,10 @@ import contextlib
 import os
 import shlex
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aishell import output, session
+from aishell.engine.containers import parse_inspect
 from aishell.engine.run_args import build_run_args
 from aishell.errors import AishellError
 from aishell.launch.resolve import host_facts
@@ -121,12 +122,13 @@ def hand_over(
     engine, req = m.engine, r.req
     env = {**os.environ, **args.env}
     if spec.tmux and not req.detach:
-        start_detached(m, r.container, args, env)
+        start_detached(m, r.container, r.short, args, env)
         container = r.container or ""
-        item = session.just_started(engine, container)
+        item = confirm_started(m, container)
         return session.attach(engine, container, r.short, r.host, item)
     if req.detach:
-        start_detached(m, r.container, args, env)
+        start_detached(m, r.container, r.short, args, env)
+        confirm_started(m, r.container or "")  # never "Started" for what did not start
         output.info(f"Started {r.container} in the background.")
         where = f"cd {shlex.quote(req.cwd)} && " if req.cwd else ""  # --worktree
         output.info(f"  Attach: {where}aishell attach {r.short}")
@@ -144,13 +146,62 @@ def hand_over(
     engine.exec_(args.argv, env=env)
 
 
-def start_detached(m: Materials, container: str | None, args: RunArgs, env: dict[str, str]) -> None:
+def start_detached(
+    m: Materials, container: str | None, short: str, args: RunArgs, env: dict[str, str]
+) -> None:
     result = m.engine.capture(*args.argv, env=env)
-    if not result.ok:
-        engine_says = result.stderr.strip()
+    if result.ok:
+        return
+    engine_says = result.stderr.strip()
+    if name_taken(engine_says):
+        # Another aishell started the same --name a moment ago: that one won.
         raise AishellError(
-            f"starting {container} failed: "
-            f"{engine_says.splitlines()[-1] if engine_says else result.returncode}",
-            hint="see the engine's message above",
-            details=result.stderr.strip() or None,
+            f"the container {container} is already running or being started",
+            hint=f"attach with 'aishell attach {short}', or pick another --name",
         )
+    raise AishellError(
+        f"starting {container} failed: {engine_reason(engine_says) or result.returncode}",
+        hint="see the engine's message above",
+        details=engine_says or None,
+    )
+
+
+def name_taken(stderr: str) -> bool:
+    """The engine refused the container name: one of that name exists (Docker:
+    'Conflict. The container name "/x" is already in use'; Podman: 'the container
+    name "x" is already in use by ...')."""
+    low = stderr.lower()
+    return "already in use" in low and "name" in low
+
+
+def engine_reason(stderr: str) -> str:
+    """The line of the engine's message that says what went wrong (not its usage
+    pointer "See 'docker run --help'.")."""
+    for line in stderr.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("See '", "Run '")):
+            continue
+        for prefix in ("docker: ", "podman: ", "Error: ", "Error response from daemon: "):
+            line = line.removeprefix(prefix)
+        return line
+    return ""
+
+
+def confirm_started(m: Materials, container: str) -> dict[str, Any]:
+    """The inspect data of the container just started, once the engine shows it
+    running; an error naming the likely cause when it already ended."""
+    result = m.engine.capture("container", "inspect", container)
+    item = parse_inspect(result.stdout) if result.ok else None
+    if item is not None and (item.get("State") or {}).get("Running"):
+        return item
+    cause = "run the same command in the foreground (or 'aishell exec true') to see why"
+    if m.volume:
+        from aishell.engine import volumes
+
+        if not volumes.is_labelled(volumes.inspect_volume(m.engine, m.volume)):
+            cause = (
+                f"its agent volume {m.volume} was removed while it started (a prune?) and "
+                "the sandbox refused to run with an empty /tools; run the command again "
+                "and aishell installs the agents again"
+            )
+    raise AishellError(f"the container {container} ended right after it started", hint=cause)

@@ -10,6 +10,16 @@ gid="${LOCAL_GID:-1000}"
 home="${LOCAL_HOME:-/home/developer}"
 want="${LOCAL_USER:-developer}"
 
+# The agents' volume is mounted at /tools once aishell filled it. An engine makes a
+# missing volume on the spot, empty, when a container mounts it (e.g. after a prune
+# removed it while this sandbox was starting): never run on that.
+if mountpoint -q /tools && [ ! -f /tools/.aishell-ready.json ]; then
+    echo "aishell: the agent volume mounted at /tools is empty or unfinished (it was removed" \
+        "while this sandbox started, e.g. by a prune); run the command again and aishell" \
+        "installs the agents again" >&2
+    exit 125
+fi
+
 # /tmp survives a stop/start of the same container: clear old sentinels.
 rm -f /tmp/aishell.ready /tmp/pre-start.done /tmp/pre-start.failed /tmp/pre-start.log
 
@@ -103,12 +113,16 @@ if [ "${AISHELL_TMUX:-}" = 1 ]; then
     # this script (the container's main process) with the agent's status.
     gosu "$uid:$gid" tmux -u new-session -d -s main -x "${AISHELL_COLUMNS:-200}" \
         -y "${AISHELL_LINES:-50}" -- /usr/local/bin/aishell-run "$@"
-    checks=0
-    until [ -f /tmp/aishell.exit ]; do
-        sleep 0.2
-        checks=$((checks + 1))
-        if [ $((checks % 5)) -eq 0 ] && ! gosu "$uid:$gid" tmux has-session -t main 2>/dev/null; then
-            [ -f /tmp/aishell.exit ] || echo 1 > /tmp/aishell.exit
+    # Wait without polling (an idle sandbox costs no CPU): `tmux wait-for` blocks
+    # until aishell-run signals the channel as the agent exits, or until the tmux
+    # server goes away, however that happens (an exiting server wakes its waiters).
+    while [ ! -f /tmp/aishell.exit ]; do
+        if ! gosu "$uid:$gid" tmux wait-for aishell-exit 2>/dev/null; then
+            # No server any more (the check below ends the loop); never spin on errors.
+            gosu "$uid:$gid" tmux has-session -t main 2>/dev/null && sleep 1
+        fi
+        if [ ! -f /tmp/aishell.exit ] && ! gosu "$uid:$gid" tmux has-session -t main 2>/dev/null; then
+            echo 1 > /tmp/aishell.exit
         fi
     done
     # Give attached clients a moment to read the status before the container goes,

@@ -21,6 +21,11 @@ class Tool(NamedTuple):
     api_keys: tuple[str, ...] = ()
     fixed_args: tuple[str, ...] = ()  # always passed first
     env: tuple[tuple[str, str], ...] = ()  # set in every container when enabled
+    # Full autonomy inside the sandbox (the container is the boundary): the agent's own
+    # approval/sandbox bypass, passed first unless AISHELL_SKIP_PERMISSIONS=false...
+    autonomy_args: tuple[str, ...] = ()
+    # ...and not before these subcommands, which take no such option (`pi auth ...`).
+    plain_subcommands: tuple[str, ...] = ()
 
 
 TOOLS: Final[tuple[Tool, ...]] = (
@@ -34,6 +39,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
         config_files=(".claude.json",),
         api_keys=("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"),
         env=(("DISABLE_AUTOUPDATER", "1"), ("IS_SANDBOX", "1")),
+        autonomy_args=("--dangerously-skip-permissions",),
     ),
     Tool(
         name="opencode",
@@ -41,7 +47,8 @@ TOOLS: Final[tuple[Tool, ...]] = (
         package="opencode-ai",
         command="opencode",
         harness=True,
-        config_dirs=(".config/opencode", ".local/share/opencode"),
+        # (its state, e.g. the last model and prompt history, lives in ~/.local/state)
+        config_dirs=(".config/opencode", ".local/share/opencode", ".local/state/opencode"),
         api_keys=(
             "OPENAI_API_KEY",
             "ANTHROPIC_API_KEY",
@@ -51,6 +58,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
             "AZURE_OPENAI_ENDPOINT",
         ),
         env=(("OPENCODE_DISABLE_AUTOUPDATE", "1"),),
+        autonomy_args=("--auto",),
     ),
     Tool(
         name="codex",
@@ -61,6 +69,8 @@ TOOLS: Final[tuple[Tool, ...]] = (
         config_dirs=(".codex",),
         api_keys=("OPENAI_API_KEY", "CODEX_API_KEY"),
         fixed_args=("-c", "check_for_update_on_startup=false"),
+        # Also turns off Codex's own sandbox, which cannot work inside the container.
+        autonomy_args=("--dangerously-bypass-approvals-and-sandbox",),
     ),
     Tool(
         name="gemini",
@@ -76,6 +86,10 @@ TOOLS: Final[tuple[Tool, ...]] = (
             "GOOGLE_CLOUD_LOCATION",
             "GOOGLE_GENAI_USE_VERTEXAI",
         ),
+        # NO_BROWSER: "Login with Google" prints the URL and takes the pasted code (the
+        # browser's callback to a port inside the container could not arrive).
+        env=(("NO_BROWSER", "true"),),
+        autonomy_args=("--yolo", "--skip-trust"),
     ),
     Tool(
         name="pi",
@@ -88,6 +102,18 @@ TOOLS: Final[tuple[Tool, ...]] = (
         config_dirs=(".pi",),
         api_keys=("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "PI_CODING_AGENT_DIR"),
         env=(("PI_SKIP_VERSION_CHECK", "1"),),
+        # Pi asks no approvals for tools; --approve trusts the project's own .pi files.
+        autonomy_args=("--approve",),
+        plain_subcommands=(
+            "install",
+            "remove",
+            "uninstall",
+            "update",
+            "list",
+            "config",
+            "auth",
+            "mcp",
+        ),
     ),
     Tool(
         name="openspec",

@@ -27,6 +27,7 @@ def test_info_json_shape_good_setup() -> None:
     assert [p["path"] for p in oc["config_paths"]] == [
         "/home/u/.config/opencode",
         "/home/u/.local/share/opencode",
+        "/home/u/.local/state/opencode",
     ]
     assert data["harnesses"]["claude"]["enabled"] is False
     assert data["harness_volume"] == {"name": VOLUME, "exists": True, "ready": True}

@@ -12,6 +12,7 @@ import _socket  # the C module: `socket` builds enums on import, which costs a l
 import contextlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -285,6 +286,30 @@ def _api_get(socket_path: str, path: str) -> tuple[int, bytes]:
     if b"transfer-encoding: chunked" in head.lower():
         raise OSError("chunked answer from the engine API")
     return status, body
+
+
+# The engine CLI's usage tip after an error ("Run 'docker run --help' for more
+# information", "See 'docker run --help'."): never the cause.
+_USAGE_TIP = re.compile(r"^(?:Run|See) '[^']*--help'")
+_ERROR_PREFIXES = ("docker: ", "podman: ", "Error: ", "Error response from daemon: ")
+
+
+def engine_cause(text: str) -> str:
+    """The line of an engine CLI's error output that says what went wrong: the last
+    line that is not its usage tip, without the CLI's `docker: Error response from
+    daemon:` prefixes ("" when there is none)."""
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not _USAGE_TIP.match(line)]
+    if not lines:
+        return ""
+    cause = lines[-1]
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _ERROR_PREFIXES:
+            if cause.startswith(prefix):
+                cause, changed = cause[len(prefix) :], True
+    return cause
 
 
 def first_line(text: str) -> str:

@@ -41,10 +41,15 @@ def command_for(req: LaunchRequest, config: Config, environ: Mapping[str, str]) 
     assert req.harness is not None
     tool = BY_NAME[req.harness]
     extra: tuple[str, ...] = ()
-    if tool.name == "claude" and environ.get("AISHELL_SKIP_PERMISSIONS", "").lower() != "false":
-        extra = ("--dangerously-skip-permissions",)
+    if autonomous(environ) and not (req.args and req.args[0] in tool.plain_subcommands):
+        extra = tool.autonomy_args
     defaults = tuple(config.harness_args.get(tool.name, ()))
     return (tool.command, *tool.fixed_args, *extra, *defaults, *req.args)
+
+
+def autonomous(environ: Mapping[str, str]) -> bool:
+    """Agents run with their own approvals off unless AISHELL_SKIP_PERMISSIONS=false."""
+    return environ.get("AISHELL_SKIP_PERMISSIONS", "").lower() != "false"
 
 
 def environment(
@@ -99,7 +104,9 @@ def assemble(r: Resolved, m: Materials) -> RunSpec:
         binds=(*m.agent_binds, *r.config_binds, *r.git_binds),
         fixed_env=tuple(fixed_env),
         env=tuple(environment(tools, r.env)),
-        ports=tuple(config.ports),
+        # Published only where a person runs something to reach (agent and shell runs,
+        # detached or not): exec, gitleaks and verify beside them must not collide.
+        ports=tuple(config.ports) if req.interactive else (),
         docker_args=tuple(config.docker_args),
         pre_start=config.pre_start if req.interactive or req.detach else None,
         tmux=tmux,

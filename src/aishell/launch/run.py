@@ -75,10 +75,17 @@ def hand_over(
 def start_detached(m: Materials, container: str | None, args: RunArgs, env: dict[str, str]) -> None:
     result = m.engine.capture(*args.argv, env=env)
     if not result.ok:
-        engine_says = result.stderr.strip()
-        raise AishellError(
-            f"starting {container} failed: "
-            f"{engine_says.splitlines()[-1] if engine_says else result.returncode}",
-            hint="see the engine's message above",
-            details=result.stderr.strip() or None,
-        )
+        raise start_failure(container, result.stderr, result.returncode)
+
+
+def start_failure(container: str | None, stderr: str, returncode: int) -> AishellError:
+    """The engine refused to start the container: its real cause, not its usage tip."""
+    from aishell.engine.client import engine_cause
+
+    cause = engine_cause(stderr) or f"exit {returncode}"
+    hint = "see the engine's message above"
+    if "port is already allocated" in cause or "address already in use" in cause:
+        hint = "free that port, or change 'ports:' in your aishell config"
+    return AishellError(
+        f"starting {container} failed: {cause}", hint=hint, details=stderr.strip() or None
+    )

@@ -246,17 +246,33 @@ class Engine(NamedTuple):
         if _PERMISSION in low:
             raise EngineError(
                 f"no permission to talk to the {self.kind} engine",
-                hint="add your user to the 'docker' group (then log in again), "
-                "or set AISHELL_ENGINE=podman",
+                hint="add yourself to the docker group ('sudo usermod -aG docker $USER', "
+                "then log out and back in), or set AISHELL_ENGINE=podman",
                 details=stderr.strip(),
             )
         if any(marker in low for marker in _NOT_ANSWERING):
+            pointed = self._pointed_at()
+            if pointed:
+                raise EngineError(
+                    f"the {self.kind} engine at {pointed} is not answering",
+                    hint=f"start that engine or correct {pointed.split('=')[0]}; "
+                    f"unset it to use the local engine; check with '{self.name} info'",
+                    details=stderr.strip(),
+                )
             raise EngineError(
                 f"the {self.kind} engine is not answering",
                 hint=f"start it (e.g. 'sudo systemctl start {self.kind}') "
                 f"and check with '{self.name} info'",
                 details=stderr.strip(),
             )
+
+    def _pointed_at(self) -> str | None:
+        """`NAME=value` of the variable that points the CLI at a (remote) engine."""
+        names = ("DOCKER_HOST", "DOCKER_CONTEXT") if self.kind == "docker" else ("CONTAINER_HOST",)
+        for name in names:
+            if os.environ.get(name):
+                return f"{name}={os.environ[name]}"
+        return None
 
     def _missing(self) -> EngineError:
         return EngineError(

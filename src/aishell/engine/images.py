@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import Any, NamedTuple
 
-from aishell import output
+from aishell import diagnose, output
 from aishell.constants import (
     BASE_IMAGE,
     EXTENSION_ROLE_PREFIX,
@@ -513,15 +513,18 @@ def build_image(
     log = BuildLog()
     started = time.time()
     env = dict(os.environ)
+    step: list[str] = []  # the last step header: the step that failed, if one did
     with output.Progress(title, verbose=verbose) as progress:
 
         def on_line(line: str) -> None:
             tail.append(line)
             log.feed(line)
+            match = _STEP.search(line)
+            if match:
+                step[:] = [line]
             if verbose:
                 output.raw_err(line)
                 return
-            match = _STEP.search(line)
             if match:
                 done = match.group(1) or match.group(3) or match.group(5)
                 total = match.group(2) or match.group(4) or match.group(6)
@@ -531,15 +534,42 @@ def build_image(
             with _terminate_as_interrupt():
                 status = engine.stream(args, on_line, env=env)
             if status != 0:
-                raise EngineError(
-                    f"building {tag} failed (exit {status})",
-                    hint="see the build output above; fix the cause and run the command again",
-                    details=None if verbose else "\n".join(tail),
-                )
+                raise build_failure(tag, status, step[0] if step else None, list(tail), verbose)
         except BaseException:
             with _terminate_as_interrupt():
                 discard_partial(engine, log.created, since=started)
             raise
+
+
+class BuildFailed(EngineError):
+    """A build that failed; `step` is the header of the step that failed (None: before
+    the first step)."""
+
+    def __init__(
+        self, message: str, *, step: str | None, hint: str | None, details: str | None
+    ) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.step = step
+
+
+def build_failure(
+    tag: str, status: int, step: str | None, tail: list[str], verbose: bool
+) -> BuildFailed:
+    """The error for a failed build: the cause when the output names one (an untrusted
+    TLS certificate: the fix is ca_certificates), else the step that failed."""
+    details = None if verbose else "\n".join(tail)
+    tls = diagnose.tls_failure(tail)
+    if tls is not None:
+        return BuildFailed(
+            f"building {tag} failed: {tls.cause}", step=step, hint=tls.hint, details=details
+        )
+    where = f" at {step.strip()}" if step else ""
+    return BuildFailed(
+        f"building {tag} failed (exit {status}){where}",
+        step=step,
+        hint="see the build output above; fix the cause and run the command again",
+        details=details,
+    )
 
 
 def build_from_context(
@@ -621,8 +651,8 @@ def ensure_foundation(
             verbose=verbose,
             no_cache=force,
         )
-    except EngineError as exc:
-        if exc.details and _looks_like_pull_failure(exc.details, base):
+    except BuildFailed as exc:
+        if exc.details and diagnose.pull_failure(exc.step, exc.details.splitlines()):
             raise EngineError(
                 f"the base image {base} could not be pulled",
                 hint="check your network or registry login, or set base_image in "
@@ -656,26 +686,6 @@ def locate_foundation(
     if found is None and saved_hash and saved_hash != expected_hash:
         found = find_built(engine, foundation_labels(saved_hash))
     return found
-
-
-def _looks_like_pull_failure(text: str, base: str) -> bool:
-    low = text.lower()
-    return (
-        base.split(":")[0] in low
-        and any(
-            marker in low
-            for marker in (
-                "pull access denied",
-                "not found",
-                "manifest unknown",
-                "dial tcp",
-                "no such host",
-                "failed to resolve",
-                "connection refused",
-            )
-        )
-        and "step 2/" not in low
-    )
 
 
 class Tier(NamedTuple):

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from aishell import output
+from aishell import diagnose, output
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
 from aishell.engine.client import Engine
 from aishell.errors import EngineError
@@ -243,12 +243,7 @@ def fill(
                 engine.capture("wait", fill_name)
             elif rc != 0:
                 # Raised inside the progress block, so that it ends as "failed".
-                raise EngineError(
-                    f"installing {', '.join(specs)} into {volume} failed (exit {rc})",
-                    hint="check the package versions and your network (npm registry)"
-                    + ("" if verbose else "; run again with --verbose for the full output"),
-                    details=None if verbose else "\n".join(tail),
-                )
+                raise install_failure(specs, volume, rc, list(tail), verbose)
             elif not marker:
                 raise EngineError(
                     f"the volume {volume} was filled but holds no readiness marker",
@@ -271,6 +266,29 @@ def fill(
         return FillResult(
             installed=installed, versions=versions, filled_at=str(marker.get("filled_at", ""))
         )
+
+
+def install_failure(
+    specs: list[str], volume: str, rc: int, tail: list[str], verbose: bool
+) -> EngineError:
+    """The error for a failed install: npm's real cause when it names one (no such
+    version, an untrusted TLS certificate), never a pointer to npm's log inside the
+    helper container, which is gone by then."""
+    lines = diagnose.without_npm_log_lines(tail)
+    details = None if verbose else "\n".join(lines)
+    found = diagnose.npm_failure(lines)
+    if found is not None:
+        return EngineError(
+            f"installing {', '.join(specs)} failed: {found.cause}",
+            hint=found.hint,
+            details=details,
+        )
+    return EngineError(
+        f"installing {', '.join(specs)} into {volume} failed (exit {rc})",
+        hint="check the package versions and your network (npm registry)"
+        + ("" if verbose else "; run again with --verbose for the full output"),
+        details=details,
+    )
 
 
 def create_volume(engine: Engine, volume: str, labels: Mapping[str, str]) -> None:

@@ -88,7 +88,10 @@ def attach(
     """Attach this terminal to the container's tmux session (`item`: its inspect data)."""
     status = engine.call([*exec_prefix(item, host), container, "aishell-attach"])
     if status == DETACHED:
-        output.info(f"Detached from {short}; it keeps running. Back with: aishell attach {short}")
+        output.info(
+            f"Detached from {short}; it keeps running. "
+            f"Back with: aishell attach {short}   Stop it: aishell stop {short}"
+        )
         return Outcome(0, detached=True)
     return Outcome(status, detached=False)
 

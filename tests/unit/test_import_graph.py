@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("session", "launch", "discovery", "report_json"),
     # the surface
     ("commands",),
-    ("cli", "__main__"),
+    ("cli", "__main__", "completion"),
 )
 
 

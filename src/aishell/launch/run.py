@@ -59,7 +59,7 @@ def hand_over(
         where = f"cd {shlex.quote(req.cwd)} && " if req.cwd else ""  # --worktree
         output.info(f"  Attach: {where}aishell attach {r.short}")
         output.info(f"  List:   {where}aishell ps")
-        output.info(f"  Stop:   {engine.name} stop {r.container}")
+        output.info(f"  Stop:   {where}aishell stop {r.short}")
         return session.Outcome(0, detached=True)
     if req.kind == "gitleaks":
         status = engine.call(args.argv, env=env)

@@ -22,7 +22,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aishell import diagnose, output
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
@@ -30,6 +30,9 @@ from aishell.engine.client import Engine
 from aishell.errors import EngineError
 from aishell.harnesses import BY_NAME
 from aishell.hashing import selection_hash
+
+if TYPE_CHECKING:
+    from aishell.state import State
 
 LABEL_HARNESS_HASH = "aishell.harness.hash"
 LABEL_HARNESSES = "aishell.harnesses"
@@ -111,12 +114,23 @@ def selection_hash_of(volume: str) -> str | None:
     return digest
 
 
-def volume_for(selection: Mapping[str, str], current: str | None) -> str:
-    """The volume a selection should use: `current` (the saved one) when it holds
-    this selection (e.g. a volume `aishell update` filled), else setup's name."""
-    if current and selection_hash_of(current) == selection_hash(selection):
+def volume_for(selection: Mapping[str, str], saved: State | None) -> str:
+    """The volume a selection should use: the saved one when it holds this selection
+    (e.g. a volume `aishell update` filled), else the newest one recorded as filled for
+    it (never an older one: setup after an update keeps the update's agents), else
+    setup's name."""
+    digest = selection_hash(selection)
+    if saved is None:
+        return volume_name(selection)
+    current = saved.harness_volume
+    if current and selection_hash_of(current) == digest:
         return current
-    return volume_name(selection)
+    filled = [
+        (record.filled_at, name)
+        for name, record in saved.volumes.items()
+        if selection_hash_of(name) == digest and record.filled_at
+    ]
+    return max(filled)[1] if filled else volume_name(selection)
 
 
 def fill_container_name(volume: str) -> str:

@@ -83,7 +83,7 @@ touch /tmp/aishell.ready
 
 if [ "${AISHELL_TMUX:-}" = 1 ]; then
     unset AISHELL_TMUX
-    rm -f /tmp/aishell.exit /tmp/aishell.exit.tmp
+    rm -f /tmp/aishell.exit /tmp/aishell.exit.tmp /tmp/aishell.screen /tmp/aishell.what
     # The agent runs as the only window of tmux session "main", as the user.
     # Detaching leaves it running; when it exits, the session ends, and so does
     # this script (the container's main process) with the agent's status.

@@ -43,3 +43,8 @@ def global_dockerfile(environ: dict[str, str] | None = None) -> Path:
 
 def logs_dir(environ: dict[str, str] | None = None) -> Path:
     return aishell_home(environ) / "logs"
+
+
+def findings_seen_file(project_hash: str, environ: dict[str, str] | None = None) -> Path:
+    """The digest of the sensitive-file findings the user last read for a project."""
+    return aishell_home(environ) / "cache" / "findings-seen" / project_hash

@@ -282,6 +282,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(setup, "check_engine", lambda _e: None)
     monkeypatch.setattr(setup, "build_images", build_images)
     monkeypatch.setattr(volumes, "fill", fill)
+    # The registry's latest versions: unknown unless a test says (then all is reinstalled).
+    monkeypatch.setattr(volumes, "latest_versions", lambda *_a: seen.get("latest"))
     return seen
 
 

@@ -51,9 +51,20 @@ if [ -f "$marker" ] && [ "${AISHELL_REFILL:-0}" != 1 ]; then
 fi
 echo "AISHELL-STATUS installing"
 rm -rf /tools/npm /tools/bin "$marker" /tools/.aishell-ready.tmp
-mkdir -p /tools/npm /tools/bin
+if [ -d /seed/npm ]; then
+    # `aishell update`: start from the previous volume, install only what changed
+    cp -a /seed/npm /tools/npm
+    mkdir -p /tools/bin
+    if [ -d /seed/bin ]; then cp -a /seed/bin/. /tools/bin/; fi
+else
+    mkdir -p /tools/npm /tools/bin
+fi
+if [ "$#" -gt 0 ]; then
 npm install -g --prefix /tools/npm --no-fund --no-audit --no-update-notifier \
     --loglevel=warn "$@"
+fi
+set -f
+if [ -n "${AISHELL_PACKAGES:-}" ]; then set -- $AISHELL_PACKAGES; fi
 node -e '
 const fs = require("fs");
 const out = {};
@@ -191,12 +202,23 @@ def fill(
     verbose: bool = False,
     refill: bool = False,
     wait_seconds: float = 1800,
+    seed: str | None = None,
+    only: Mapping[str, str] | None = None,
 ) -> FillResult:
     """Make sure `volume` holds the selection, installing it unless a completed
-    fill is already there. Concurrent callers: one installs, the others wait."""
+    fill is already there. Concurrent callers: one installs, the others wait.
+    `seed` (with `only`): start from a copy of that volume and install only the tools
+    in `only` (tool -> exact version), the others being unchanged there."""
     create_volume(engine, volume, volume_labels(selection))
     fill_name = fill_container_name(volume)
-    specs = package_specs(selection)
+    specs = package_specs(selection if only is None else only)
+    seeding: list[str] = []
+    if seed is not None:
+        names = " ".join(BY_NAME[t].package for t in sorted(selection))
+        seeding = [
+            "--mount", f"type=volume,source={seed},target=/seed,readonly",
+            "-e", f"AISHELL_PACKAGES={names}",
+        ]  # fmt: skip
     deadline = time.monotonic() + wait_seconds
     refill_now = refill
     while True:
@@ -215,6 +237,7 @@ def fill(
             f"type=volume,source={volume},target=/tools",
             "-e",
             f"AISHELL_REFILL={1 if refill_now else 0}",
+            *seeding,
             image,
             "-c",
             FILL_SCRIPT,
@@ -224,7 +247,9 @@ def fill(
         tail: deque[str] = deque(maxlen=80)
         status_seen: list[str] = []
         marker: dict[str, Any] = {}
-        title = "Installing " + ", ".join(BY_NAME[t].label for t in sorted(selection))
+        title = "Installing " + ", ".join(
+            BY_NAME[t].label for t in sorted(selection if only is None else only)
+        )
 
         def on_line(
             line: str,
@@ -303,6 +328,41 @@ def install_failure(
         + ("" if verbose else "; run again with --verbose for the full output"),
         details=details,
     )
+
+
+# Prints "<package> <version>" for each package named (the registry's latest).
+RESOLVE_SCRIPT = r"""
+set -eu
+for p in "$@"; do
+    v=$(npm view --no-update-notifier "$p" version)
+    echo "AISHELL-VERSION $p $v"
+done
+"""
+
+
+def latest_versions(
+    engine: Engine, image: str, selection: Mapping[str, str]
+) -> dict[str, str] | None:
+    """The version each tool of `selection` would install now: its pin, or for
+    `latest` the registry's latest version (asked from a helper container). None when
+    the registry could not be asked (then everything is installed again)."""
+    versions = {t: pin for t, pin in selection.items() if pin != "latest"}
+    wanted = sorted(t for t, pin in selection.items() if pin == "latest")
+    if not wanted:
+        return versions
+    result = engine.capture(
+        "run", "--rm", "--label", f"{LABEL_MANAGED}=1", "--label", f"{LABEL_KIND}=fill",
+        "--entrypoint", "/bin/sh", image, "-c", RESOLVE_SCRIPT, "aishell-resolve",
+        *(BY_NAME[t].package for t in wanted),
+    )  # fmt: skip
+    if not result.ok:
+        return None
+    by_package = {BY_NAME[t].package: t for t in wanted}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "AISHELL-VERSION" and parts[1] in by_package:
+            versions[by_package[parts[1]]] = parts[2]
+    return versions if all(t in versions for t in selection) else None
 
 
 def create_volume(engine: Engine, volume: str, labels: Mapping[str, str]) -> None:

@@ -203,6 +203,8 @@ def security_checks(
             allowlist=config.detection.allowlist,
         )
         report.gate(result, interactive=host.tty, unsafe=req.unsafe)
+        if host.tty and not req.detach and not req.unsafe:  # the agent's UI would cover them
+            report.hold_for_reading(result, seen=paths.findings_seen_file(project.hash))
     if req.interactive and st.gitleaks and config.gitleaks_freshness_check:
         from aishell.security import freshness
 

@@ -16,6 +16,7 @@ LABEL_NAME: Final = "aishell.name"
 LABEL_HARNESS: Final = "aishell.harness"
 LABEL_KIND: Final = "aishell.kind"
 LABEL_TMUX: Final = "aishell.tmux"
+LABEL_HOME: Final = "aishell.home"  # the aishell home (user + AISHELL_HOME) that started it
 
 # The names user Dockerfiles build on (`FROM aishell:foundation` in ~/.aishell/Dockerfile,
 # `FROM aishell:base` in a project's .aishell/Dockerfile): replaced by this home's image IDs

@@ -21,10 +21,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aishell import output, report_json
+from aishell import output, paths, report_json
 from aishell.commands._args import Parser, parser
 from aishell.constants import (
     LABEL_HARNESS,
+    LABEL_HOME,
     LABEL_KIND,
     LABEL_NAME,
     LABEL_PROJECT,
@@ -248,8 +249,11 @@ def collect(project_hash: str | None) -> tuple[list[ContainerRow], str, list[str
     (`project_hash` None: every project's)."""
     engine = choice.get_engine()
     proxy.collect_orphans(engine)  # proxies/networks of ended detached sessions
-    wanted = f"={project_hash}" if project_hash is not None else ""
-    rows = rows_from_ps(list_containers(engine, f"label={LABEL_PROJECT_HASH}{wanted}"))
+    if project_hash is not None:
+        scope = f"label={LABEL_PROJECT_HASH}={project_hash}"
+    else:  # every project's, but only this home's (not other users' on a shared engine)
+        scope = f"label={LABEL_HOME}={paths.home_id()}"
+    rows = rows_from_ps(list_containers(engine, scope))
     if project_hash is None:
         rows.sort(key=lambda r: (r.project or "", r.name is None, r.name or "", r.container))
     running = [row.container for row in rows if row.running]

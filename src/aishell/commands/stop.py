@@ -2,8 +2,9 @@
 
 A NAME is what `aishell ps` shows for this project (or the engine's full container
 name `aishell-<hash>-<name>`, for one of another project's, as `ps --all` shows it).
-`--all` stops this project's running containers; `--all --everywhere` every
-project's. Containers are started with `--rm`, so a stopped one is gone; the egress
+`--all` stops this project's running containers; `--all --everywhere` those of
+every project started from this aishell home (label `aishell.home`; never another
+user's on a shared engine). Containers are started with `--rm`, so a stopped one is gone; the egress
 proxy of an allowlist session goes with it.
 """
 
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aishell import output, report_json
+from aishell import output, paths, report_json
 from aishell.commands._args import parser
-from aishell.constants import LABEL_NAME, LABEL_PROJECT_HASH
+from aishell.constants import LABEL_HOME, LABEL_NAME, LABEL_PROJECT_HASH
 from aishell.engine import choice, proxy
 from aishell.engine.containers import container_names, list_containers, parse_label_string
 from aishell.errors import AishellError, UsageError
@@ -77,7 +78,8 @@ def main(argv: Sequence[str]) -> int:
 
     engine = choice.get_engine()
     project = report_json.current_project()
-    everywhere = running(list_containers(engine, f"label={LABEL_PROJECT_HASH}"))
+    # "Every project" is this home's (a shared engine runs other users' sessions too).
+    everywhere = running(list_containers(engine, f"label={LABEL_HOME}={paths.home_id()}"))
     here = running(list_containers(engine, f"label={LABEL_PROJECT_HASH}={project.hash}"))
     if ns.all:
         targets = list(everywhere if ns.everywhere else here)

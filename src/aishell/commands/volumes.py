@@ -390,7 +390,7 @@ def _prune(
                 hint="pass --yes to remove them",
             )
         if not output.ask_yes_no(f"Remove {len(plan.remove)} volume(s)?"):
-            raise Aborted("aborted; no volume was removed")
+            raise Aborted("Aborted. No volume was removed.")
     removed, failed = remove_volumes(engine, plan.remove)
     forget(removed)
     skipped = [*plan.skipped, *failed]

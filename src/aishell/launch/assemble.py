@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from aishell.constants import (
     LABEL_HARNESS,
+    LABEL_HOME,
     LABEL_KIND,
     LABEL_NAME,
     LABEL_PROJECT,
@@ -76,6 +77,8 @@ def assemble(r: Resolved, m: Materials) -> RunSpec:
         (LABEL_PROJECT_HASH, r.project.hash),
         (LABEL_KIND, req.kind),
     ]
+    if r.home_id:
+        labels.append((LABEL_HOME, r.home_id))
     if named:
         labels.append((LABEL_NAME, r.short))
     if req.harness:

@@ -47,6 +47,7 @@ class Resolved(NamedTuple):
     project_dockerfile: Path | None  # <project>/.aishell/Dockerfile when it exists
     egress: netpolicy.Plan | None  # None: open network
     terminal: tuple[int, int] | None  # (columns, lines) for a tmux session
+    home_id: str = ""  # this aishell home (label aishell.home: `ps --all`, `stop --all`)
 
 
 def resolve(req: LaunchRequest) -> Resolved:
@@ -93,6 +94,7 @@ def resolve(req: LaunchRequest) -> Resolved:
         project_dockerfile=dockerfile if dockerfile is not None and dockerfile.is_file() else None,
         egress=egress,
         terminal=terminal_size() if req.interactive else None,
+        home_id=paths.home_id(),
     )
 
 

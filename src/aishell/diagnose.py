@@ -45,7 +45,7 @@ def tls_failure(lines: Iterable[str]) -> Diagnosis | None:
     and its CA must be added to the image (config key `ca_certificates`)."""
     for line in lines:
         if _TLS.search(line):
-            said = _strip_prefixes(line.strip())
+            said = _strip_prefixes(line)
             return Diagnosis(
                 cause=f"a TLS certificate was not trusted ({said[:200]})",
                 hint="your network inspects TLS (e.g. a company proxy): add its CA "
@@ -91,7 +91,11 @@ def _strip_npm(line: str) -> str:
     return re.sub(r"^npm (?:error|ERR!)\s*(?:code \S+\s*)?", "", line.strip())
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def _strip_prefixes(line: str) -> str:
+    line = _ANSI.sub("", line).strip()  # (the classic builder colours a step's stderr)
     for prefix in ("npm error ", "npm ERR! ", "E: ", "W: ", "Err:", "error: ", "fatal: "):
         if line.startswith(prefix):
             line = line[len(prefix) :].strip()

@@ -29,12 +29,14 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
 def fresh_home(ai: Aishell, name: str, *, certs: bool = True) -> Aishell:
     """Another aishell home of the same user (nothing set up), with the suite's CA
     certificates unless `certs` is False."""
-    home = ai.home / f"{name}-{os.urandom(3).hex()}"
+    # Beside `ai.home`, not inside it: its .aishell/ would make it a project of the other.
+    home = ai.home.parent / f"{ai.home.name}-{name}-{os.urandom(3).hex()}"
     other = Aishell(
         home=home, aishell_home=home / ".aishell", user=ai.user, src=ai.src,
         extra_env=dict(ai.extra_env),
     )  # fmt: skip
     other.aishell_home.mkdir(parents=True)
+    os.chmod(home, 0o755)
     config = (ai.aishell_home / "config.yaml").read_text() if certs else ""
     (other.aishell_home / "config.yaml").write_text(config)
     if ai.user:

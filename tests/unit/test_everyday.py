@@ -61,7 +61,7 @@ def test_engine_cause(stderr: str, cause: str) -> None:
 CURL_TLS = [
     "Step 9/20 : RUN set -eu; case ...",
     " ---> Running in 3f1e2d",
-    "curl: (60) SSL certificate problem: unable to get local issuer certificate",
+    "\x1b[91mcurl: (60) SSL certificate problem: unable to get local issuer certificate",
     "More details here: https://curl.se/docs/sslcerts.html",
     "The command '/bin/sh -c set -eu;' returned a non-zero code: 60",
 ]

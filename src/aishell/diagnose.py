@@ -32,6 +32,16 @@ _TLS = re.compile(
     re.IGNORECASE,
 )
 
+# Colour codes. Docker's classic builder colours a step's stderr, even in the middle of
+# a line where its output arrived in two pieces ("\x1b[91mc\x1b[0m\x1b[91murl: (60) ...").
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(line: str) -> str:
+    """`line` without colour codes."""
+    return _ANSI.sub("", line) if "\x1b" in line else line
+
+
 CA_EXAMPLE = "ca_certificates: [/usr/local/share/ca-certificates/corp-root.crt]"
 
 
@@ -44,7 +54,7 @@ def tls_failure(lines: Iterable[str]) -> Diagnosis | None:
     """A certificate that was not trusted: the network inspects TLS (a company proxy)
     and its CA must be added to the image (config key `ca_certificates`)."""
     for line in lines:
-        if _TLS.search(line):
+        if _TLS.search(plain(line)):
             said = _strip_prefixes(line)
             return Diagnosis(
                 cause=f"a TLS certificate was not trusted ({said[:200]})",
@@ -88,14 +98,11 @@ def npm_failure(lines: Sequence[str]) -> Diagnosis | None:
 
 
 def _strip_npm(line: str) -> str:
-    return re.sub(r"^npm (?:error|ERR!)\s*(?:code \S+\s*)?", "", line.strip())
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+    return re.sub(r"^npm (?:error|ERR!)\s*(?:code \S+\s*)?", "", plain(line).strip())
 
 
 def _strip_prefixes(line: str) -> str:
-    line = _ANSI.sub("", line).strip()  # (the classic builder colours a step's stderr)
+    line = plain(line).strip()
     for prefix in ("npm error ", "npm ERR! ", "E: ", "W: ", "Err:", "error: ", "fatal: "):
         if line.startswith(prefix):
             line = line[len(prefix) :].strip()
@@ -131,4 +138,4 @@ def pull_failure(failed_step: str | None, lines: Iterable[str]) -> bool:
     'not found' and 'debian' its output holds, is not a pull failure."""
     if failed_step is not None and not _FROM.search(failed_step):
         return False
-    return any(_PULL.search(line) for line in lines)
+    return any(_PULL.search(plain(line)) for line in lines)

@@ -61,7 +61,9 @@ def test_engine_cause(stderr: str, cause: str) -> None:
 CURL_TLS = [
     "Step 9/20 : RUN set -eu; case ...",
     " ---> Running in 3f1e2d",
-    "\x1b[91mcurl: (60) SSL certificate problem: unable to get local issuer certificate",
+    # (split by colour codes where the builder's output arrived in two pieces)
+    "\x1b[91mc\x1b[0m\x1b[91murl: (60) SSL certificate problem: "
+    "unable to get local issuer certificate",
     "More details here: https://curl.se/docs/sslcerts.html",
     "The command '/bin/sh -c set -eu;' returned a non-zero code: 60",
 ]

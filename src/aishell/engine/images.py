@@ -517,7 +517,7 @@ def build_image(
     with output.Progress(title, verbose=verbose) as progress:
 
         def on_line(line: str) -> None:
-            tail.append(line)
+            tail.append(diagnose.plain(line))
             log.feed(line)
             match = _STEP.search(line)
             if match:

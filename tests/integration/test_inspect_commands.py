@@ -30,6 +30,7 @@ PS_ITEM = {
     "harness": NULL_STR,
     "pre_start": str,
     "network": NULL_STR,
+    "project": NULL_STR,
 }
 VOLUME_ITEM = {
     "name": str,
@@ -446,6 +447,7 @@ def test_info_json(anyone: Aishell, project: Path) -> None:
     assert [c["path"] for c in opencode["config_paths"]] == [
         str(anyone.home / ".config" / "opencode"),
         str(anyone.home / ".local" / "share" / "opencode"),
+        str(anyone.home / ".local" / "state" / "opencode"),
     ]
     assert data["files"]["aishell_home"] == str(anyone.aishell_home)
     assert data["files"]["state_found"] is True

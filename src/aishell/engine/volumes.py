@@ -215,8 +215,9 @@ def fill(
     seeding: list[str] = []
     if seed is not None:
         names = " ".join(BY_NAME[t].package for t in sorted(selection))
+        ro = "ro" if engine.kind == "podman" else "readonly"  # (Podman 4 knows only `ro`)
         seeding = [
-            "--mount", f"type=volume,source={seed},target=/seed,readonly",
+            "--mount", f"type=volume,source={seed},target=/seed,{ro}",
             "-e", f"AISHELL_PACKAGES={names}",
         ]  # fmt: skip
     deadline = time.monotonic() + wait_seconds

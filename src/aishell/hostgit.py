@@ -110,18 +110,58 @@ def run(
     )
 
 
-def identity(cwd: str) -> tuple[str | None, str | None]:
-    """(user.name, user.email) as git resolves them in `cwd`; None where unset or git
-    is unavailable."""
-    try:
-        result = run(cwd, "config", "--get-regexp", r"^user\.(name|email)$", timeout=5)
-    except GitUnavailable:
-        return None, None
+def parse_identity(stdout: str) -> tuple[str | None, str | None]:
+    r"""(user.name, user.email) from `git config --get-regexp '^user\.(name|email)$'`."""
     name = email = None
-    for line in result.stdout.splitlines():
+    for line in stdout.splitlines():
         key, _, value = line.partition(" ")
         if key == "user.name":
             name = value
         elif key == "user.email":
             email = value
     return name, email
+
+
+IDENTITY_ARGS = ("config", "--get-regexp", r"^user\.(name|email)$")
+IDENTITY_TIMEOUT = 5.0
+
+
+def identity(cwd: str) -> tuple[str | None, str | None]:
+    """(user.name, user.email) as git resolves them in `cwd`; None where unset or git
+    is unavailable."""
+    try:
+        result = run(cwd, *IDENTITY_ARGS, timeout=IDENTITY_TIMEOUT)
+    except GitUnavailable:
+        return None, None
+    return parse_identity(result.stdout)
+
+
+class PendingIdentity:
+    """`identity(cwd)` started in the background: the launch asks git while it reads
+    its config and inspects the engine, and collects the answer when it builds argv."""
+
+    def __init__(self, cwd: str) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._answer: tuple[str | None, str | None] | None = None
+        try:
+            self._proc = subprocess.Popen(
+                ["git", *SAFETY_OPTIONS, "-C", cwd, *IDENTITY_ARGS],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=environment(),
+            )
+        except OSError:
+            self._answer = (None, None)
+
+    def result(self) -> tuple[str | None, str | None]:
+        if self._answer is None:
+            assert self._proc is not None
+            try:
+                stdout, _ = self._proc.communicate(timeout=IDENTITY_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.communicate()
+                stdout = b""
+            self._answer = parse_identity(stdout.decode("utf-8", "surrogateescape"))
+        return self._answer

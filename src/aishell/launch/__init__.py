@@ -19,7 +19,7 @@ from aishell.engine.run_args import HostFacts, RunArgs, RunSpec, build_run_args
 from aishell.launch.assemble import assemble
 from aishell.launch.materialise import materialise
 from aishell.launch.request import LaunchRequest
-from aishell.launch.resolve import resolve
+from aishell.launch.resolve import host_facts, resolve
 from aishell.launch.run import run
 from aishell.netpolicy import Plan
 from aishell.project import Project
@@ -52,13 +52,14 @@ def prepare(req: LaunchRequest) -> Prepared:
     resolved = resolve(req)
     materials = materialise(resolved)
     spec = assemble(resolved, materials)
+    host = host_facts(resolved)
     return Prepared(
         engine=materials.engine,
         project=resolved.project,
         config=resolved.config,
-        host=resolved.host,
+        host=host,
         spec=spec,
-        run_args=build_run_args(spec, resolved.host),
+        run_args=build_run_args(spec, host),
         container=resolved.container,
         egress=resolved.egress,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from aishell import config as config_mod
-from aishell import hostfacts, netpolicy, output, paths, state
+from aishell import hostfacts, hostgit, netpolicy, output, paths, state
 from aishell import project as project_mod
 from aishell.constants import DOCKERFILE, RESERVED_ENV
 from aishell.engine import volumes
@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 
 
 class Resolved(NamedTuple):
+    """What a launch knows before the engine is asked anything."""
+
     req: LaunchRequest
-    host: HostFacts
+    host: HostFacts  # without the git identity, which `identity` delivers
+    identity: hostgit.PendingIdentity  # (user.name, user.email), asked in the background
     project: Project
     config: Config
     state: state.State
@@ -53,7 +56,8 @@ class Resolved(NamedTuple):
 def resolve(req: LaunchRequest) -> Resolved:
     if req.name is not None:
         validate_name(req.name)
-    host = hostfacts.gather(cwd=req.cwd)
+    host = hostfacts.gather(cwd=req.cwd, want_git=False)
+    identity = hostgit.PendingIdentity(host.cwd)
     home = paths.aishell_home()
     project = project_mod.resolve(host.cwd, aishell_home=str(home))
     config = config_mod.load_config(
@@ -82,6 +86,7 @@ def resolve(req: LaunchRequest) -> Resolved:
     return Resolved(
         req=req,
         host=host,
+        identity=identity,
         project=project,
         config=config,
         state=st,
@@ -96,6 +101,12 @@ def resolve(req: LaunchRequest) -> Resolved:
         terminal=terminal_size() if req.interactive else None,
         home_id=paths.home_id(),
     )
+
+
+def host_facts(r: Resolved) -> HostFacts:
+    """The host facts with the git identity (waits for git if it is still answering)."""
+    name, email = r.identity.result()
+    return r.host._replace(git_name=name, git_email=email)
 
 
 class NotInstalled(AishellError):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aishell import output, session
 from aishell.engine.run_args import build_run_args
 from aishell.errors import AishellError
+from aishell.launch.resolve import host_facts
 
 if TYPE_CHECKING:
     from aishell.engine.run_args import RunArgs, RunSpec
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
-    args = build_run_args(spec, r.host)
+    args = build_run_args(spec, host_facts(r))
     if r.egress is None or not r.egress.session:
         return hand_over(r, m, spec, args, child=False).status
     from aishell.engine import proxy  # the proxy code loads only for allowlist sessions

@@ -131,7 +131,9 @@ def help_text() -> str:
         "Run AI coding agents in a throw-away container: your project at its real path,",
         "your UID/GID, nothing else of your machine unless you mount it.",
         "",
-        "Agents" + (" (installed)" if installed else " (run 'aishell setup --with-<agent>')") + ":",
+        "Agents"
+        + (" (installed)" if installed else " (the first 'aishell <agent>' installs it)")
+        + ":",
     ]
     for name in shown:
         lines.append(f"  {name:<10} {AGENTS[name].summary}")

@@ -132,7 +132,11 @@ def help_text() -> str:
         "your UID/GID, nothing else of your machine unless you mount it.",
         "",
         "Agents"
-        + (" (installed)" if installed else " (the first 'aishell <agent>' installs it)")
+        + (
+            " (installed)"
+            if installed
+            else " (the first 'aishell <agent>' installs one, or 'aishell setup --with-<agent>')"
+        )
         + ":",
     ]
     for name in shown:

@@ -26,6 +26,9 @@ class Tool(NamedTuple):
     autonomy_args: tuple[str, ...] = ()
     # ...and not before these subcommands, which take no such option (`pi auth ...`).
     plain_subcommands: tuple[str, ...] = ()
+    # With AISHELL_SKIP_PERMISSIONS=false instead: approvals back on, but what cannot
+    # work inside a container stays off (Codex's own bubblewrap sandbox).
+    opt_out_args: tuple[str, ...] = ()
 
 
 TOOLS: Final[tuple[Tool, ...]] = (
@@ -69,8 +72,10 @@ TOOLS: Final[tuple[Tool, ...]] = (
         config_dirs=(".codex",),
         api_keys=("OPENAI_API_KEY", "CODEX_API_KEY"),
         fixed_args=("-c", "check_for_update_on_startup=false"),
-        # Also turns off Codex's own sandbox, which cannot work inside the container.
+        # Also turns off Codex's own sandbox (bubblewrap), which cannot work inside the
+        # container ("No permissions to create a new namespace"); opted out, only that.
         autonomy_args=("--dangerously-bypass-approvals-and-sandbox",),
+        opt_out_args=("--sandbox", "danger-full-access"),
     ),
     Tool(
         name="gemini",

@@ -564,9 +564,19 @@ def test_opting_out_of_autonomy(all_agents: Aishell, host_tmux: HostTmux) -> Non
     try:
         procs = processes(all_agents, project, "manual")
         assert "aishell-run codex" in procs and "--dangerously-bypass" not in procs
+        # Approvals are back; Codex's own sandbox, which cannot work here, stays off.
+        assert "--sandbox danger-full-access" in procs
         host_tmux.wait_for("x", lambda s: "Welcome to Codex" in s, timeout=180)
     finally:
         remove_containers(all_agents, project)
+
+
+def test_codexs_own_sandbox_cannot_work_in_the_container(all_agents: Aishell) -> None:
+    """Why aishell turns it off: bubblewrap finds no namespaces it may create."""
+    project = all_agents.new_project()
+    result = all_agents.run("exec", "codex", "sandbox", "linux", "--", "true", cwd=project)
+    assert result.returncode != 0
+    assert "No permissions to create a new namespace" in result.stderr
 
 
 def test_opencode_state_persists(all_agents: Aishell) -> None:

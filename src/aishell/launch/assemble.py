@@ -42,8 +42,8 @@ def command_for(req: LaunchRequest, config: Config, environ: Mapping[str, str]) 
     assert req.harness is not None
     tool = BY_NAME[req.harness]
     extra: tuple[str, ...] = ()
-    if autonomous(environ) and not (req.args and req.args[0] in tool.plain_subcommands):
-        extra = tool.autonomy_args
+    if not (req.args and req.args[0] in tool.plain_subcommands):
+        extra = tool.autonomy_args if autonomous(environ) else tool.opt_out_args
     defaults = tuple(config.harness_args.get(tool.name, ()))
     return (tool.command, *tool.fixed_args, *extra, *defaults, *req.args)
 

@@ -23,6 +23,7 @@ PS_SHAPE = [
         "harness": NULLABLE_STR,
         "pre_start": str,
         "network": str,
+        "project": (str, type(None)),
     }
 ]
 

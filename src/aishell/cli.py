@@ -24,6 +24,7 @@ class GlobalOptions(NamedTuple):
     unsafe: bool = False
     debug: bool = False
     worktree: str | None = None  # --worktree[=BRANCH]: "" without a value, None when absent
+    install: bool = False  # install what the run needs (first run) without a terminal
 
 
 class Command(NamedTuple):
@@ -75,7 +76,8 @@ COMMANDS: dict[str, Command] = {
     "attach": Command(
         "attach:main", "reconnect to a running agent (or --shell for a shell in its container)"
     ),
-    "ps": Command("ps:main", "list this project's containers"),
+    "ps": Command("ps:main", "list this project's containers (--all: every project's)"),
+    "stop": Command("stop:main", "stop running agents or shells (NAME..., or --all)"),
     "volumes": Command("volumes:main", "list or prune the harness volumes"),
     "images": Command("images:main", "list aishell's images, or prune the ones nothing holds"),
     "gitleaks": Command(
@@ -87,6 +89,10 @@ COMMANDS: dict[str, Command] = {
     "trust": Command("trust:main", "approve the project's aishell config (.aishell/)"),
     "check": Command("check:main", "read-only pre-flight checks"),
     "info": Command("info:main", "project, image stack and installed agents"),
+    "config": Command("config:main", "the effective configuration and where each value came from"),
+    "completion": Command(
+        "aishell.completion:main", "print shell completion for bash, zsh or fish"
+    ),
     "verify": Command("verify:main", "start a sandbox and test that its walls hold"),
     "worktrees": Command(
         "worktrees:main",
@@ -129,7 +135,13 @@ def help_text() -> str:
         "Run AI coding agents in a throw-away container: your project at its real path,",
         "your UID/GID, nothing else of your machine unless you mount it.",
         "",
-        "Agents" + (" (installed)" if installed else " (run 'aishell setup --with-<agent>')") + ":",
+        "Agents"
+        + (
+            " (installed)"
+            if installed
+            else " (the first 'aishell <agent>' installs one, or 'aishell setup --with-<agent>')"
+        )
+        + ":",
     ]
     for name in shown:
         lines.append(f"  {name:<10} {AGENTS[name].summary}")
@@ -142,6 +154,8 @@ def help_text() -> str:
         "  --name N      container name suffix (default: the agent's name, or 'shell')",
         "  --detach, -d  start in the background; reconnect with 'aishell attach N'",
         "  --unsafe      skip the sensitive-file prompt",
+        "  --install     install a missing agent (or the sandbox image) without asking;",
+        "                on a terminal aishell installs it anyway, saying so first",
         "  --worktree[=BRANCH]",
         "                run in the git worktree of BRANCH (created next to the repository",
         "                if needed; default branch aishell/<name>); see 'aishell worktrees'",
@@ -166,7 +180,7 @@ def parse_global(argv: Sequence[str]) -> tuple[GlobalOptions, str | None, list[s
     """Split argv into aishell's options, the command word and the rest."""
     name: str | None = None
     worktree: str | None = None
-    detach = unsafe = debug = False
+    detach = unsafe = debug = install = False
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -187,6 +201,8 @@ def parse_global(argv: Sequence[str]) -> tuple[GlobalOptions, str | None, list[s
             detach = True
         elif arg == "--unsafe":
             unsafe = True
+        elif arg == "--install":
+            install = True
         elif arg == "--debug":
             debug = True
         elif arg == "--worktree":
@@ -199,22 +215,34 @@ def parse_global(argv: Sequence[str]) -> tuple[GlobalOptions, str | None, list[s
                     hint="e.g. --worktree=feature, or --worktree alone for aishell/<name>",
                 )
         elif arg in ("-h", "--help"):
-            return GlobalOptions(name, detach, unsafe, debug, worktree), "help", []
+            return GlobalOptions(name, detach, unsafe, debug, worktree, install), "help", []
         elif arg in ("-V", "--version"):
-            return GlobalOptions(name, detach, unsafe, debug, worktree), "version", []
+            return GlobalOptions(name, detach, unsafe, debug, worktree, install), "version", []
         else:
-            known = [
-                *("--name", "--detach", "--unsafe", "--debug", "--worktree"),
-                *("--help", "--version"),
-            ]
-            raise UsageError(
-                f"unknown option {arg!r}",
-                hint=f"{_suggest(arg, known)}options go before the command; see 'aishell --help'",
-            )
+            raise UsageError(f"unknown option {arg!r}", hint=_unknown_option_hint(arg, argv[i:]))
         i += 1
     command = argv[i] if i < len(argv) else None
     rest = list(argv[i + 1 :]) if command is not None else []
-    return GlobalOptions(name, detach, unsafe, debug, worktree), command, rest
+    return GlobalOptions(name, detach, unsafe, debug, worktree, install), command, rest
+
+
+GLOBAL_OPTIONS = ("--name", "--detach", "--unsafe", "--install", "--worktree", "--debug")
+# Options of the commands (after the command word) that people put first by habit.
+COMMAND_OPTIONS = {"--json": "ps", "--all": "ps", "--yes": "volumes prune", "--shell": "attach"}
+
+
+def _unknown_option_hint(arg: str, rest: Sequence[str]) -> str:
+    """What to do about an option aishell does not have (given before the command)."""
+    option = arg.split("=", 1)[0]
+    later = next((word for word in rest[1:] if not word.startswith("-")), None)
+    if option in COMMAND_OPTIONS:
+        where = f"'aishell {later}'" if later else f"e.g. 'aishell {COMMAND_OPTIONS[option]}'"
+        return f"{option} is an option of a command: put it after the command, {where} {option}"
+    suggestion = _suggest(option, [*GLOBAL_OPTIONS, "--help", "--version"])
+    return (
+        f"{suggestion}aishell's own options (before the command) are "
+        f"{', '.join(GLOBAL_OPTIONS)}; see 'aishell --help'"
+    )
 
 
 def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
@@ -229,9 +257,10 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
     command = ALIASES.get(command, command)
     entry = COMMANDS.get(command) or AGENTS.get(command)
     runs = entry is not None and entry.run_options
-    if not runs and (opts.name is not None or opts.detach or opts.unsafe):
+    if not runs and (opts.name is not None or opts.detach or opts.unsafe or opts.install):
         raise UsageError(
-            f"--name, --detach and --unsafe apply to agent and shell runs, not '{command}'"
+            f"--name, --detach, --unsafe and --install apply to agent and shell runs, "
+            f"not '{command}'"
         )
     if not runs and opts.worktree is not None:
         raise UsageError(
@@ -251,7 +280,7 @@ def _run(opts: GlobalOptions, command: str, rest: list[str]) -> int:
     if entry.run_options:
         from aishell.launch.request import RunOptions
 
-        run_options = RunOptions(opts.name, opts.detach, opts.unsafe, opts.worktree)
+        run_options = RunOptions(opts.name, opts.detach, opts.unsafe, opts.worktree, opts.install)
         return int(function(command, rest, run_options))
     return int(function(rest))
 
@@ -273,9 +302,9 @@ def _target(entry: Command) -> Callable[..., int]:
     import importlib
 
     module, _, name = entry.target.partition(":")
-    function: Callable[..., int] = getattr(
-        importlib.import_module(f"aishell.commands.{module}"), name
-    )
+    if not module.startswith("aishell."):  # (completion sits beside cli: it reads the table)
+        module = f"aishell.commands.{module}"
+    function: Callable[..., int] = getattr(importlib.import_module(module), name)
     return function
 
 

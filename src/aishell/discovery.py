@@ -31,7 +31,7 @@ from aishell.engine.images import (
     image_id,
     labels_of,
 )
-from aishell.errors import AishellError, EngineError
+from aishell.errors import AishellError, ConfigError, EngineError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -68,6 +68,8 @@ class Gathered:
     extension_hash: str | None = None
     engine: Engine | None = None
     engine_error: str | None = None  # engine CLI missing or not answering
+    engine_reason: str | None = None  # why this engine (AISHELL_ENGINE, engine:, detected)
+    engine_note: str | None = None  # e.g. the engine: key could not be read
     server_version: str | None = None
     images: dict[str, dict[str, Any]] | None = None  # by hold tag; None: not inspected
     # The foundation the next launch holds when this home holds none yet (older setup)
@@ -129,9 +131,19 @@ def _ask_engine(g: Gathered) -> None:
     try:
         engine = choice.get_engine()
     except EngineError as exc:
-        g.engine_error = _error_text(exc)
-        return
+        if not isinstance(exc.__cause__, ConfigError):
+            g.engine_error = _error_text(exc)
+            return
+        # The global config is invalid (Configuration says how): its engine: key cannot
+        # be read, but the engine can still be found and asked.
+        try:
+            engine = choice.get_engine(None)
+        except EngineError as inner:
+            g.engine_error = _error_text(inner)
+            return
+        g.engine_note = "the global config is invalid, so its 'engine:' key was not read"
     g.engine = engine
+    g.engine_reason = choice.reason()
     wanted = [g.holds.foundation, g.holds.base, g.holds.tag(g.project.extension_role)]
     commands: list[list[str]] = [
         ["version", "--format", "{{json .}}"],

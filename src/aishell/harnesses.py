@@ -54,6 +54,14 @@ class Tool(NamedTuple):
     # config_files: top-level JSON keys copied from the host's own file into a new
     # project's copy (what makes the agent skip its first-run questions; no commands)
     seed_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Full autonomy inside the sandbox (the container is the boundary): the agent's own
+    # approval/sandbox bypass, passed first unless AISHELL_SKIP_PERMISSIONS=false...
+    autonomy_args: tuple[str, ...] = ()
+    # ...and not before these subcommands, which take no such option (`pi auth ...`).
+    plain_subcommands: tuple[str, ...] = ()
+    # With AISHELL_SKIP_PERMISSIONS=false instead: approvals back on, but what cannot
+    # work inside a container stays off (Codex's own bubblewrap sandbox).
+    opt_out_args: tuple[str, ...] = ()
 
 
 TOOLS: Final[tuple[Tool, ...]] = (
@@ -85,6 +93,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
                 ),
             ),
         ),
+        autonomy_args=("--dangerously-skip-permissions",),
     ),
     Tool(
         name="opencode",
@@ -92,6 +101,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
         package="opencode-ai",
         command="opencode",
         harness=True,
+        # (its state, e.g. the last model and prompt history, lives in ~/.local/state)
         config_dirs=(".config/opencode", ".local/share/opencode", ".local/state/opencode"),
         api_keys=(
             "OPENAI_API_KEY",
@@ -106,6 +116,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
         share_logins=False,
         login_risk="an auth.json entry of type 'wellknown' makes OpenCode load its "
         "configuration (plugins, MCP servers) from the URL the entry names",
+        autonomy_args=("--auto",),
     ),
     Tool(
         name="codex",
@@ -117,6 +128,10 @@ TOOLS: Final[tuple[Tool, ...]] = (
         api_keys=("OPENAI_API_KEY", "CODEX_API_KEY"),
         fixed_args=("-c", "check_for_update_on_startup=false"),
         logins=(Login(".codex/auth.json", "link"),),
+        # Also turns off Codex's own sandbox (bubblewrap), which cannot work inside the
+        # container ("No permissions to create a new namespace"); opted out, only that.
+        autonomy_args=("--dangerously-bypass-approvals-and-sandbox",),
+        opt_out_args=("--sandbox", "danger-full-access"),
     ),
     Tool(
         name="gemini",
@@ -136,6 +151,10 @@ TOOLS: Final[tuple[Tool, ...]] = (
             Login(".gemini/oauth_creds.json", "link"),
             Login(".gemini/google_accounts.json", "link"),
         ),
+        # NO_BROWSER: "Login with Google" prints the URL and takes the pasted code (the
+        # browser's callback to a port inside the container could not arrive).
+        env=(("NO_BROWSER", "true"),),
+        autonomy_args=("--yolo", "--skip-trust"),
     ),
     Tool(
         name="pi",
@@ -153,6 +172,18 @@ TOOLS: Final[tuple[Tool, ...]] = (
         logins=(Login(".pi/agent/auth.json", "link"),),
         share_logins=False,
         login_risk="an auth.json API key that starts with '!' is run as a shell command",
+        # Pi asks no approvals for tools; --approve trusts the project's own .pi files.
+        autonomy_args=("--approve",),
+        plain_subcommands=(
+            "install",
+            "remove",
+            "uninstall",
+            "update",
+            "list",
+            "config",
+            "auth",
+            "mcp",
+        ),
     ),
     Tool(
         name="openspec",

@@ -75,6 +75,13 @@ def ask_yes_no(question: str) -> bool:
     return answer.strip().lower() in {"y", "yes"}
 
 
+def wait_for_enter(prompt: str) -> None:
+    """Wait until the user presses Enter (Ctrl-C raises KeyboardInterrupt)."""
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    sys.stdin.readline()
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"

@@ -60,3 +60,8 @@ def egress_dir(environ: dict[str, str] | None = None) -> Path:
     """Allowlist sessions' policies and sockets (engine/proxy.py): never mounted into a
     sandbox, except each session's own socket directory, read-only."""
     return aishell_home(environ) / "egress"
+
+
+def findings_seen_file(project_hash: str, environ: dict[str, str] | None = None) -> Path:
+    """The digest of the sensitive-file findings the user last read for a project."""
+    return aishell_home(environ) / "cache" / "findings-seen" / project_hash

@@ -15,6 +15,8 @@ from aishell.engine.containers import parse_inspect
 from aishell.errors import AishellError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from aishell.engine.client import Engine
     from aishell.engine.run_args import HostFacts
 
@@ -34,8 +36,35 @@ def env_of(item: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def exec_prefix(item: dict[str, Any], host: HostFacts) -> list[str]:
-    """`exec -it` as the container's user, with the host terminal's TERM."""
+def detach_keys(environ: Mapping[str, str]) -> str:
+    """What to press to detach from the agent's tmux. Inside the user's own tmux with
+    the same prefix (Ctrl-b), Ctrl-b d would detach *their* session: then the inner one
+    is reached with the prefix twice (tmux's send-prefix)."""
+    if not environ.get("TMUX"):
+        return "Ctrl-b d"
+    return "Ctrl-b d" if _outer_prefix() not in (None, "C-b") else "Ctrl-b Ctrl-b d"
+
+
+def _outer_prefix() -> str | None:
+    """The prefix key of the tmux this terminal runs in (the one place that asks it)."""
+    import subprocess
+
+    try:
+        result = subprocess.run(
+            ["tmux", "show-options", "-gv", "prefix"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def exec_prefix(item: dict[str, Any], host: HostFacts, *, detach: str | None = None) -> list[str]:
+    """`exec -it` as the container's user, with the host terminal's TERM (and, for
+    aishell-attach, the keys that detach)."""
     env = env_of(item)
     uid = env.get("LOCAL_UID", str(host.uid))
     gid = env.get("LOCAL_GID", str(host.gid))
@@ -53,6 +82,7 @@ def exec_prefix(item: dict[str, Any], host: HostFacts) -> list[str]:
         f"COLORTERM={host.colorterm or 'truecolor'}",
         "-e",
         "LANG=C.UTF-8",
+        *(["-e", f"AISHELL_DETACH_KEYS={detach}"] if detach else []),
     ]
 
 
@@ -86,9 +116,18 @@ def attach(
     engine: Engine, container: str, short: str, host: HostFacts, item: dict[str, Any]
 ) -> Outcome:
     """Attach this terminal to the container's tmux session (`item`: its inspect data)."""
-    status = engine.call([*exec_prefix(item, host), container, "aishell-attach"])
+    keys = detach_keys(host.env)
+    if keys != "Ctrl-b d":
+        output.info(
+            f"You are inside tmux: detach from {short} with {keys} "
+            "(Ctrl-b d alone would detach your own tmux session)"
+        )
+    status = engine.call([*exec_prefix(item, host, detach=keys), container, "aishell-attach"])
     if status == DETACHED:
-        output.info(f"Detached from {short}; it keeps running. Back with: aishell attach {short}")
+        output.info(
+            f"Detached from {short}; it keeps running. "
+            f"Back with: aishell attach {short}   Stop it: aishell stop {short}"
+        )
         return Outcome(0, detached=True)
     return Outcome(status, detached=False)
 

@@ -351,7 +351,9 @@ def test_engine_not_answering_is_a_clear_error(root_user: Aishell) -> None:
         "exec", "true", cwd=project, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     )
     assert result.returncode == 1
-    assert "engine is not answering" in result.stderr
+    assert (
+        "the docker engine at DOCKER_HOST=unix:///nonexistent/docker.sock is not answering"
+    ) in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -30,6 +30,7 @@ PS_ITEM = {
     "harness": NULL_STR,
     "pre_start": str,
     "network": NULL_STR,
+    "project": NULL_STR,
 }
 VOLUME_ITEM = {
     "name": str,

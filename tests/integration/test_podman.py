@@ -110,7 +110,7 @@ def test_pre_start_runs_as_the_user_and_logs(pm: Aishell, project: Path) -> None
     result = pm.run("--detach", "--name", name, "shell", cwd=project)
     assert result.returncode == 0, result.stderr
     full = _container(result.stderr, name)
-    assert f"podman stop {full}" in result.stderr
+    assert f"aishell stop {name}" in result.stderr
     try:
         for _ in range(100):
             probe = pm.engine_cli(
@@ -186,6 +186,9 @@ def test_update_fills_a_new_volume(pm: Aishell, project: Path) -> None:
     saved = state_file.read_text()
     before = json.loads(saved)["harness_volume"]
     after = before
+    data = json.loads(saved)  # as if an OpenCode release came out since the setup
+    data["volumes"][before]["versions"]["opencode"] = "0.0.1"
+    state_file.write_text(json.dumps(data))
     try:
         result = pm.run("update", cwd=project, timeout=900)
         assert result.returncode == 0, result.stderr

@@ -76,6 +76,15 @@ def home(root_user: Aishell, tmp_path: Path) -> Iterator[Aishell]:
     ai.release_holds()  # e.g. the foundation `update --force` built for this home only
 
 
+def pretend_a_release(ai: Aishell) -> None:
+    """Record an older OpenCode than the volume holds, as if a release came out since:
+    update then fills a fresh volume (it keeps the volume when nothing changed)."""
+    path = ai.aishell_home / "state.json"
+    data = json.loads(path.read_text())
+    data["volumes"][data["harness_volume"]]["versions"]["opencode"] = "0.0.1"
+    path.write_text(json.dumps(data, indent=2))
+
+
 def _project_of(ai: Aishell, name: str) -> Path:
     project = ai.home / name
     project.mkdir(parents=True)
@@ -86,6 +95,7 @@ def _project_of(ai: Aishell, name: str) -> Path:
 def test_update_while_a_container_runs(home: Aishell) -> None:
     ai = home
     project = _project_of(ai, "running")
+    pretend_a_release(ai)
     before = read_state(ai)
     old = before["harness_volume"]
     assert not re.search(FRESH_SUFFIX, old)
@@ -115,9 +125,8 @@ def test_update_while_a_container_runs(home: Aishell) -> None:
     )
     assert label.stdout.strip() == volumes.selection_hash_of(new) + "|harness"
     version = after["volumes"][new]["versions"]["opencode"]
-    assert f"OpenCode {before['volumes'][old]['versions']['opencode']} \u2192 {version}" in (
-        result.stderr
-    )
+    assert f"OpenCode 0.0.1 \u2192 {version}" in result.stderr
+    assert f"Reinstalling only what changed: OpenCode {version}" in result.stderr
     [notice] = [line for line in result.stderr.splitlines() if line.startswith("Still running")]
     assert notice.startswith(f"Still running with the previous volume {old}: ")
     assert running in notice  # (the shared volume may serve other containers too)
@@ -206,6 +215,19 @@ def test_failed_update_leaves_the_working_volume_active(home: Aishell) -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+\s*", works.stdout)
 
 
+def test_update_with_nothing_new_keeps_the_volume(home: Aishell) -> None:
+    ai = home
+    before = read_state(ai)
+    result = ai.run("update", timeout=900)
+    assert result.returncode == 0, result.stderr
+    if "Reinstalling only what changed" in result.stderr:  # a release came out meanwhile
+        before = read_state(ai)
+        result = ai.run("update", timeout=900)
+    assert "Already up to date:" in result.stderr, result.stderr
+    assert read_state(ai)["harness_volume"] == before["harness_volume"]
+    assert "Installing" not in result.stderr
+
+
 def test_update_without_agents_has_nothing_to_do(home: Aishell) -> None:
     ai = home
     assert ai.run("setup", timeout=1500).returncode == 0
@@ -226,6 +248,7 @@ def test_update_force_rebuilds_the_foundation(home: Aishell) -> None:
     ai = home
     before = docker("image", "inspect", "--format", "{{.Id}}", ai.hold()).stdout.strip()
     old = read_state(ai)["harness_volume"]
+    pretend_a_release(ai)
     result = ai.run("update", "--force", timeout=1800)
     assert result.returncode == 0, result.stderr
     assert "Building the foundation image" in result.stderr

@@ -116,10 +116,18 @@ def test_auto_detect_prefers_docker_when_it_answers(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _bin(clean_env / "bin", "docker", "podman")
-    monkeypatch.setattr(choice, "_docker_answers_cheaply", lambda: True)
+    monkeypatch.setattr(
+        choice,
+        "_docker_answers_cheaply",
+        lambda: (True, "its socket /var/run/docker.sock is usable"),
+    )
     assert choice.get_engine().kind == "docker"
     choice.get_engine.cache_clear()
-    monkeypatch.setattr(choice, "_docker_answers_cheaply", lambda: False)
+    monkeypatch.setattr(
+        choice,
+        "_docker_answers_cheaply",
+        lambda: (False, "Docker's socket does not exist (the Docker engine is not running)"),
+    )
     assert choice.get_engine().kind == "podman"
 
 
@@ -127,7 +135,11 @@ def test_auto_detect_without_podman_falls_back_to_docker(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _bin(clean_env / "bin", "docker")
-    monkeypatch.setattr(choice, "_docker_answers_cheaply", lambda: False)
+    monkeypatch.setattr(
+        choice,
+        "_docker_answers_cheaply",
+        lambda: (False, "Docker's socket does not exist (the Docker engine is not running)"),
+    )
     assert choice.get_engine().kind == "docker"
 
 
@@ -138,14 +150,18 @@ def test_no_engine_at_all(clean_env: Path) -> None:
 
 def test_docker_host_counts_as_docker(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
-    assert choice._docker_answers_cheaply() is True
+    assert choice._docker_answers_cheaply() == (True, "DOCKER_HOST is set")
 
 
 def test_precedence_env_then_config_then_detection(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _bin(clean_env / "bin", "docker", "podman")
-    monkeypatch.setattr(choice, "_docker_answers_cheaply", lambda: True)
+    monkeypatch.setattr(
+        choice,
+        "_docker_answers_cheaply",
+        lambda: (True, "its socket /var/run/docker.sock is usable"),
+    )
     home = Path(os.environ["AISHELL_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.yaml").write_text("engine: podman\n")

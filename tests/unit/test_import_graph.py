@@ -19,7 +19,8 @@ SRC = Path(aishell.__file__).resolve().parent
 # Layers, lowest first: a module may import its own layer or a lower one.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # data and pure helpers
-    ("constants", "errors", "paths", "hashing", "versions", "harnesses", "output", "interrupts"),
+    ("constants", "errors", "paths", "hashing", "versions", "harnesses", "output"),
+    ("interrupts", "diagnose"),
     ("netpolicy", "project", "state", "config", "gitconfig", "trust", "journal"),
     # the host and the engine, each talked to by one module
     ("hostgit", "engine.run_args", "engine.client"),
@@ -28,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("session", "launch", "discovery", "report_json"),
     # the surface
     ("commands",),
-    ("cli", "__main__"),
+    ("cli", "__main__", "completion"),
 )
 
 

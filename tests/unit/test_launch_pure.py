@@ -141,12 +141,31 @@ def test_claude_skip_permissions(env_value: str | None, skip: bool) -> None:
     assert cmd == (("claude", SKIP) if skip else ("claude",))
 
 
-@pytest.mark.parametrize("harness", [h for h in HARNESS_NAMES if h != "claude"])
-@pytest.mark.parametrize("environ", [{}, {"AISHELL_SKIP_PERMISSIONS": "false"}])
-def test_only_claude_gets_skip_permissions(harness: str, environ: dict[str, str]) -> None:
-    cmd = command_for(LaunchRequest(kind="harness", harness=harness), config(), environ)
-    assert SKIP not in cmd
-    assert cmd[0] == BY_NAME[harness].command
+AUTONOMY = {
+    "claude": ("--dangerously-skip-permissions",),
+    "opencode": ("--auto",),
+    "codex": ("--dangerously-bypass-approvals-and-sandbox",),
+    "gemini": ("--yolo", "--skip-trust"),
+    "pi": ("--approve",),
+}
+
+
+@pytest.mark.parametrize("harness", HARNESS_NAMES)
+def test_every_agent_gets_its_autonomy_flags_unless_opted_out(harness: str) -> None:
+    tool = BY_NAME[harness]
+    req = LaunchRequest(kind="harness", harness=harness, args=("x",))
+    on = command_for(req, config(), {})
+    assert on == (tool.command, *tool.fixed_args, *AUTONOMY[harness], "x")
+    off = command_for(req, config(), {"AISHELL_SKIP_PERMISSIONS": "false"})
+    # (Codex's own sandbox cannot work in a container: it stays off, approvals come back)
+    kept = ("--sandbox", "danger-full-access") if harness == "codex" else ()
+    assert off == (tool.command, *tool.fixed_args, *kept, "x")
+
+
+@pytest.mark.parametrize("sub", ["auth", "install", "update", "mcp", "config"])
+def test_pi_subcommands_get_no_autonomy_flag(sub: str) -> None:
+    req = LaunchRequest(kind="harness", harness="pi", args=(sub, "login"))
+    assert command_for(req, config(), {}) == ("pi", sub, "login")
 
 
 @pytest.mark.parametrize(
@@ -175,17 +194,23 @@ def test_only_claude_gets_skip_permissions(harness: str, environ: dict[str, str]
             {},
             ("claude", SKIP, "x"),
         ),
-        ("codex", {}, (), {}, ("codex", *CODEX_FIXED)),
+        ("codex", {}, (), {}, ("codex", *CODEX_FIXED, *AUTONOMY["codex"])),
         (
             "codex",
             {"codex": ("--full-auto",)},
             ("exec", "do it"),
             {},
-            ("codex", *CODEX_FIXED, "--full-auto", "exec", "do it"),
+            ("codex", *CODEX_FIXED, *AUTONOMY["codex"], "--full-auto", "exec", "do it"),
         ),
-        ("opencode", {"opencode": ("run",)}, (), {}, ("opencode", "run")),
-        ("gemini", {}, ("--yolo",), {}, ("gemini", "--yolo")),
-        ("pi", {"pi": ()}, ("a b", "$HOME", ";"), {}, ("pi", "a b", "$HOME", ";")),
+        ("opencode", {"opencode": ("run",)}, (), {}, ("opencode", "--auto", "run")),
+        ("gemini", {}, ("-p", "x"), {}, ("gemini", "--yolo", "--skip-trust", "-p", "x")),
+        (
+            "pi",
+            {"pi": ()},
+            ("a b", "$HOME", ";"),
+            {},
+            ("pi", "--approve", "a b", "$HOME", ";"),
+        ),
     ],
 )
 def test_harness_command(
@@ -202,7 +227,7 @@ def test_harness_command(
 def test_harness_args_accept_lists() -> None:
     req = LaunchRequest(kind="harness", harness="gemini", args=("x",))
     cfg = config(harness_args={"gemini": ["--a", "--b"]})
-    assert command_for(req, cfg, {}) == ("gemini", "--a", "--b", "x")
+    assert command_for(req, cfg, {}) == ("gemini", "--yolo", "--skip-trust", "--a", "--b", "x")
 
 
 @pytest.mark.parametrize(

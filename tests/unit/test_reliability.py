@@ -20,9 +20,9 @@ import pytest
 from aishell import interrupts, journal, state
 from aishell.commands import volumes as volumes_cmd
 from aishell.engine import client, containers, volumes
-from aishell.engine.client import Result
+from aishell.engine.client import Result, engine_cause
 from aishell.errors import AishellError, EngineError, from_exception
-from aishell.launch.run import engine_reason, name_taken
+from aishell.launch.run import name_taken
 from testing.fake_engine import Call, FakeEngine, fail, ok
 
 GOOD: dict[str, Any] = {
@@ -440,8 +440,8 @@ def test_name_conflicts_and_the_engines_reason() -> None:
     podman = 'Error: creating container storage: the container name "x" is already in use by y'
     assert name_taken(docker) and name_taken(podman)
     assert not name_taken("Error: no such image")
-    assert engine_reason(docker).startswith("Conflict. The container name")
-    assert engine_reason("See 'docker run --help'.\n") == ""
+    assert engine_cause(docker).startswith("Conflict. The container name")
+    assert engine_cause("See 'docker run --help'.\n") == ""
 
 
 @pytest.mark.parametrize(

@@ -750,9 +750,10 @@ def test_images_prune_asks_on_a_terminal(
 
     monkeypatch.setattr("sys.stdin", SimpleNamespace(isatty=lambda: True))
     monkeypatch.setattr(output, "ask_yes_no", lambda _q: False)
-    with pytest.raises(Aborted):
+    with pytest.raises(Aborted) as info:
         images_cmd.main(["prune"])
     assert listing.removed == []
+    assert info.value.message == "Aborted. No image was removed."  # as the README says
     monkeypatch.setattr(output, "ask_yes_no", lambda _q: True)
     assert images_cmd.main(["prune"]) == 0
     assert listing.removed == ["sha256:old"]

@@ -87,12 +87,35 @@ def test_selection_hash_of_foreign_names(name: str) -> None:
 
 def test_volume_for_keeps_an_updated_volume_of_the_same_selection() -> None:
     fresh = volumes.fresh_volume_name(SEL, stamp="20260101t000000", token="beef")
-    assert volumes.volume_for(SEL, fresh) == fresh
-    assert volumes.volume_for(SEL, BASE) == BASE
+
+    def saved(current: str) -> state.State:
+        return state.State(tools=dict(SEL), harness_volume=current)
+
+    assert volumes.volume_for(SEL, saved(fresh)) == fresh
+    assert volumes.volume_for(SEL, saved(BASE)) == BASE
     assert volumes.volume_for(SEL, None) == BASE
-    assert volumes.volume_for(SEL, "") == BASE
+    assert volumes.volume_for(SEL, saved("")) == BASE
     other = volumes.fresh_volume_name({"claude": "latest"}, stamp="20260101t000000", token="beef")
-    assert volumes.volume_for(SEL, other) == BASE  # selection changed: setup's volume
+    assert volumes.volume_for(SEL, saved(other)) == BASE  # selection changed: setup's volume
+
+
+def test_setup_after_an_update_and_a_change_never_goes_back_to_the_older_volume() -> None:
+    """setup (BASE) -> update (fresh) -> setup with another selection -> setup with the
+    first selection again: the update's volume, not BASE with its older agents."""
+    fresh = volumes.fresh_volume_name(SEL, stamp="20260101t000000", token="beef")
+    newer = volumes.fresh_volume_name(SEL, stamp="20260202t000000", token="cafe")
+    other = volumes.volume_name({"claude": "latest"})
+    saved = state.State(
+        tools={"claude": "latest"},
+        harness_volume=other,
+        volumes={
+            BASE: state.VolumeRecord("t0", {"opencode": "1.0.0"}, "2026-01-01T00:00:00Z"),
+            newer: state.VolumeRecord("t2", {"opencode": "1.2.0"}, "2026-02-02T00:00:00Z"),
+            fresh: state.VolumeRecord("t1", {"opencode": "1.1.0"}, "2026-01-01T00:10:00Z"),
+            other: state.VolumeRecord("t3", {"claude": "2.0.0"}, "2026-03-01T00:00:00Z"),
+        },
+    )
+    assert volumes.volume_for(SEL, saved) == newer
 
 
 def test_fill_container_names_follow_the_volume() -> None:
@@ -269,6 +292,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(setup, "check_engine", lambda _e: None)
     monkeypatch.setattr(setup, "build_images", build_images)
     monkeypatch.setattr(volumes, "fill", fill)
+    # The registry's latest versions: unknown unless a test says (then all is reinstalled).
+    monkeypatch.setattr(volumes, "latest_versions", lambda *_a: seen.get("latest"))
     return seen
 
 
@@ -435,11 +460,13 @@ def test_failed_fill_ends_its_progress_as_failed(
     err = capsys.readouterr().err
     assert "Installing OpenCode: failed" in err
     assert "done" not in err
-    assert "opencode-ai@0.0.0-nope into v: the install failed (exit 1)" in info.value.message
+    assert info.value.message == (
+        "installing opencode-ai@0.0.0-nope failed: npm has no version 0.0.0-nope of opencode-ai"
+    )
     if verbose:  # the output was streamed already: not repeated
         assert info.value.details is None
         assert "npm error code ETARGET" in err
     else:
         assert info.value.details is not None
         assert "npm error code ETARGET" in info.value.details
-        assert "--verbose" in (info.value.hint or "")
+        assert "npm view opencode-ai versions" in (info.value.hint or "")

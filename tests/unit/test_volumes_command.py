@@ -206,9 +206,10 @@ def test_prune_asks_and_declining_removes_nothing(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     asked: list[str] = []
     monkeypatch.setattr(output, "ask_yes_no", lambda q: asked.append(q) or False)
-    with pytest.raises(Aborted):
+    with pytest.raises(Aborted) as info:
         volumes._prune(engine, volume_rows(), only=(), yes=False, as_json=False)
     assert asked == ["Remove 1 volume(s)?"] and removed == []
+    assert info.value.message == "Aborted. No volume was removed."  # as the README says
 
 
 def test_prune_without_terminal_needs_yes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -154,7 +154,9 @@ def engine_checks(g: Gathered) -> list[Check]:
     s = "Engine"
     if g.engine is None:
         return [Check(s, FAIL, "Engine CLI not found", g.engine_error)]
-    checks = [Check(s, OK, f"Engine CLI found: {g.engine.binary}")]
+    checks = [Check(s, OK, f"Engine CLI found: {g.engine.binary}", g.engine_reason)]
+    if g.engine_note:
+        checks.append(Check(s, WARN, "Engine chosen without the global config", g.engine_note))
     if g.engine_error:
         checks.append(
             Check(s, FAIL, f"The {g.engine.kind} engine is not answering", g.engine_error)
@@ -179,7 +181,8 @@ def setup_checks(g: Gathered, stack: Mapping[str, Any]) -> list[Check]:
         checks.append(Check(s, OK, "Setup found", f"{built}{agents}"))
 
     if not stack["known"]:
-        checks.append(Check(s, WARN, "Images not checked", stack.get("note") or g.engine_error))
+        detail = "the engine did not answer (see Engine)" if g.engine_error else stack.get("note")
+        checks.append(Check(s, WARN, "Images not checked", detail))
         return checks
     foundation, base, ext = stack["foundation"], stack["base"], stack["extension"]
 
@@ -285,7 +288,9 @@ def harness_checks(g: Gathered) -> list[Check]:
                         s,
                         WARN,
                         f"{label}: not checked",
-                        g.engine_error or "the engine was not asked",
+                        "the engine did not answer (see Engine)"
+                        if g.engine_error
+                        else "the engine was not asked",
                     )
                 )
             elif g.volume_item is None:

@@ -332,7 +332,7 @@ def _prune(
                 hint="pass --yes to remove them",
             )
         if not output.ask_yes_no(f"Remove {len(plan.remove)} image(s)?"):
-            raise Aborted("aborted; no image was removed")
+            raise Aborted("Aborted. No image was removed.")
     removed, refused = remove_images(engine, plan.remove)
     kept = [*plan.kept, *refused]
     if as_json:

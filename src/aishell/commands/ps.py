@@ -21,9 +21,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aishell import output, report_json
+from aishell import output, paths, report_json
 from aishell.commands._args import Parser, parser
-from aishell.constants import LABEL_HARNESS, LABEL_KIND, LABEL_NAME, LABEL_PROJECT_HASH
+from aishell.constants import (
+    LABEL_HARNESS,
+    LABEL_HOME,
+    LABEL_KIND,
+    LABEL_NAME,
+    LABEL_PROJECT,
+    LABEL_PROJECT_HASH,
+)
 from aishell.engine import choice
 from aishell.engine.client import first_line
 from aishell.engine.containers import (
@@ -65,6 +72,7 @@ class ContainerRow:
     kind: str | None
     pre_start: str = "none"
     network: str = "open"  # the egress policy mode (label aishell.network)
+    project: str | None = None  # the project directory (label aishell.project)
 
     @property
     def running(self) -> bool:
@@ -84,6 +92,7 @@ class ContainerRow:
             "harness": self.harness,
             "pre_start": self.pre_start,
             "network": self.network,
+            "project": self.project,
         }
 
 
@@ -155,6 +164,7 @@ def row_from_ps(item: Mapping[str, Any]) -> ContainerRow:
         harness=labels.get(LABEL_HARNESS) or None,
         kind=labels.get(LABEL_KIND) or None,
         network=labels.get("aishell.network") or "open",
+        project=labels.get(LABEL_PROJECT) or None,
     )
 
 
@@ -178,7 +188,8 @@ def to_json(rows: Sequence[ContainerRow]) -> list[dict[str, Any]]:
     return [row.to_json() for row in rows]
 
 
-def render_table(rows: Sequence[ContainerRow]) -> list[str]:
+def render_table(rows: Sequence[ContainerRow], *, projects: bool = False) -> list[str]:
+    """The table; with `projects` (ps --all) each row's project and full container name."""
     body = [
         [
             row.display_name,
@@ -186,10 +197,14 @@ def render_table(rows: Sequence[ContainerRow]) -> list[str]:
             row.created_ago or row.created,
             "FAILED" if row.pre_start == "failed" else row.pre_start,
             row.network,
+            *([row.container, row.project or "?"] if projects else []),
         ]
         for row in rows
     ]
-    return report_json.table(["NAME", "STATUS", "CREATED", "PRE_START", "NETWORK"], body)
+    headers = ["NAME", "STATUS", "CREATED", "PRE_START", "NETWORK"]
+    if projects:
+        headers += ["CONTAINER", "PROJECT"]
+    return report_json.table(headers, body)
 
 
 def failed_banner(rows: Sequence[ContainerRow], engine_name: str = "docker") -> list[str]:
@@ -224,13 +239,23 @@ def build_parser() -> Parser:
     p.add_argument(
         "--json", action="store_true", help="print a JSON array (see docs/json-output.md)"
     )
+    p.add_argument(
+        "--all", "-a", action="store_true", help="every project's containers, not only this one's"
+    )
     return p
 
 
-def collect(project_hash: str) -> tuple[list[ContainerRow], str, list[str]]:
-    """The rows (probed), the engine's CLI name, and warnings about failed probes."""
+def collect(project_hash: str | None) -> tuple[list[ContainerRow], str, list[str]]:
+    """The rows (probed), the engine's CLI name, and warnings about failed probes
+    (`project_hash` None: every project's)."""
     engine = choice.get_engine()
-    rows = rows_from_ps(list_containers(engine, f"label={LABEL_PROJECT_HASH}={project_hash}"))
+    if project_hash is not None:
+        scope = f"label={LABEL_PROJECT_HASH}={project_hash}"
+    else:  # every project's, but only this home's (not other users' on a shared engine)
+        scope = f"label={LABEL_HOME}={paths.home_id()}"
+    rows = rows_from_ps(list_containers(engine, scope))
+    if project_hash is None:
+        rows.sort(key=lambda r: (r.project or "", r.name is None, r.name or "", r.container))
     running = [row.container for row in rows if row.running]
     results = exec_probes(engine, running, PROBE_SCRIPT)
     probes: dict[str, str | None] = {}
@@ -249,22 +274,26 @@ def main(argv: Sequence[str]) -> int:
     ns = build_parser().parse_args(list(argv))
     project = report_json.current_project()
     guard.settle_with_any_engine(project)  # detached sessions that ended: their notice
-    rows, engine_name, warnings = collect(project.hash)
+    rows, engine_name, warnings = collect(None if ns.all else project.hash)
     for warning in warnings:
         output.warn(warning)
     if ns.json:
         report_json.emit(to_json(rows))
         return 0
     if not rows:
-        output.out("No containers for this project.")
+        output.out("No aishell containers." if ns.all else "No containers for this project.")
         for line in empty_hint():
             output.info(line)
         return 0
-    for line in render_table(rows):
+    for line in render_table(rows, projects=ns.all):
         output.out(line)
     for line in failed_banner(rows, engine_name):
         output.info(output.style(line, "33") if line.startswith("pre_start") else line)
-    named = [row for row in rows if row.name is not None and row.running]
+    named = [
+        row
+        for row in rows
+        if row.name is not None and row.running and row.project in (None, project.canonical)
+    ]
     if named:
-        output.info(f"Attach: aishell attach {named[0].name}")
+        output.info(f"Attach: aishell attach {named[0].name}   Stop: aishell stop {named[0].name}")
     return 0

@@ -13,7 +13,7 @@ from aishell.harnesses import TOOLS
 from aishell.versions import parse_pin
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from aishell.config import Config
     from aishell.engine.client import Engine
@@ -160,35 +160,62 @@ def switch_holds(engine: Engine, *, new: str, old: str | None) -> None:
         volumes.release_hold(engine, owner.home_id, old)
 
 
-def main(argv: Sequence[str]) -> int:
-    ns = build_parser().parse_args(list(argv))
-    selection = selection_from(ns)  # versions are validated before any work
+def changes(previous: Mapping[str, str], selection: Mapping[str, str]) -> list[str]:
+    """What a setup changes in the saved selection, as lines (pure): agents it disables
+    (setup is declarative: what it does not name is turned off) and pins it changes."""
+    lines = []
+    dropped = [t for t in TOOLS if t.name in previous and t.name not in selection]
+    if dropped:
+        lines.append(
+            "Disabled (not named in this setup): "
+            + ", ".join(t.label for t in dropped)
+            + "; to keep "
+            + ("it" if len(dropped) == 1 else "them")
+            + ", add "
+            + " ".join(f"--with-{t.name}" for t in dropped)
+        )
+    for t in TOOLS:
+        old, new = previous.get(t.name), selection.get(t.name)
+        if old is not None and new is not None and old != new:
+            lines.append(f"{t.label}: {old} {ARROW} {new}")
+    return lines
+
+
+ARROW = "\u2192"
+
+
+def provision(
+    selection: dict[str, str],
+    *,
+    gitleaks: bool,
+    force: bool = False,
+    verbose: bool = False,
+    first_run: bool = False,
+) -> state.State:
+    """Build what `selection` needs (foundation, base, harness volume) and save it as the
+    setup. Shared by `aishell setup` and a launch that installs what it lacks.
+    `first_run`: called by a launch, which says itself how to start (no "Start with")."""
+    cfg = global_config()
+    engine = choice.get_engine()
+    check_engine(engine)
     state.check_writable()  # a read-only or full home fails now, before anything is made
     parsed = state.inspect()
     warn_repair(parsed, "aishell setup")
     previous = parsed.state if parsed is not None else None
-    cfg = global_config()
-
-    engine = choice.get_engine()
-    check_engine(engine)
-    foundation = build_images(
-        engine, cfg, gitleaks=ns.with_gitleaks, force=ns.force, verbose=ns.verbose
-    )
-    # Keep a volume `aishell update` filled for this same selection.
-    volume = (
-        volumes.volume_for(selection, previous.harness_volume if previous else None)
-        if selection
-        else ""
-    )
+    for line in changes(previous.tools if previous else {}, selection):
+        output.info(line)
+    foundation = build_images(engine, cfg, gitleaks=gitleaks, force=force, verbose=verbose)
+    # Keep the newest volume filled for this same selection (`aishell update`'s).
+    volume = volumes.volume_for(selection, previous) if selection else ""
     record = (
-        fill_volume(engine, selection, volume=volume, image=foundation.id, verbose=ns.verbose)
+        fill_volume(engine, selection, volume=volume, image=foundation.id, verbose=verbose)
         if selection
         else None
     )
 
     def mutate(current: state.State) -> None:
         current.tools = dict(selection)
-        current.gitleaks = bool(ns.with_gitleaks)
+        current.gitleaks = bool(gitleaks)
         current.foundation_hash = foundation.hash
         current.foundation_id = foundation.id
         current.build_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -196,7 +223,7 @@ def main(argv: Sequence[str]) -> int:
         if record is not None:
             current.volumes[volume] = record
 
-    save_or_undo(engine, mutate, previous)
+    saved = save_or_undo(engine, mutate, previous)
     switch_holds(engine, new=volume, old=previous.harness_volume if previous else None)
     if selection:
         assert record is not None
@@ -205,10 +232,18 @@ def main(argv: Sequence[str]) -> int:
             for tool in TOOLS
             if tool.name in selection
         )
-        output.info(f"Ready: {names}" + (" + gitleaks" if ns.with_gitleaks else ""))
-        first = next(t.name for t in TOOLS if t.name in selection)
-        harness = first if first != "openspec" else "shell"
-        output.info(f"Start with: aishell {harness}")
-    else:
+        output.info(f"Ready: {names}" + (" + gitleaks" if gitleaks else ""))
+        if not first_run:
+            first = next(t.name for t in TOOLS if t.name in selection)
+            harness = first if first != "openspec" else "shell"
+            output.info(f"Start with: aishell {harness}")
+    elif not first_run:
         output.info("Ready: no agents selected; 'aishell' opens a shell in the sandbox")
+    return saved
+
+
+def main(argv: Sequence[str]) -> int:
+    ns = build_parser().parse_args(list(argv))
+    selection = selection_from(ns)  # versions are validated before any work
+    provision(selection, gitleaks=ns.with_gitleaks, force=ns.force, verbose=ns.verbose)
     return 0

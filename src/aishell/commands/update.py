@@ -142,9 +142,12 @@ def _fill_fresh(
     old: str,
     image: str,
     verbose: bool,
+    seed: str | None = None,
+    only: Mapping[str, str] | None = None,
 ) -> state.VolumeRecord:
-    """Fill `new`; on any failure it is removed again (`volumes.fill`), and the error
-    says that nothing changed."""
+    """Fill `new` (from a copy of `seed`, installing only `only`, when given); on any
+    failure it is removed again (`volumes.fill`), and the error says that nothing
+    changed."""
     try:
         result = volumes.fill(
             engine,
@@ -153,6 +156,8 @@ def _fill_fresh(
             image=image,
             verbose=verbose,
             refill=False,
+            seed=seed,
+            only=only,
         )
     except AishellError as exc:
         gone = volumes.inspect_volume(engine, new) is None
@@ -190,6 +195,28 @@ def _switch(
     return state.update(mutate, repair=True)
 
 
+def _record_foundation(foundation: setup.Foundation) -> None:
+    def mutate(current: state.State) -> None:
+        current.foundation_hash = foundation.hash
+        current.foundation_id = foundation.id
+
+    state.update(mutate, repair=True)
+
+
+def changed_tools(
+    selection: Mapping[str, str],
+    installed: Mapping[str, str],
+    latest: Mapping[str, str] | None,
+) -> list[str]:
+    """The tools whose version now differs from the installed one (pure; all of them
+    when the latest versions are unknown), in the order of TOOLS."""
+    return [
+        t.name
+        for t in TOOLS
+        if t.name in selection and (latest is None or installed.get(t.name) != latest.get(t.name))
+    ]
+
+
 def main(argv: Sequence[str]) -> int:
     ns = build_parser().parse_args(list(argv))
     parsed = state.inspect()
@@ -216,20 +243,40 @@ def main(argv: Sequence[str]) -> int:
     )
     if not selection:
         if foundation != (st.foundation_hash, st.foundation_id) or parsed.dropped:
-
-            def mutate(current: state.State) -> None:
-                current.foundation_hash = foundation.hash
-                current.foundation_id = foundation.id
-
-            state.update(mutate, repair=True)
+            _record_foundation(foundation)
         output.info("No agents selected; nothing to update.")
         return 0
 
     old = st.harness_volume or volumes.volume_name(selection)
     old_record = st.volumes.get(old)
+    old_versions = old_record.versions if old_record else {}
+    old_exists = volumes.inspect_volume(engine, old) is not None
+    latest = volumes.latest_versions(engine, foundation.id, selection)
+    changed = changed_tools(selection, old_versions, latest)
+    if latest is not None and old_exists and not changed:
+        if foundation != (st.foundation_hash, st.foundation_id):
+            _record_foundation(foundation)
+        output.info("Already up to date:")
+        for line in version_changes(selection, old_versions, latest):
+            output.info(f"  {line}")
+        output.info(f"Launches keep using {old}.")
+        return 0
+    seed = old if latest is not None and old_exists and old_versions else None
+    if seed is not None:
+        output.info(
+            "Reinstalling only what changed: "
+            + ", ".join(f"{BY_NAME[t].label} {latest[t]}" for t in changed if latest)
+        )
     new = _pick_fresh_volume(engine, selection)
     record = _fill_fresh(
-        engine, selection, new=new, old=old, image=foundation.id, verbose=ns.verbose
+        engine,
+        selection,
+        new=new,
+        old=old,
+        image=foundation.id,
+        verbose=ns.verbose,
+        seed=seed,
+        only={t: latest[t] for t in changed} if seed is not None and latest else None,
     )
     try:
         _switch(selection, new=new, record=record, foundation=foundation)

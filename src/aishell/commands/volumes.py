@@ -588,7 +588,7 @@ def _prune(
                 hint="pass --yes to remove them",
             )
         if not output.ask_yes_no(f"Remove {len(plan.remove)} volume(s)?"):
-            raise Aborted("aborted; no volume was removed")
+            raise Aborted("Aborted. No volume was removed.")
     if any(name in recorded for name in plan.remove):
         state.check_writable()  # a full or read-only home: say so before removing anything
     removed, failed = remove_volumes(engine, plan.remove)

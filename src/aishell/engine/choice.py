@@ -11,7 +11,7 @@ import os
 from functools import cache
 
 from aishell import config as config_mod
-from aishell import paths
+from aishell import output, paths
 from aishell.constants import CONFIG_FILE
 from aishell.engine.client import ENGINE_KINDS, Engine
 from aishell.errors import ConfigError, EngineError
@@ -32,38 +32,79 @@ def _kind_of(binary: str) -> str:
     return "podman" if "podman" in os.path.basename(binary) else "docker"
 
 
-def _docker_answers_cheaply() -> bool:
-    """Docker counts as answering when it is pointed somewhere on purpose
-    (DOCKER_HOST, DOCKER_CONTEXT, a current context) or its socket exists and is
-    ours to use. No engine call: this runs on the launch path."""
-    if os.environ.get("DOCKER_HOST") or os.environ.get("DOCKER_CONTEXT"):
-        return True
-    sockets = ["/var/run/docker.sock", "/run/docker.sock"]
+_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+def _docker_answers_cheaply() -> tuple[bool, str]:
+    """Whether Docker counts as answering, and why: it is pointed somewhere on purpose
+    (DOCKER_HOST, DOCKER_CONTEXT, a current context) or its socket exists and is ours
+    to use. No engine call: this runs on the launch path."""
+    for variable in ("DOCKER_HOST", "DOCKER_CONTEXT"):
+        if os.environ.get(variable):
+            return True, f"{variable} is set"
+    sockets = list(_SOCKETS)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         sockets.append(os.path.join(runtime, "docker.sock"))  # rootless Docker
+    refused = ""
     for path in sockets:
-        if os.path.exists(path) and os.access(path, os.R_OK | os.W_OK):
-            return True
+        if os.path.exists(path):
+            if os.access(path, os.R_OK | os.W_OK):
+                return True, f"its socket {path} is usable"
+            refused = refused or path
     config = os.path.join(
         os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"), "config.json"
     )
     try:
         with open(config, encoding="utf-8") as fh:
-            return '"currentContext"' in fh.read()
+            if '"currentContext"' in fh.read():
+                return True, f"{config} names a context"
     except OSError:
-        return False
+        pass
+    if refused:
+        return (
+            False,
+            f"Docker's socket {refused} is not yours to use (you are not in the 'docker' group)",
+        )
+    return False, "Docker's socket does not exist (the Docker engine is not running)"
+
+
+DOCKER_GROUP_FIX = (
+    "to use Docker, add yourself to the docker group ('sudo usermod -aG docker $USER', "
+    "then log out and back in)"
+)
+
+# Why the engine of this process was chosen (`aishell check` shows it).
+_reason: list[str] = []
+
+
+def reason() -> str | None:
+    """Why `get_engine` chose the engine it returned (None before it ran)."""
+    return _reason[-1] if _reason else None
 
 
 def _detect() -> Engine:
-    """Neither AISHELL_ENGINE nor `engine:` is set: Docker when it answers, else Podman."""
+    """Neither AISHELL_ENGINE nor `engine:` is set: Docker when it answers, else Podman.
+    Falling back to Podman is never silent: it says why, and how to get Docker."""
     docker = _which("docker")
-    if docker and _docker_answers_cheaply():
+    answers, why = _docker_answers_cheaply() if docker else (False, "")
+    if docker and answers:
+        _reason.append(f"auto-detected: {why}")
         return Engine(binary=os.path.abspath(docker), kind="docker")
     podman = _which("podman")
     if podman:
+        _reason.append(
+            f"auto-detected: {why}; using Podman" if docker else "auto-detected: no docker CLI"
+        )
+        if docker:
+            output.info(
+                f"Note: using Podman, not Docker: {why}; {DOCKER_GROUP_FIX}, or set "
+                "'engine: podman' in ~/.aishell/config.yaml (or AISHELL_ENGINE=podman) "
+                "to choose Podman and silence this note"
+            )
         return Engine(binary=os.path.abspath(podman), kind="podman")
     if docker:  # installed but not answering: its own error explains
+        _reason.append(f"auto-detected: {why}; no podman CLI")
         return Engine(binary=os.path.abspath(docker), kind="docker")
     raise EngineError(
         "no container engine found: neither 'docker' nor 'podman' is on PATH",
@@ -105,6 +146,7 @@ def get_engine(configured: str | None = _READ_CONFIG) -> Engine:
         origin = "engine (global config)"
     if not wanted:
         return _detect()
+    _reason.append(f"chosen by {origin}")
     found = _which(wanted)
     if found is None:
         if wanted in ENGINE_KINDS:

@@ -19,6 +19,7 @@ import _socket  # the C module: `socket` builds enums on import, which costs a l
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -362,11 +363,19 @@ class Engine(NamedTuple):
         if _PERMISSION in low:
             raise EngineError(
                 f"no permission to talk to the {self.kind} engine",
-                hint="add your user to the 'docker' group (then log in again), "
-                "or set AISHELL_ENGINE=podman",
+                hint="add yourself to the docker group ('sudo usermod -aG docker $USER', "
+                "then log out and back in), or set AISHELL_ENGINE=podman",
                 details=stderr.strip(),
             )
         if any(marker in low for marker in _NOT_ANSWERING):
+            pointed = self._pointed_at()
+            if pointed:
+                raise EngineError(
+                    f"the {self.kind} engine at {pointed} is not answering",
+                    hint=f"start that engine or correct {pointed.split('=')[0]}; "
+                    f"unset it to use the local engine; check with '{self.name} info'",
+                    details=stderr.strip(),
+                )
             raise EngineError(
                 f"the {self.kind} engine is not answering",
                 hint=f"start it (e.g. 'sudo systemctl start {self.kind}') "
@@ -388,6 +397,14 @@ class Engine(NamedTuple):
             f"cannot run the container engine CLI '{self.binary}': {exc.strerror}",
             hint="check its permissions, or set AISHELL_ENGINE to the engine's CLI",
         )
+
+    def _pointed_at(self) -> str | None:
+        """`NAME=value` of the variable that points the CLI at a (remote) engine."""
+        names = ("DOCKER_HOST", "DOCKER_CONTEXT") if self.kind == "docker" else ("CONTAINER_HOST",)
+        for name in names:
+            if os.environ.get(name):
+                return f"{name}={os.environ[name]}"
+        return None
 
     def _missing(self) -> EngineError:
         return EngineError(
@@ -495,6 +512,30 @@ def _bad_argument(engine: Engine, exc: ValueError) -> EngineError:
         hint="an argument or environment value holds a NUL character; "
         "remove it from the configuration or the environment",
     )
+
+
+# The engine CLI's usage tip after an error ("Run 'docker run --help' for more
+# information", "See 'docker run --help'."): never the cause.
+_USAGE_TIP = re.compile(r"^(?:Run|See) '[^']*--help'")
+_ERROR_PREFIXES = ("docker: ", "podman: ", "Error: ", "Error response from daemon: ")
+
+
+def engine_cause(text: str) -> str:
+    """The line of an engine CLI's error output that says what went wrong: the last
+    line that is not its usage tip, without the CLI's `docker: Error response from
+    daemon:` prefixes ("" when there is none)."""
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not _USAGE_TIP.match(line)]
+    if not lines:
+        return ""
+    cause = lines[-1]
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _ERROR_PREFIXES:
+            if cause.startswith(prefix):
+                cause, changed = cause[len(prefix) :], True
+    return cause
 
 
 def first_line(text: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import Any, NamedTuple
 
-from aishell import journal, output
+from aishell import diagnose, journal, output
 from aishell.constants import (
     BASE_IMAGE,
     EXTENSION_ROLE_PREFIX,
@@ -521,19 +521,22 @@ def build_image(
     log = BuildLog()
     started = time.time()
     env = dict(os.environ)
+    step: list[str] = []  # the last step header: the step that failed, if one did
     with output.Progress(title, verbose=verbose) as progress:
         book = journal.current()
 
         def on_line(line: str) -> None:
-            tail.append(line)
+            tail.append(diagnose.plain(line))
             before = len(log.created)
             log.feed(line)
             for made in log.created[before:]:  # so a killed aishell's next command removes it
                 book.try_add("image", made, engine=engine.binary)
+            match = _STEP.search(line)
+            if match:
+                step[:] = [line]
             if verbose:
                 output.raw_err(line)
                 return
-            match = _STEP.search(line)
             if match:
                 done = match.group(1) or match.group(3) or match.group(5)
                 total = match.group(2) or match.group(4) or match.group(6)
@@ -543,17 +546,8 @@ def build_image(
             with _terminate_as_interrupt():
                 status = engine.stream(args, on_line, env=env)
             if status != 0:
-                hint = "see the build output above; fix the cause and run the command again"
-                if network == "none":
-                    hint = (
-                        "the build ran without network: under `network: none` or `allowlist` "
-                        "your Dockerfiles are built with --network none (docs/network.md); "
-                        "see the build output above"
-                    )
-                raise EngineError(
-                    f"building {tag} failed (exit {status})",
-                    hint=hint,
-                    details=None if verbose else "\n".join(tail),
+                raise build_failure(
+                    tag, status, step[0] if step else None, list(tail), verbose, network=network
                 )
         except BaseException:
             with _terminate_as_interrupt():
@@ -562,6 +556,48 @@ def build_image(
         finally:
             for made in log.created:  # tagged now, or removed: nothing left to collect
                 book.done("image", made)
+
+
+class BuildFailed(EngineError):
+    """A build that failed; `step` is the header of the step that failed (None: before
+    the first step)."""
+
+    def __init__(
+        self, message: str, *, step: str | None, hint: str | None, details: str | None
+    ) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.step = step
+
+
+def build_failure(
+    tag: str,
+    status: int,
+    step: str | None,
+    tail: list[str],
+    verbose: bool,
+    *,
+    network: str | None = None,
+) -> BuildFailed:
+    """The error for a failed build: the cause when the output names one (an untrusted
+    TLS certificate: the fix is ca_certificates), else the step that failed (and, for a
+    build without network, that it had none)."""
+    details = None if verbose else "\n".join(tail)
+    tls = diagnose.tls_failure(tail)
+    if tls is not None:
+        return BuildFailed(
+            f"building {tag} failed: {tls.cause}", step=step, hint=tls.hint, details=details
+        )
+    where = f" at {step.strip()}" if step else ""
+    hint = "see the build output above; fix the cause and run the command again"
+    if network == "none":
+        hint = (
+            "the build ran without network: under `network: none` or `allowlist` "
+            "your Dockerfiles are built with --network none (docs/network.md); "
+            "see the build output above"
+        )
+    return BuildFailed(
+        f"building {tag} failed (exit {status}){where}", step=step, hint=hint, details=details
+    )
 
 
 def build_from_context(
@@ -661,8 +697,8 @@ def ensure_foundation(
             verbose=verbose,
             no_cache=force,
         )
-    except EngineError as exc:
-        if exc.details and _looks_like_pull_failure(exc.details, base):
+    except BuildFailed as exc:
+        if exc.details and diagnose.pull_failure(exc.step, exc.details.splitlines()):
             raise EngineError(
                 f"the base image {base} could not be pulled",
                 hint="check your network or registry login, or set base_image in "
@@ -696,26 +732,6 @@ def locate_foundation(
     if found is None and saved_hash and saved_hash != expected_hash:
         found = find_built(engine, foundation_labels(saved_hash))
     return found
-
-
-def _looks_like_pull_failure(text: str, base: str) -> bool:
-    low = text.lower()
-    return (
-        base.split(":")[0] in low
-        and any(
-            marker in low
-            for marker in (
-                "pull access denied",
-                "not found",
-                "manifest unknown",
-                "dial tcp",
-                "no such host",
-                "failed to resolve",
-                "connection refused",
-            )
-        )
-        and "step 2/" not in low
-    )
 
 
 class Tier(NamedTuple):

@@ -35,14 +35,17 @@ import re
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aishell import journal, output, paths
+from aishell import diagnose, journal, output, paths
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
 from aishell.engine.client import Engine, long_timeout
 from aishell.errors import EngineError
 from aishell.harnesses import BY_NAME
 from aishell.hashing import selection_hash
+
+if TYPE_CHECKING:
+    from aishell.state import State
 
 LABEL_HARNESS_HASH = "aishell.harness.hash"
 LABEL_HARNESSES = "aishell.harnesses"
@@ -83,9 +86,21 @@ if [ -f "$marker" ] && [ "${AISHELL_REFILL:-0}" != 1 ]; then
 fi
 install() {
     rm -rf /tools/npm /tools/bin "$marker" /tools/.aishell-ready.tmp
-    mkdir -p /tools/npm /tools/bin
-    npm install -g --prefix /tools/npm --no-fund --no-audit --no-update-notifier \
-        --loglevel=warn "$@"
+    if [ -d /seed/npm ]; then
+        # `aishell update`: start from the previous volume, install only what changed
+        cp -a /seed/npm /tools/npm
+        mkdir -p /tools/bin
+        if [ -d /seed/bin ]; then cp -a /seed/bin/. /tools/bin/; fi
+    else
+        mkdir -p /tools/npm /tools/bin
+    fi
+    if [ "$#" -gt 0 ]; then
+        npm install -g --prefix /tools/npm --no-fund --no-audit --no-update-notifier \
+            --loglevel=warn "$@"
+    fi
+    set -f
+    # the readiness marker lists every package of the selection, not only those installed
+    if [ -n "${AISHELL_PACKAGES:-}" ]; then set -- $AISHELL_PACKAGES; fi
     node -e '
 const fs = require("fs");
 const out = {};
@@ -153,12 +168,23 @@ def selection_hash_of(volume: str) -> str | None:
     return digest
 
 
-def volume_for(selection: Mapping[str, str], current: str | None) -> str:
-    """The volume a selection should use: `current` (the saved one) when it holds
-    this selection (e.g. a volume `aishell update` filled), else setup's name."""
-    if current and selection_hash_of(current) == selection_hash(selection):
+def volume_for(selection: Mapping[str, str], saved: State | None) -> str:
+    """The volume a selection should use: the saved one when it holds this selection
+    (e.g. a volume `aishell update` filled), else the newest one recorded as filled for
+    it (never an older one: setup after an update keeps the update's agents), else
+    setup's name."""
+    digest = selection_hash(selection)
+    if saved is None:
+        return volume_name(selection)
+    current = saved.harness_volume
+    if current and selection_hash_of(current) == digest:
         return current
-    return volume_name(selection)
+    filled = [
+        (record.filled_at, name)
+        for name, record in saved.volumes.items()
+        if selection_hash_of(name) == digest and record.filled_at
+    ]
+    return max(filled)[1] if filled else volume_name(selection)
 
 
 def fill_container_name(volume: str) -> str:
@@ -393,9 +419,27 @@ def _versions_by_tool(marker: Mapping[str, Any]) -> dict[str, str]:
 
 
 def fill_args(
-    volume: str, selection: Mapping[str, str], image: str, *, refill: bool, owner: Owner, token: str
+    volume: str,
+    selection: Mapping[str, str],
+    image: str,
+    *,
+    refill: bool,
+    owner: Owner,
+    token: str,
+    seed: str | None = None,
+    only: Mapping[str, str] | None = None,
+    podman: bool = False,
 ) -> list[str]:
-    """`run` argv of the helper container that fills `volume` (stdin held open: -i)."""
+    """`run` argv of the helper container that fills `volume` (stdin held open: -i);
+    with `seed`, from a read-only copy of that volume, installing only `only`."""
+    seeding: list[str] = []
+    if seed is not None:
+        names = " ".join(BY_NAME[t].package for t in sorted(selection))
+        ro = "ro" if podman else "readonly"  # (Podman 4 knows only `ro`)
+        seeding = [
+            "--mount", f"type=volume,source={seed},target=/seed,{ro}",
+            "-e", f"AISHELL_PACKAGES={names}",
+        ]  # fmt: skip
     labels = {
         LABEL_MANAGED: "1",
         LABEL_KIND: KIND_FILL,
@@ -414,11 +458,12 @@ def fill_args(
         f"type=volume,source={volume},target=/tools",
         "-e",
         f"AISHELL_REFILL={1 if refill else 0}",
+        *seeding,
         image,
         "-c",
         FILL_SCRIPT,
         "aishell-fill",
-        *package_specs(selection),
+        *package_specs(selection if only is None else only),
     ]
 
 
@@ -452,9 +497,13 @@ def fill(
     verbose: bool = False,
     refill: bool = False,
     owner: Owner | None = None,
+    seed: str | None = None,
+    only: Mapping[str, str] | None = None,
 ) -> FillResult:
     """Make sure `volume` holds the selection, installing it unless a completed
     fill is already there. Concurrent callers: one installs, the others wait.
+    `seed` (with `only`): start from a copy of that volume and install only the tools
+    in `only` (tool -> exact version), the others being unchanged there.
 
     This home holds the volume (a hold made before the volume) and what this call
     makes is written in the process's journal first; the caller marks it done once
@@ -466,7 +515,7 @@ def fill(
     try:
         return _fill(
             engine, book, owner, volume=volume, selection=selection, image=image,
-            verbose=verbose, refill=refill,
+            verbose=verbose, refill=refill, seed=seed, only=only,
         )  # fmt: skip
     except BaseException:
         undo(engine, book.entries[mark:], active=None, recorded=())
@@ -519,15 +568,20 @@ def _fill(
     image: str,
     verbose: bool,
     refill: bool,
+    seed: str | None = None,
+    only: Mapping[str, str] | None = None,
 ) -> FillResult:
     fill_name = fill_container_name(volume)
     deadline = time.monotonic() + long_timeout()
     refill_now = refill
     waited = False
-    labels = ", ".join(BY_NAME[t].label for t in sorted(selection))
+    labels = ", ".join(BY_NAME[t].label for t in sorted(selection if only is None else only))
     while True:
         _ensure_labelled_volume(engine, book, owner, volume, selection)
-        args = fill_args(volume, selection, image, refill=refill_now, owner=owner, token=book.token)
+        args = fill_args(
+            volume, selection, image, refill=refill_now, owner=owner, token=book.token,
+            seed=seed, only=only, podman=engine.kind == "podman",
+        )  # fmt: skip
         tail: deque[str] = deque(maxlen=80)
         status_seen: list[str] = []
         marker: dict[str, Any] = {}
@@ -565,13 +619,11 @@ def _fill(
                     )
                 engine.capture("wait", fill_name, timeout=max(1.0, deadline - time.monotonic()))
             elif rc != 0:
-                what, hint = failure_hint(rc, verbose=verbose)
                 # Raised inside the progress block, so that it ends as "failed".
-                raise EngineError(
-                    f"installing {', '.join(package_specs(selection))} into {volume}: {what}",
-                    hint=hint,
-                    details=None if verbose else "\n".join(tail),
-                )
+                raise install_failure(
+                    package_specs(selection if only is None else only),
+                    volume, rc, list(tail), verbose,
+                )  # fmt: skip
             elif not marker:
                 raise EngineError(
                     f"the volume {volume} was filled but holds no readiness marker",
@@ -620,6 +672,66 @@ def settled(volume: str, owner: Owner | None = None) -> None:
     book = journal.current()
     book.done("volume", volume)
     book.done("hold", hold_name((owner or Owner.current()).home_id, volume))
+
+
+def install_failure(
+    specs: list[str], volume: str, rc: int, tail: list[str], verbose: bool
+) -> EngineError:
+    """The error for a failed install: npm's real cause when it names one (no such
+    version, an untrusted TLS certificate), never a pointer to npm's log inside the
+    helper container, which is gone by then."""
+    lines = diagnose.without_npm_log_lines(tail)
+    details = None if verbose else "\n".join(lines)
+    if rc in _KILLED or rc == 125:  # not npm's doing: the container was stopped, or never ran
+        what, hint = failure_hint(rc, verbose=verbose)
+        return EngineError(f"installing {', '.join(specs)} into {volume}: {what}", hint=hint,
+                           details=details)  # fmt: skip
+    found = diagnose.npm_failure(lines)
+    if found is not None:
+        return EngineError(
+            f"installing {', '.join(specs)} failed: {found.cause}",
+            hint=found.hint,
+            details=details,
+        )
+    what, hint = failure_hint(rc, verbose=verbose)
+    return EngineError(
+        f"installing {', '.join(specs)} into {volume}: {what}", hint=hint, details=details
+    )
+
+
+# Prints "<package> <version>" for each package named (the registry's latest).
+RESOLVE_SCRIPT = r"""
+set -eu
+for p in "$@"; do
+    v=$(npm view --no-update-notifier "$p" version)
+    echo "AISHELL-VERSION $p $v"
+done
+"""
+
+
+def latest_versions(
+    engine: Engine, image: str, selection: Mapping[str, str]
+) -> dict[str, str] | None:
+    """The version each tool of `selection` would install now: its pin, or for
+    `latest` the registry's latest version (asked from a helper container). None when
+    the registry could not be asked (then everything is installed again)."""
+    versions = {t: pin for t, pin in selection.items() if pin != "latest"}
+    wanted = sorted(t for t, pin in selection.items() if pin == "latest")
+    if not wanted:
+        return versions
+    result = engine.capture(
+        "run", "--rm", "--label", f"{LABEL_MANAGED}=1", "--label", f"{LABEL_KIND}=fill",
+        "--entrypoint", "/bin/sh", image, "-c", RESOLVE_SCRIPT, "aishell-resolve",
+        *(BY_NAME[t].package for t in wanted),
+    )  # fmt: skip
+    if not result.ok:
+        return None
+    by_package = {BY_NAME[t].package: t for t in wanted}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "AISHELL-VERSION" and parts[1] in by_package:
+            versions[by_package[parts[1]]] = parts[2]
+    return versions if all(t in versions for t in selection) else None
 
 
 def create_volume(engine: Engine, volume: str, labels: Mapping[str, str]) -> None:

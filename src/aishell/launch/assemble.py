@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from aishell.constants import (
     LABEL_HARNESS,
+    LABEL_HOME,
     LABEL_KIND,
     LABEL_NAME,
     LABEL_PROJECT,
@@ -42,10 +43,15 @@ def command_for(req: LaunchRequest, config: Config, environ: Mapping[str, str]) 
     assert req.harness is not None
     tool = BY_NAME[req.harness]
     extra: tuple[str, ...] = ()
-    if tool.name == "claude" and environ.get("AISHELL_SKIP_PERMISSIONS", "").lower() != "false":
-        extra = ("--dangerously-skip-permissions",)
+    if not (req.args and req.args[0] in tool.plain_subcommands):
+        extra = tool.autonomy_args if autonomous(environ) else tool.opt_out_args
     defaults = tuple(config.harness_args.get(tool.name, ()))
     return (tool.command, *tool.fixed_args, *extra, *defaults, *req.args)
+
+
+def autonomous(environ: Mapping[str, str]) -> bool:
+    """Agents run with their own approvals off unless AISHELL_SKIP_PERMISSIONS=false."""
+    return environ.get("AISHELL_SKIP_PERMISSIONS", "").lower() != "false"
 
 
 def environment(
@@ -72,6 +78,8 @@ def assemble(r: Resolved, m: Materials) -> RunSpec:
         (LABEL_PROJECT_HASH, r.project.hash),
         (LABEL_KIND, req.kind),
     ]
+    if r.home_id:
+        labels.append((LABEL_HOME, r.home_id))
     if named:
         labels.append((LABEL_NAME, r.short))
     if req.harness:
@@ -108,7 +116,9 @@ def assemble(r: Resolved, m: Materials) -> RunSpec:
         ),
         fixed_env=tuple(fixed_env),
         env=tuple(environment(tools, r.env)),
-        ports=tuple(config.ports),
+        # Published only where a person runs something to reach (agent and shell runs,
+        # detached or not): exec, gitleaks and verify beside them must not collide.
+        ports=tuple(config.ports) if req.interactive else (),
         docker_args=tuple(config.docker_args),
         pre_start=config.pre_start if req.interactive or req.detach else None,
         tmux=tmux,

@@ -36,6 +36,7 @@ class RunOptions(NamedTuple):
     detach: bool = False
     unsafe: bool = False
     worktree: str | None = None  # --worktree[=BRANCH]: "" without a value, None when absent
+    install: bool = False  # --install: install a missing agent without a terminal to say so
 
 
 def validate_name(name: str) -> None:

@@ -53,6 +53,7 @@ class Resolved(NamedTuple):
     config_dir: Path | None = None  # the project's .aishell/ (or .sandbox/) when it exists
     agents: agenthome.Plan | None = None  # the agents' config mounts (made by materialise)
     guard_binds: tuple[Bind, ...] = ()  # read-only binds that keep aishell's inputs safe
+    home_id: str = ""  # this aishell home (label aishell.home: `ps --all`, `stop --all`)
 
 
 def resolve(req: LaunchRequest) -> Resolved:
@@ -126,6 +127,7 @@ def resolve(req: LaunchRequest) -> Resolved:
         config_dir=config_dir,
         agents=agents,
         guard_binds=tuple(guards),
+        home_id=paths.home_id(),
     )
 
 
@@ -183,20 +185,52 @@ def guard_binds(project: Project, config_dir: Path | None, aishell_home: Path) -
     return binds
 
 
+class NotInstalled(AishellError):
+    """What the request runs is not installed. `selection`/`gitleaks`: the setup that
+    would provide it and keep everything installed now; `what`: for the message."""
+
+    def __init__(
+        self, message: str, *, hint: str, selection: dict[str, str], gitleaks: bool, what: str
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.selection = selection
+        self.gitleaks = gitleaks
+        self.what = what
+
+
 def require_setup(req: LaunchRequest, st: state.State | None) -> state.State:
-    """The saved setup, checked to hold what `req` runs."""
-    if st is None:
-        raise AishellError(
-            "no setup found", hint="run 'aishell setup --with-claude' (or another agent) first"
-        )
-    if req.kind == "harness" and req.harness not in st.tools:
+    """The saved setup, checked to hold what `req` runs (NotInstalled when it does not)."""
+    tools = dict(st.tools) if st is not None else {}
+    gitleaks = st.gitleaks if st is not None else False
+    if req.kind == "harness" and req.harness not in tools:
         label = BY_NAME[req.harness or ""].label
-        raise AishellError(
-            f"{label} is not installed",
-            hint=setup_hint(st.tools, req.harness, gitleaks=st.gitleaks),
+        wanted = {**tools, req.harness or "": "latest"}
+        raise NotInstalled(
+            f"{label} is not installed" if st is not None else "no setup found",
+            hint=setup_hint(tools, req.harness, gitleaks=gitleaks)
+            + f", or 'aishell --install {req.harness}' to install it and start",
+            selection=wanted,
+            gitleaks=gitleaks,
+            what=label,
         )
-    if req.kind == "gitleaks" and not st.gitleaks:
-        raise AishellError("gitleaks is not installed", hint=setup_hint(st.tools, gitleaks=True))
+    if req.kind == "gitleaks" and not gitleaks:
+        raise NotInstalled(
+            "gitleaks is not installed",
+            hint=setup_hint(tools, gitleaks=True) + ", or 'aishell --install gitleaks'",
+            selection=tools,
+            gitleaks=True,
+            what="gitleaks",
+        )
+    if st is None:
+        raise NotInstalled(
+            "no setup found",
+            hint="run 'aishell setup --with-claude' (or another agent) first, or "
+            f"'aishell --install {'shell' if req.kind == 'shell' else req.kind}' to build "
+            "the sandbox image and start",
+            selection={},
+            gitleaks=False,
+            what="the sandbox image",
+        )
     return st
 
 
@@ -255,6 +289,8 @@ def security_checks(
             allowlist=config.detection.allowlist,
         )
         report.gate(result, interactive=host.tty, unsafe=req.unsafe)
+        if host.tty and not req.detach and not req.unsafe:  # the agent's UI would cover them
+            report.hold_for_reading(result, seen=paths.findings_seen_file(project.hash))
     if req.interactive and st.gitleaks and config.gitleaks_freshness_check:
         from aishell.security import freshness
 

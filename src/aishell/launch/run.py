@@ -133,7 +133,7 @@ def hand_over(
         where = f"cd {shlex.quote(req.cwd)} && " if req.cwd else ""  # --worktree
         output.info(f"  Attach: {where}aishell attach {r.short}")
         output.info(f"  List:   {where}aishell ps")
-        output.info(f"  Stop:   {engine.name} stop {r.container}")
+        output.info(f"  Stop:   {where}aishell stop {r.short}")
         return session.Outcome(0, detached=True)
     if req.kind == "gitleaks":
         status = engine.call(args.argv, env=env)
@@ -152,17 +152,25 @@ def start_detached(
     result = m.engine.capture(*args.argv, env=env)
     if result.ok:
         return
-    engine_says = result.stderr.strip()
-    if name_taken(engine_says):
+    if name_taken(result.stderr):
         # Another aishell started the same --name a moment ago: that one won.
         raise AishellError(
             f"the container {container} is already running or being started",
             hint=f"attach with 'aishell attach {short}', or pick another --name",
         )
-    raise AishellError(
-        f"starting {container} failed: {engine_reason(engine_says) or result.returncode}",
-        hint="see the engine's message above",
-        details=engine_says or None,
+    raise start_failure(container, result.stderr, result.returncode)
+
+
+def start_failure(container: str | None, stderr: str, returncode: int) -> AishellError:
+    """The engine refused to start the container: its real cause, not its usage tip."""
+    from aishell.engine.client import engine_cause
+
+    cause = engine_cause(stderr) or f"exit {returncode}"
+    hint = "see the engine's message above"
+    if "port is already allocated" in cause or "address already in use" in cause:
+        hint = "free that port, or change 'ports:' in your aishell config"
+    return AishellError(
+        f"starting {container} failed: {cause}", hint=hint, details=stderr.strip() or None
     )
 
 
@@ -172,19 +180,6 @@ def name_taken(stderr: str) -> bool:
     name "x" is already in use by ...')."""
     low = stderr.lower()
     return "already in use" in low and "name" in low
-
-
-def engine_reason(stderr: str) -> str:
-    """The line of the engine's message that says what went wrong (not its usage
-    pointer "See 'docker run --help'.")."""
-    for line in stderr.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("See '", "Run '")):
-            continue
-        for prefix in ("docker: ", "podman: ", "Error: ", "Error response from daemon: "):
-            line = line.removeprefix(prefix)
-        return line
-    return ""
 
 
 def confirm_started(m: Materials, container: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from aishell.errors import Aborted, AishellError
 from aishell.security.rules import Severity
 from aishell.security.scan import Finding, ScanResult
 
-__all__ = ["FOOTER", "HEADER", "gate", "render"]
+__all__ = ["FOOTER", "HEADER", "digest", "gate", "hold_for_reading", "render"]
 
 HEADER = "Sensitive files detected in project directory"
 FOOTER = "The agent will be able to read these files inside the container."
@@ -81,3 +81,44 @@ def gate(
         )
     if not ask(f"Proceed with {high} high-severity finding(s)?"):
         raise Aborted("Aborted.")
+
+
+def digest(result: ScanResult) -> str:
+    """What the user was shown, as a short hash (the same findings give the same)."""
+    from aishell.hashing import short_hash
+
+    parts = sorted(
+        f"{f.severity.value}|{f.detector}|{f.path}|{f.count}|{','.join(f.examples)}"
+        for f in result.findings
+    )
+    return short_hash("\n".join(parts), 16)
+
+
+PAUSE_PROMPT = (
+    "Press Enter to start, Ctrl-C to stop (asked again only when these findings change): "
+)
+
+
+def hold_for_reading(
+    result: ScanResult,
+    *,
+    seen: Path,
+    wait: Callable[[str], None] = output.wait_for_enter,
+) -> None:
+    """On a terminal the agent's screen would cover the findings at once: when they
+    are new or changed since the user last read them (their digest in `seen`), wait
+    for Enter. High findings were already asked about (y/N): nothing to hold then."""
+    if not result.findings or result.high:
+        return
+    now = digest(result)
+    try:
+        if seen.read_text().strip() == now:
+            return
+    except OSError:
+        pass
+    wait(PAUSE_PROMPT)
+    try:
+        seen.parent.mkdir(parents=True, exist_ok=True)
+        seen.write_text(now + "\n")
+    except OSError:
+        pass  # the question comes again next time: harmless

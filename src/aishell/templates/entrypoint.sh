@@ -107,7 +107,7 @@ touch /tmp/aishell.ready
 
 if [ "${AISHELL_TMUX:-}" = 1 ]; then
     unset AISHELL_TMUX
-    rm -f /tmp/aishell.exit /tmp/aishell.exit.tmp
+    rm -f /tmp/aishell.exit /tmp/aishell.exit.tmp /tmp/aishell.screen /tmp/aishell.what
     # The agent runs as the only window of tmux session "main", as the user.
     # Detaching leaves it running; when it exits, the session ends, and so does
     # this script (the container's main process) with the agent's status.
@@ -135,4 +135,11 @@ if [ "${AISHELL_TMUX:-}" = 1 ]; then
     sleep 0.5
     exit "$(cat /tmp/aishell.exit)"
 fi
+# A command that cannot run exits as a shell would (127 not found, 126 not runnable),
+# not with gosu's 1: the README promises 125-127 when the command could not start.
+case "${1:-}" in
+    */*) if [ ! -e "$1" ]; then echo "aishell: $1: no such file" >&2; exit 127; fi
+         if [ -d "$1" ] || [ ! -x "$1" ]; then echo "aishell: $1: not executable" >&2; exit 126; fi ;;
+    ?*) if ! type -P -- "$1" >/dev/null; then echo "aishell: $1: command not found" >&2; exit 127; fi ;;
+esac
 exec gosu "$uid:$gid" "$@"

@@ -126,3 +126,12 @@ def pending(ai: Aishell) -> list[Path]:
     was making."""
     directory = ai.aishell_home / ".pending"
     return sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+
+
+def pretend_a_release(ai: Aishell) -> None:
+    """Record an older OpenCode than the volume holds, as if a release came out since:
+    `aishell update` then fills a fresh volume (it keeps the volume when nothing
+    changed)."""
+    data = state_of(ai)
+    data["volumes"][data["harness_volume"]]["versions"]["opencode"] = "0.0.1"
+    write_state(ai, data)

@@ -21,6 +21,7 @@ login files from the host into the store once (`migrate`) and says so.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -345,6 +346,14 @@ def prepare(p: Plan, *, agents_dir: str | None = None) -> list[Bind]:
     try:
         _prepare(p, agents)
     except OSError as exc:
+        if exc.errno == errno.EROFS:
+            # A read-only aishell home still runs what it set up; nothing the agents
+            # write can be kept, so none of their config is mounted this time.
+            output.warn(
+                f"the aishell home is read-only ({exc.filename or p.root}): the agents' "
+                "config and logins are not mounted and nothing they write is kept"
+            )
+            return []
         raise _error(getattr(exc, "filename", None) or p.root, exc) from exc
     return p.binds(agents)
 

@@ -324,6 +324,9 @@ def test_a_planted_dockerfile_builds_without_network(
         mode = where.split("-")[1]
         ai.write(project / ".aishell" / "config.yaml", f"network:\n  mode: {mode}\n")
     ai.write(project / ".aishell" / "Dockerfile", DOCKERFILE.format(ip=ip, port=wildcard.port))
+    if env is not None:  # approvals are per aishell home: approve it in that one too
+        approved = ai.run("trust", "--yes", cwd=project, env=env)
+        assert approved.returncode == 0, approved.stderr
     result = ai.run("exec", "cat", "/planted-step-ran", cwd=project, env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "ran\n"  # the planted step did run, in the build

@@ -249,7 +249,10 @@ def test_egress_state_that_cannot_be_made_stops_the_launch(
         (home / name).write_text((root_user.aishell_home / name).read_text())
     (home / "egress").write_text("not a directory\n")
     project = allowlist_project(root_user)
-    result = root_user.run("exec", "true", cwd=project, env={"AISHELL_HOME": str(home)})
+    env = {"AISHELL_HOME": str(home)}
+    approved = root_user.run("trust", "--yes", cwd=project, env=env)  # (approvals are per home)
+    assert approved.returncode == 0, approved.stderr
+    result = root_user.run("exec", "true", cwd=project, env=env)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "egress" in errors[0], result.stderr

@@ -417,16 +417,19 @@ def test_undo_removes_only_its_own_fill_container() -> None:
         ({"Status": "created"}, 5, True, True),  # another aishell is starting it
         ({"Status": "created"}, 999, True, False),  # a failed start long ago
         ({"Status": "created"}, 5, False, False),  # not an aishell run's: replaced
+        ({"Status": "created"}, 5, None, False),  # only the image's labels: replaced
         ({"Status": "exited"}, 5, True, False),
         ({"Status": "dead"}, 5, True, False),
     ],
 )
 def test_a_container_being_started_is_live(
-    state_: dict[str, Any], created_ago: float, ours: bool, live: bool
+    state_: dict[str, Any], created_ago: float, ours: bool | None, live: bool
 ) -> None:
     now = time.time()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - created_ago)) + ".123456789Z"
-    labels = {"aishell.managed": "1"} if ours else {}
+    labels = {"aishell.managed": "1", "aishell.name": "x"} if ours else {}
+    if ours is None:  # `docker create` of aishell's image: its labels, no launch's
+        labels = {"aishell.managed": "1", "aishell.kind": "foundation"}
     item = {"State": state_, "Created": stamp, "Config": {"Labels": labels}}
     assert containers.is_live(item, now=now) is live
 

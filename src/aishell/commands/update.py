@@ -195,10 +195,15 @@ def _switch(
     return state.update(mutate, repair=True)
 
 
-def _record_foundation(foundation: setup.Foundation) -> None:
+def _record_foundation(foundation: setup.Foundation, *, volume: str | None = None) -> None:
+    """Save the foundation (and, with `volume`, that launches use it: a repaired state
+    that had lost it)."""
+
     def mutate(current: state.State) -> None:
         current.foundation_hash = foundation.hash
         current.foundation_id = foundation.id
+        if volume is not None:
+            current.harness_volume = volume
 
     state.update(mutate, repair=True)
 
@@ -254,8 +259,8 @@ def main(argv: Sequence[str]) -> int:
     latest = volumes.latest_versions(engine, foundation.id, selection)
     changed = changed_tools(selection, old_versions, latest)
     if latest is not None and old_exists and not changed:
-        if foundation != (st.foundation_hash, st.foundation_id):
-            _record_foundation(foundation)
+        if foundation != (st.foundation_hash, st.foundation_id) or parsed.dropped:
+            _record_foundation(foundation, volume=old)
         output.info("Already up to date:")
         for line in version_changes(selection, old_versions, latest):
             output.info(f"  {line}")

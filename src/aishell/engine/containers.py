@@ -7,7 +7,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from aishell.constants import LABEL_MANAGED
+from aishell.constants import LABEL_MANAGED, LABEL_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -41,7 +41,9 @@ def is_live(item: Mapping[str, Any], *, now: float | None = None) -> bool:
         return True
     if status in ("created", "configured", "initialized"):  # (the last two: podman)
         labels = (item.get("Config") or {}).get("Labels") or {}
-        if labels.get(LABEL_MANAGED) != "1":
+        # aishell's own images carry aishell.managed too (containers inherit image
+        # labels): only a launch labels the container with its name.
+        if labels.get(LABEL_MANAGED) != "1" or not labels.get(LABEL_NAME):
             return False  # not made by an aishell `run`: nobody is starting it
         created = _timestamp(str(item.get("Created", "")))
         current = time.time() if now is None else now

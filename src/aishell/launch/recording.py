@@ -1,0 +1,153 @@
+"""The session record of a launch (`records.py`) and `aishell run`'s result envelope.
+
+`begin` is called by `launch/run.py` just before the container starts: it prunes the
+project's old records, writes what is being started and, for agent and shell runs and
+`aishell run`, the git state to compare with (`changes.before`). `conclude` writes how
+the session ended, what it changed (`changes.after`), the network decisions and the
+post-session security notices. `envelope` is the JSON document `aishell run --json`
+prints last (docs/json-output.md); it is built from the finished record alone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Final
+
+from aishell import changes, records
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from aishell.engine.run_args import RunSpec
+    from aishell.launch.materialise import Materials
+    from aishell.launch.resolve import Resolved
+    from aishell.security.guard import Finding
+
+ENVELOPE_VERSION: Final = 1
+# Launch kinds whose record carries the git summary (exec and gitleaks are lighter:
+# they are started by scripts many times over, and `aishell exec true` must stay fast).
+SUMMARISED: Final = frozenset({"harness", "shell", "run"})
+
+
+def fields(r: Resolved, m: Materials, spec: RunSpec) -> dict[str, Any]:
+    """What was started (secret values never in it: env is listed by name)."""
+    req = r.req
+    version = None
+    if req.harness and m.volume:
+        entry = r.state.volumes.get(m.volume)
+        version = entry.versions.get(req.harness) if entry is not None else None
+    linked = os.path.isfile(os.path.join(r.project.root, ".git"))
+    policy = r.egress.policy if r.egress is not None else None
+    return {
+        "kind": req.kind,
+        "agent": req.harness,
+        "agent_version": version,
+        "project": r.project.root,
+        "project_hash": r.project.hash,
+        "worktree": r.project.root if linked else None,
+        "cwd": r.host.cwd,
+        "container": r.container,
+        "detached": req.detach,
+        "command": list(spec.command),
+        "image": m.image,
+        "harness_volume": m.volume,
+        "mounts": [
+            {"source": spec.project_dir, "target": spec.project_dir, "readonly": False},
+            *({"source": b.source, "target": b.target, "readonly": b.readonly} for b in spec.binds),
+        ],
+        "env": sorted({name for name, _ in (*spec.fixed_env, *spec.env)}),
+        "network": {
+            "policy": r.config.network.mode,
+            "described": policy.describe() if policy is not None else "open (no restriction)",
+            "session": r.egress.session if r.egress is not None else None,
+        },
+        "timeout_seconds": req.timeout,
+    }
+
+
+def begin(r: Resolved, m: Materials, spec: RunSpec) -> records.Record | None:
+    config = r.config
+    records.prune(r.project.hash, keep_days=config.sessions_keep_days, keep=config.sessions_keep)
+    record = records.begin(r.project.hash, fields(r, m, spec))
+    if record is not None and r.req.kind in SUMMARISED:
+        record.data["before"] = changes.before(r.project.root)
+        record.save()
+    return record
+
+
+def network_log(r: Resolved) -> str | None:
+    if r.egress is None or not r.egress.session:
+        return None
+    from aishell.engine import proxy
+
+    return str(proxy.log_dir_for(r.egress.session) / "decisions.log")
+
+
+def conclude(
+    record: records.Record,
+    r: Resolved,
+    *,
+    status: int | None,
+    ended_by: str,
+    findings: Sequence[Finding] = (),
+) -> dict[str, Any]:
+    before = record.data.get("before")
+    summary = changes.after(r.project.root, before) if isinstance(before, dict) else None
+    log = network_log(r)
+    from pathlib import Path
+
+    return records.end(
+        record,
+        status=status,
+        ended_by=ended_by,
+        changes=summary,
+        notices=[f.to_json() for f in findings],
+        network_log=Path(log) if log else None,
+    )
+
+
+def envelope(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The result envelope of `aishell run --json`, from a finished record."""
+    summary = dict(data.get("changes") or changes.summary_json("none"))
+    network = dict(data.get("network") or {})
+    return {
+        "version": ENVELOPE_VERSION,
+        "session": data.get("id"),
+        "agent": {"name": data.get("agent"), "version": data.get("agent_version")},
+        "project": data.get("project"),
+        "worktree": data.get("worktree"),
+        "branch": summary.get("branch"),
+        "started": data.get("started"),
+        "ended": data.get("ended"),
+        "duration_seconds": data.get("duration_seconds"),
+        "exit_status": data.get("exit_status"),
+        "ended_by": data.get("ended_by"),
+        "ok": data.get("exit_status") == 0,
+        "commits": list(summary.get("commits") or []),
+        "files": list(summary.get("files") or []),
+        "changes_source": summary.get("source"),
+        "changes_truncated": bool(summary.get("truncated")),
+        "network": {
+            "policy": network.get("policy"),
+            "denied_requests": network.get("denied_requests"),
+        },
+        "notices": list(data.get("notices") or []),
+        "record": data.get("record"),
+    }
+
+
+def interrupted(record: records.Record, r: Resolved) -> None:
+    """aishell was interrupted while the session ran (Ctrl-C, a signal, an error)."""
+    try:
+        conclude(record, r, status=None, ended_by="interrupted")
+    except Exception:  # never hide what interrupted it
+        records.mark(record, "ended")
+
+
+def print_envelope(data: Mapping[str, Any]) -> None:
+    import json
+    import sys
+
+    sys.stdout.flush()
+    sys.stdout.write(json.dumps(envelope(data), indent=2) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,303 @@
+"""Session records: what every sandbox session was and did, kept on the host.
+
+Each launch (agent, shell, detached, `aishell run`; `exec` and `gitleaks` lighter,
+without the git summary) gets a directory
+`~/.aishell/sessions/<project-hash>/<session-id>/` (0700), holding
+
+- `record.json`: what was started (agent and version, command line with the values of
+  secrets never in it, image, harness volume, mounts, network policy), when it started
+  and ended, how it ended and with which status, the git summary (`changes.py`), the
+  number of denied requests and the post-session security notices;
+- `output.log`: for `aishell run`, the agent's whole output (stdout and stderr, as
+  they arrived);
+- `network.log`: for an allowlist session, a copy of the proxy's decision log.
+
+The sessions directory is never mounted into a sandbox (a sandbox sees the project,
+the agents' per-project config and the mounts the user configured; a mount of the
+aishell home is refused, and when the home sits inside the project it is hidden behind
+an empty directory), and everything in a record is written by aishell on the host:
+the agent's output comes from the engine CLI's pipes, the decision log from the proxy.
+A finished record's files are made read-only (0400) as a mark; the wall is that no
+sandbox can reach them.
+
+Old records are pruned at the start of each launch: records of finished sessions older
+than `sessions_keep_days` days, and beyond the newest `sessions_keep` of a project.
+A record whose session still runs is never pruned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+from aishell import output, paths
+
+VERSION: Final = 1
+RECORD: Final = "record.json"
+OUTPUT: Final = "output.log"
+NETWORK: Final = "network.log"
+DEFAULT_KEEP_DAYS: Final = 30
+DEFAULT_KEEP: Final = 100
+# States: running (aishell waits for it), detached (it runs in the background), ended.
+LIVE_STATES: Final = frozenset({"running", "detached"})
+
+
+def sessions_dir(environ: dict[str, str] | None = None) -> Path:
+    return paths.aishell_home(environ) / "sessions"
+
+
+def new_id() -> str:
+    """A session id: UTC time and 6 random hex digits (sorts by start)."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.urandom(3).hex()}"
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class Record:
+    """A record being written (one session)."""
+
+    def __init__(self, directory: Path, data: dict[str, Any]) -> None:
+        self.dir = directory
+        self.data = data
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    @property
+    def output_path(self) -> Path:
+        return self.dir / OUTPUT
+
+    def save(self) -> None:
+        _write_atomic(self.dir / RECORD, json.dumps(self.data, indent=1).encode())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _pid_start(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def begin(
+    project_hash: str, fields: Mapping[str, Any], *, session_id: str | None = None
+) -> Record | None:
+    """Create the record of a session that starts now (None, with a warning, when the
+    directory cannot be written: the session goes on without one)."""
+    sid = session_id or new_id()
+    base = sessions_dir() / project_hash
+    directory = base / sid
+    try:
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(sessions_dir(), 0o700)
+        directory.mkdir(mode=0o700)
+        data = {
+            "version": VERSION,
+            "id": sid,
+            **fields,
+            "state": "running",
+            "started": iso(time.time()),
+            "started_ts": time.time(),
+            "pid": os.getpid(),
+            "pid_start": _pid_start(os.getpid()),
+        }
+        record = Record(directory, data)
+        record.save()
+    except OSError as exc:
+        output.warn(
+            f"cannot write the session record in {base} ({exc.strerror or exc}); "
+            "this session is not recorded"
+        )
+        return None
+    return record
+
+
+def end(
+    record: Record,
+    *,
+    status: int | None,
+    ended_by: str,
+    changes: Mapping[str, Any] | None = None,
+    notices: Sequence[Mapping[str, Any]] = (),
+    network_log: Path | None = None,
+) -> dict[str, Any]:
+    """Conclude the record: how the session ended, what it changed; then the files
+    are made read-only."""
+    now = time.time()
+    data = record.data
+    data.pop("before", None)  # the comparison state is not part of the record
+    data.update(
+        state="ended",
+        ended=iso(now),
+        ended_ts=now,
+        duration_seconds=round(now - float(data.get("started_ts") or now), 3),
+        exit_status=status,
+        ended_by=ended_by,
+        notices=list(notices),
+        record=str(record.dir),
+    )
+    if changes is not None:
+        data["changes"] = dict(changes)
+    denied = None
+    if network_log is not None:
+        with contextlib.suppress(OSError):
+            text = network_log.read_bytes()
+            _write_atomic(record.dir / NETWORK, text)
+            denied = count_denied(text.decode("utf-8", "replace"))
+    network = dict(data.get("network") or {})
+    network["denied_requests"] = denied if network.get("policy") == "allowlist" else 0
+    data["network"] = network
+    try:
+        record.save()
+        for name in (RECORD, OUTPUT, NETWORK):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(record.dir / name, 0o400)
+    except OSError as exc:
+        output.warn(f"cannot finish the session record {record.dir} ({exc.strerror or exc})")
+    return data
+
+
+def mark(record: Record, state: str) -> None:
+    """The session goes on in the background (`detached`)."""
+    record.data["state"] = state
+    with contextlib.suppress(OSError):
+        record.save()
+
+
+def count_denied(log: str) -> int:
+    """The denied requests in a decision log (docs/network.md: `<time> DENY <session> ...`)."""
+    return sum(1 for line in log.splitlines() if line.split(" ", 2)[1:2] == ["DENY"])
+
+
+# ------------------------------------------------------------------ reading
+
+
+def load(directory: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((directory / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        return None
+    data["record"] = str(directory)
+    return data
+
+
+def alive(data: Mapping[str, Any]) -> bool:
+    """The session may still run: its aishell still waits for it, or it was detached."""
+    if data.get("state") == "detached":
+        return True
+    if data.get("state") != "running":
+        return False
+    pid, started = data.get("pid"), data.get("pid_start")
+    return isinstance(pid, int) and started is not None and _pid_start(pid) == started
+
+
+def listing(project_hash: str | None) -> list[dict[str, Any]]:
+    """The records of a project (None: of every project), newest first. A record left
+    "running" by an aishell that is gone shows as ended by `lost`."""
+    root = sessions_dir()
+    dirs: list[Path] = []
+    bases = [root / project_hash] if project_hash else _subdirs(root)
+    for base in bases:
+        dirs += _subdirs(base)
+    found = []
+    for directory in dirs:
+        data = load(directory)
+        if data is None:
+            continue
+        if data.get("state") == "running" and not alive(data):
+            data["state"] = "ended"
+            data["ended_by"] = "lost"
+        found.append(data)
+    found.sort(key=lambda d: (float(d.get("started_ts") or 0), str(d["id"])), reverse=True)
+    return found
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return [p for p in path.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+
+
+def find(session: str, project_hash: str | None) -> list[Path]:
+    """The record directories whose id is `session` or starts with it (this project's
+    first, then every project's)."""
+    if not session or "/" in session or session.startswith("."):
+        return []
+    for scope in ([project_hash] if project_hash else []) + [None]:
+        hits = [
+            Path(d["record"])
+            for d in listing(scope)
+            if d["id"] == session or d["id"].startswith(session)
+        ]
+        exact = [h for h in hits if h.name == session]
+        if exact or hits:
+            return exact or hits
+    return []
+
+
+# ------------------------------------------------------------------ pruning
+
+
+class Entry(NamedTuple):
+    id: str
+    started: float
+    live: bool
+
+
+def to_prune(entries: Iterable[Entry], *, now: float, keep_days: int, keep: int) -> list[str]:
+    """The records to remove: finished ones older than `keep_days` days, and the
+    finished ones beyond the newest `keep` (a live one counts, but is never removed)."""
+    ordered = sorted(entries, key=lambda e: (e.started, e.id), reverse=True)
+    limit = now - keep_days * 86400
+    doomed = []
+    for index, entry in enumerate(ordered):
+        if entry.live:
+            continue
+        if entry.started < limit or index >= keep:
+            doomed.append(entry.id)
+    return doomed
+
+
+def prune(project_hash: str, *, keep_days: int, keep: int) -> list[str]:
+    """Remove this project's old records (see `to_prune`); the removed ids."""
+    base = sessions_dir() / project_hash
+    entries = []
+    for directory in _subdirs(base):
+        data = load(directory)
+        if data is None:
+            continue
+        entries.append(Entry(directory.name, float(data.get("started_ts") or 0), alive(data)))
+    doomed = to_prune(entries, now=time.time(), keep_days=keep_days, keep=keep)
+    for sid in doomed:
+        remove(base / sid)
+    return doomed
+
+
+def remove(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.chmod(directory, 0o700)
+    shutil.rmtree(directory, ignore_errors=True)

@@ -25,6 +25,8 @@ test network (the egress proxy cannot reach host addresses, by design).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 import uuid
 from collections.abc import Sequence
@@ -248,3 +250,56 @@ def forwarder_script(host: str, port: int, listen: int = 80) -> str:
         "  c.pipe(u); u.pipe(c);"
         f"}}).listen({listen});"
     )
+
+
+class ModelNetwork:
+    """The scripted server as `model.test` on a test network of its own (a forwarder
+    container), for allowlist sessions: the egress proxy joins the network through the
+    test-only variable AISHELL_PROXY_EXTRA_NETWORKS."""
+
+    def __init__(self, network: str, container: str) -> None:
+        self.network = network
+        self.container = container
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AISHELL_PROXY_EXTRA_NETWORKS": self.network}
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+
+
+def start_model_network(image: str, port: int, tag: str = "model") -> ModelNetwork:
+    """A network with a forwarder named `model.test` (port 80) to this host's `port`.
+    (Not labelled aishell.test=1: a concurrent run's clean-up removes those.)"""
+    unique = f"{tag}-{os.getpid()}-{os.urandom(3).hex()}"
+    net, name = f"aishell-it-upstream-{unique}", f"aishell-it-srv-{unique}"
+    made = _docker("network", "create", net)
+    assert made.returncode == 0, made.stderr
+    gateway = _docker(
+        "network", "inspect", net, "-f", "{{(index .IPAM.Config 0).Gateway}}"
+    ).stdout.strip()
+    assert gateway, f"no gateway for {net}"
+    started = _docker(
+        "run", "-d", "--rm", "--name", name, "--network", net, "--network-alias", "model.test",
+        "--entrypoint", "node", image, "-e", forwarder_script(gateway, port),
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    return ModelNetwork(net, name)
+
+
+def stop_model_network(up: ModelNetwork) -> None:
+    _docker("rm", "-f", up.container)
+    joined = _docker(
+        "network", "inspect", "-f", "{{range $k, $v := .Containers}}{{$k}} {{end}}", up.network
+    )
+    for container in joined.stdout.split():  # the egress proxies that joined it
+        _docker("network", "disconnect", "-f", up.network, container)
+    _docker("network", "rm", up.network)
+
+
+def bridge_gateway() -> str:
+    """Where a sandbox on the default bridge reaches this host."""
+    out = _docker("network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}")
+    return out.stdout.strip() or "172.17.0.1"

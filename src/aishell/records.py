@@ -27,9 +27,11 @@ A record whose session still runs is never pruned.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,6 +48,8 @@ DEFAULT_KEEP_DAYS: Final = 30
 DEFAULT_KEEP: Final = 100
 # States: running (aishell waits for it), detached (it runs in the background), ended.
 LIVE_STATES: Final = frozenset({"running", "detached"})
+DETACHED: Final = ".detached"  # markers of a project's sessions running in the background
+_ID = re.compile(r"(\d{8}T\d{6})Z-[0-9a-f]{6}")
 
 
 def sessions_dir(environ: dict[str, str] | None = None) -> Path:
@@ -100,13 +104,12 @@ def _pid_start(pid: int) -> str | None:
     return fields[19].decode() if len(fields) > 19 else None
 
 
-def begin(
-    project_hash: str, fields: Mapping[str, Any], *, session_id: str | None = None
-) -> Record | None:
-    """Create the record of a session that starts now (None, with a warning, when the
-    directory cannot be written: the session goes on without one)."""
+def begin(key: str, fields: Mapping[str, Any], *, session_id: str | None = None) -> Record | None:
+    """Create the record of a session that starts now, under the project's `key`
+    (None, with a warning, when the directory cannot be written: the session goes on
+    without one)."""
     sid = session_id or new_id()
-    base = sessions_dir() / project_hash
+    base = sessions_dir() / key
     directory = base / sid
     try:
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -179,10 +182,38 @@ def end(
 
 
 def mark(record: Record, state: str) -> None:
-    """The session goes on in the background (`detached`)."""
+    """The session goes on in the background (`detached`): a marker in the project's
+    `.detached/` says a later launch has to conclude it (`detached_records`)."""
     record.data["state"] = state
     with contextlib.suppress(OSError):
         record.save()
+        if state == "detached":
+            marks = record.dir.parent / DETACHED
+            marks.mkdir(mode=0o700, exist_ok=True)
+            (marks / record.id).touch(mode=0o600)
+
+
+def detached_records(key: str) -> list[Record]:
+    """The project's records of sessions left running in the background."""
+    marks = sessions_dir() / key / DETACHED
+    try:
+        names = os.listdir(marks)
+    except OSError:
+        return []
+    found = []
+    for name in sorted(names):
+        data = load(marks.parent / name)
+        if data is None or data.get("state") != "detached":
+            with contextlib.suppress(OSError):
+                (marks / name).unlink()
+            continue
+        found.append(Record(marks.parent / name, data))
+    return found
+
+
+def unmark(record: Record) -> None:
+    with contextlib.suppress(OSError):
+        (record.dir.parent / DETACHED / record.id).unlink()
 
 
 def count_denied(log: str) -> int:
@@ -237,21 +268,27 @@ def listing(project_hash: str | None) -> list[dict[str, Any]]:
 
 def _subdirs(path: Path) -> list[Path]:
     try:
-        return [p for p in path.iterdir() if p.is_dir() and not p.is_symlink()]
+        return [
+            p
+            for p in path.iterdir()
+            if not p.name.startswith(".") and p.is_dir() and not p.is_symlink()
+        ]
     except OSError:
         return []
 
 
 def find(session: str, project_hash: str | None) -> list[Path]:
-    """The record directories whose id is `session` or starts with it (this project's
-    first, then every project's)."""
+    """The record directories whose id is `session`, starts with it, or ends with it
+    as its random part (this project's first, then every project's)."""
     if not session or "/" in session or session.startswith("."):
         return []
     for scope in ([project_hash] if project_hash else []) + [None]:
         hits = [
             Path(d["record"])
             for d in listing(scope)
-            if d["id"] == session or d["id"].startswith(session)
+            if d["id"] == session
+            or d["id"].startswith(session)
+            or d["id"].endswith("-" + session)  # its random part
         ]
         exact = [h for h in hits if h.name == session]
         if exact or hits:
@@ -282,19 +319,38 @@ def to_prune(entries: Iterable[Entry], *, now: float, keep_days: int, keep: int)
     return doomed
 
 
-def prune(project_hash: str, *, keep_days: int, keep: int) -> list[str]:
-    """Remove this project's old records (see `to_prune`); the removed ids."""
-    base = sessions_dir() / project_hash
-    entries = []
-    for directory in _subdirs(base):
-        data = load(directory)
-        if data is None:
-            continue
-        entries.append(Entry(directory.name, float(data.get("started_ts") or 0), alive(data)))
-    doomed = to_prune(entries, now=time.time(), keep_days=keep_days, keep=keep)
+def started_of(sid: str) -> float | None:
+    """When a session started, from its id (`YYYYmmddTHHMMSSZ-xxxxxx`, UTC)."""
+    match = _ID.fullmatch(sid)
+    if match is None:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%S")))
+    except ValueError:
+        return None
+
+
+def prune(key: str, *, keep_days: int, keep: int, now: float | None = None) -> list[str]:
+    """Remove the project's old records (see `to_prune`); the removed ids. Only the
+    directory is listed (an id says when its session started); a record is read only
+    when it would go, to tell whether its session still runs."""
+    base = sessions_dir() / key
+    try:
+        names = [n for n in os.listdir(base) if not n.startswith(".")]
+    except OSError:
+        return []
+    moment = time.time() if now is None else now
+    timed = [(n, started_of(n)) for n in names]
+    entries = [Entry(n, t, False) for n, t in timed if t is not None]
+    doomed = to_prune(entries, now=moment, keep_days=keep_days, keep=keep)
+    removed = []
     for sid in doomed:
+        data = load(base / sid)
+        if data is not None and alive(data):
+            continue  # never while the session runs
         remove(base / sid)
-    return doomed
+        removed.append(sid)
+    return removed
 
 
 def remove(directory: Path) -> None:

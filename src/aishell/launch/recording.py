@@ -11,16 +11,22 @@ prints last (docs/json-output.md); it is built from the finished record alone.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from aishell import changes, records
+from aishell.constants import LABEL_RECORD
+from aishell.engine.containers import parse_json_lines, parse_label_string
+from aishell.hashing import project_hash
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from aishell.engine.client import Engine
     from aishell.engine.run_args import RunSpec
     from aishell.launch.materialise import Materials
     from aishell.launch.resolve import Resolved
+    from aishell.project import Project
     from aishell.security.guard import Finding
 
 ENVELOPE_VERSION: Final = 1
@@ -65,44 +71,82 @@ def fields(r: Resolved, m: Materials, spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def record_key(project: Project) -> str:
+    """Where the project's records are kept: a linked worktree's with its repository's
+    (`aishell sessions` in the repository lists the runs in its worktrees)."""
+    from aishell.worktrees import read_linked_git_dir, verify_linked
+
+    found = read_linked_git_dir(project.root)
+    if (
+        found is not None
+        and verify_linked(project.root, found) is None
+        and os.path.basename(found.common_real) == ".git"
+    ):
+        return project_hash(os.path.dirname(found.common_real))
+    return project.hash
+
+
 def begin(r: Resolved, m: Materials, spec: RunSpec) -> records.Record | None:
     config = r.config
-    records.prune(r.project.hash, keep_days=config.sessions_keep_days, keep=config.sessions_keep)
-    record = records.begin(r.project.hash, fields(r, m, spec))
+    key = record_key(r.project)
+    records.prune(key, keep_days=config.sessions_keep_days, keep=config.sessions_keep)
+    record = records.begin(key, fields(r, m, spec))
     if record is not None and r.req.kind in SUMMARISED:
         record.data["before"] = changes.before(r.project.root)
         record.save()
     return record
 
 
-def network_log(r: Resolved) -> str | None:
-    if r.egress is None or not r.egress.session:
+def settle(r: Resolved, engine: Engine) -> None:
+    """Conclude the records of this project's sessions that ran in the background and
+    are over (their container is gone): how they ended is not known then."""
+    pending = records.detached_records(record_key(r.project))
+    if not pending:
+        return
+    result = engine.capture(
+        "ps", "-a", "--filter", f"label={LABEL_RECORD}", "--format", "{{json .}}"
+    )
+    if not result.ok:
+        return
+    running = set()
+    for item in parse_json_lines(result.stdout):
+        labels = parse_label_string(item.get("Labels"))
+        state = str(item.get("State") or "").lower()
+        if labels.get(LABEL_RECORD) and state not in ("exited", "dead", "stopped"):
+            running.add(labels[LABEL_RECORD])
+    for record in pending:
+        if record.id in running:
+            continue
+        conclude(record, status=None, ended_by="background")
+        records.unmark(record)
+
+
+def network_log(data: Mapping[str, Any]) -> Path | None:
+    session = (data.get("network") or {}).get("session")
+    if not session:
         return None
     from aishell.engine import proxy
 
-    return str(proxy.log_dir_for(r.egress.session) / "decisions.log")
+    return proxy.log_dir_for(str(session)) / "decisions.log"
 
 
 def conclude(
     record: records.Record,
-    r: Resolved,
     *,
     status: int | None,
     ended_by: str,
     findings: Sequence[Finding] = (),
 ) -> dict[str, Any]:
     before = record.data.get("before")
-    summary = changes.after(r.project.root, before) if isinstance(before, dict) else None
-    log = network_log(r)
-    from pathlib import Path
-
+    root = str(record.data.get("project") or "")
+    summary = changes.after(root, before) if isinstance(before, dict) and root else None
     return records.end(
         record,
         status=status,
         ended_by=ended_by,
         changes=summary,
         notices=[f.to_json() for f in findings],
-        network_log=Path(log) if log else None,
+        network_log=network_log(record.data),
     )
 
 
@@ -136,10 +180,10 @@ def envelope(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def interrupted(record: records.Record, r: Resolved) -> None:
+def interrupted(record: records.Record) -> None:
     """aishell was interrupted while the session ran (Ctrl-C, a signal, an error)."""
     try:
-        conclude(record, r, status=None, ended_by="interrupted")
+        conclude(record, status=None, ended_by="interrupted")
     except Exception:  # never hide what interrupted it
         records.mark(record, "ended")
 

@@ -51,6 +51,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     if session is not None:
         spec = spec._replace(labels=(*spec.labels, session.label))
     # The session record (records.py): what starts now, and how it ended.
+    recording.settle(r, m.engine)
     record = recording.begin(r, m, spec)
     if record is not None:
         spec = spec._replace(labels=(*spec.labels, (LABEL_RECORD, record.id)))
@@ -60,7 +61,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
         if session is not None:  # its container may still run: a later command checks
             guard.mark_detached(session)
         if record is not None:
-            recording.interrupted(record, r)
+            recording.interrupted(record)
         raise
     findings: list[guard.Finding] = []
     if session is not None:
@@ -73,7 +74,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
             records.mark(record, "detached")
         else:
             data = recording.conclude(
-                record, r, status=outcome.status, ended_by=outcome.ended_by, findings=findings
+                record, status=outcome.status, ended_by=outcome.ended_by, findings=findings
             )
             if r.req.kind == "run" and r.req.json:
                 recording.print_envelope(data)

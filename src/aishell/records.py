@@ -218,7 +218,12 @@ def unmark(record: Record) -> None:
 
 def count_denied(log: str) -> int:
     """The denied requests in a decision log (docs/network.md: `<time> DENY <session> ...`)."""
-    return sum(1 for line in log.splitlines() if line.split(" ", 2)[1:2] == ["DENY"])
+    count = 0
+    for line in log.splitlines():
+        fields = line.split(" ", 3)
+        if len(fields) >= 3 and fields[1] == "DENY" and fields[0][:4].isdigit():
+            count += 1
+    return count
 
 
 # ------------------------------------------------------------------ reading

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +31,9 @@ from testing.model_server import (
     start_model_network,
     stop_model_network,
 )
-from testing.runner import Aishell
+from testing.runner import Aishell, HostTmux, shell_line
 
+PROMPT = re.compile(r"^\[aishell\] \S+ [$#]", flags=re.M)
 DUMMY_KEY = "sk-ant-dummy-for-the-scripted-model"
 _HOMES: dict[str, Aishell] = {}
 
@@ -401,3 +403,45 @@ def test_records_are_out_of_every_sandbox(claude: Aishell, model: list[Scripted]
     )  # fmt: skip
     assert "ESC\\x1b]0;owned\\x07\\x1b[2J-END" in shown.stdout, shown.stdout
     assert "\x1b]0;owned" not in shown.stdout
+
+
+def _sessions(ai: Aishell, project: Path) -> list[dict[str, Any]]:
+    listed = ai.run("sessions", "--json", cwd=project)
+    assert listed.returncode == 0, listed.stderr
+    result: list[dict[str, Any]] = json.loads(listed.stdout)["sessions"]
+    return result
+
+
+def test_interactive_and_detached_sessions_are_recorded(
+    anyone: Aishell, project: Path, host_tmux: HostTmux
+) -> None:
+    """An interactive shell (through tmux, as a person runs it) and a detached one get
+    the same record: how they ended and what they changed."""
+    name = "r" + os.urandom(3).hex()
+    host_tmux.start("a", shell_line(anyone, "--unsafe", "--name", name, "shell", cwd=project))
+    host_tmux.wait_for("a", lambda s: PROMPT.search(s) is not None)
+    host_tmux.keys("a", "printf 'a\\nb\\n' > typed.txt; exit 3", "Enter")
+    screen = host_tmux.wait_for("a", lambda s: "HOST-RC=" in s)
+    assert "HOST-RC=3" in screen
+    shell = _sessions(anyone, project)[0]
+    assert shell["kind"] == "shell" and shell["container"].endswith(name)
+    assert shell["state"] == "ended" and shell["exit_status"] == 3
+    assert shell["ended_by"] == "exit" and shell["files_changed"] == 1
+    data = json.loads((Path(shell["record"]) / "record.json").read_text())
+    assert data["changes"]["files"] == [
+        {"path": "typed.txt", "change": "added", "lines_added": 2, "lines_deleted": 0}
+    ]
+    # Detached: recorded as running in the background, concluded by a later launch
+    # once its container is gone.
+    name = name + "-bg"
+    started = anyone.run("--detach", "--unsafe", "--name", name, "shell", cwd=project)
+    assert started.returncode == 0, started.stderr
+    detached = _sessions(anyone, project)[0]
+    assert detached["state"] == "detached" and detached["ended"] is None
+    stopped = anyone.run("stop", name, cwd=project)
+    assert stopped.returncode == 0, stopped.stderr
+    assert anyone.run("exec", "true", cwd=project).returncode == 0
+    listed = {s["session"]: s for s in _sessions(anyone, project)}
+    concluded = listed[detached["session"]]
+    assert concluded["state"] == "ended" and concluded["ended_by"] == "background"
+    assert concluded["ended"] is not None

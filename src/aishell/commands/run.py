@@ -101,6 +101,8 @@ def parse(argv: Sequence[str], opts: RunOptions) -> tuple[LaunchRequest, RunOpti
     if i >= len(args):
         raise UsageError("run needs an agent and a prompt", hint="e.g. aishell run claude 'fix it'")
     agent, words = args[i], args[i + 1 :]
+    if words[:1] == ["--"]:  # `aishell run codex -- -x`: the prompt is "-x"
+        words = words[1:]
     if agent not in HARNESS_NAMES:
         raise UsageError(
             f"unknown agent {agent!r} for run", hint=f"one of {', '.join(HARNESS_NAMES)}"

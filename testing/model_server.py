@@ -75,7 +75,16 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def stream_events(step: Bash | Text, model: str) -> bytes:
+def bash_tool(body: dict[str, Any]) -> str:
+    """The name of the agent's shell tool (Claude Code: `Bash`, OpenCode: `bash`)."""
+    for tool in body.get("tools") or []:
+        name = str(tool.get("name", "")) if isinstance(tool, dict) else ""
+        if name.lower() == "bash":
+            return name
+    return "Bash"
+
+
+def stream_events(step: Bash | Text, model: str, tool: str = "Bash") -> bytes:
     """The SSE body of one assistant message answering with `step`."""
     mid = f"msg_{uuid.uuid4().hex[:24]}"
     usage = {"input_tokens": 10, "output_tokens": 1}
@@ -101,7 +110,7 @@ def stream_events(step: Bash | Text, model: str) -> bytes:
         block = {
             "type": "tool_use",
             "id": f"toolu_{uuid.uuid4().hex[:24]}",
-            "name": "Bash",
+            "name": tool,
             "input": {},
         }
         delta = {
@@ -208,7 +217,8 @@ class Scripted:
                 if not body.get("stream"):
                     self._send(200, "application/json", _plain_message(step, model))
                     return
-                self._send(200, "text/event-stream", stream_events(step, model))
+                events = stream_events(step, model, bash_tool(body))
+                self._send(200, "text/event-stream", events)
 
         self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True

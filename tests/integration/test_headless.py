@@ -51,7 +51,7 @@ def claude(anyone: Aishell) -> Aishell:
         )
         if ai.user:
             subprocess.run(["chown", "-R", f"{ai.uid}:{ai.gid}", str(ai.home)], check=True)
-        result = ai.run("setup", "--with-claude", timeout=1500)
+        result = ai.run("setup", "--with-claude", "--with-opencode", timeout=1500)
         assert result.returncode == 0, result.stderr
         _HOMES[key] = ai
     return _HOMES[key]
@@ -66,12 +66,14 @@ def model() -> Iterator[list[Scripted]]:
         server.stop()
 
 
-def serve(servers: list[Scripted], *script: Any) -> tuple[Scripted, dict[str, str]]:
+def serve(servers: list[Scripted], *script: Any, path: str = "") -> tuple[Scripted, dict[str, str]]:
+    """A scripted server, and the environment that points the agents at it (OpenCode's
+    Anthropic provider wants the `/v1` in its base URL, Claude Code not)."""
     server = Scripted(script).start()
     servers.append(server)
     env = {
         "ANTHROPIC_API_KEY": DUMMY_KEY,
-        "ANTHROPIC_BASE_URL": f"http://{bridge_gateway()}:{server.port}",
+        "ANTHROPIC_BASE_URL": f"http://{bridge_gateway()}:{server.port}{path}",
     }
     return server, env
 
@@ -116,7 +118,8 @@ def files_of(env: dict[str, Any]) -> dict[str, tuple[str, int | None, int | None
 
 SCRIPTED_CHANGE = (
     "printf 'hello\\nworld\\n' > made.txt && rm old.txt && echo after >> README && "
-    "git add -A && git commit -qm 'scripted: made.txt' && echo loose > untracked.txt && id -u"
+    "git add -A && git commit -qm 'scripted: made.txt' && echo loose > untracked.txt && "
+    "echo 'echo hi' > .envrc && id -u"
 )
 
 
@@ -155,9 +158,11 @@ def test_run_makes_the_scripted_change_and_reports_it(
         "made.txt": ("added", 2, 0),
         "old.txt": ("deleted", 0, 2),
         "untracked.txt": ("added", 1, 0),
+        ".envrc": ("added", 1, 0),
     }
     assert got["network"] == {"policy": "open", "denied_requests": 0}
-    assert got["notices"] == []
+    # The post-session security notice (direnv runs .envrc on this machine).
+    assert [(n["path"], n["change"]) for n in got["notices"]] == [(".envrc", "new")]
     assert got["duration_seconds"] >= 0 and got["started"] <= got["ended"]
     # The record: on the host under ~/.aishell/sessions, with the agent's whole output.
     record = Path(got["record"])
@@ -175,7 +180,8 @@ def test_run_makes_the_scripted_change_and_reports_it(
     assert listed.returncode == 0, listed.stderr
     sessions = json.loads(listed.stdout)["sessions"]
     assert sessions[0]["session"] == got["session"]
-    assert sessions[0]["commits"] == 1 and sessions[0]["files_changed"] == 4
+    assert sessions[0]["commits"] == 1 and sessions[0]["files_changed"] == 5
+    assert sessions[0]["notices"] == 1
     logs = ai.run("logs", got["session"][-6:], cwd=repo)
     assert logs.returncode == 0, logs.stderr
     assert "DONE-MARK" in logs.stdout and "--- network decisions ---" in logs.stdout
@@ -187,6 +193,23 @@ def test_run_makes_the_scripted_change_and_reports_it(
     assert piped.returncode == 0, piped.stderr
     assert "STDIN-OK" in piped.stdout
     assert "line of a long task" in _texts(server2.main_requests()[0])
+
+
+def test_opencode_run_makes_the_scripted_change(claude: Aishell, model: list[Scripted]) -> None:
+    """OpenCode driven the same way (its Anthropic provider takes ANTHROPIC_BASE_URL)."""
+    ai = claude
+    repo = make_repo(ai, "oc")
+    script = "echo opencode > oc.txt && git add oc.txt && git commit -qm 'opencode commit'"
+    server, env = serve(model, Bash(script), Text("OC-DONE"), path="/v1")
+    result = ai.run("run", "--json", "opencode", "-make oc.txt", cwd=repo, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    got = envelope(result.stdout)
+    assert "OC-DONE" in result.stdout
+    assert (repo / "oc.txt").stat().st_uid == ai.uid
+    assert got["agent"]["name"] == "opencode" and got["exit_status"] == 0
+    assert [c["subject"] for c in got["commits"]] == ["opencode commit"]
+    assert files_of(got) == {"oc.txt": ("added", 1, 0)}
+    assert "-make oc.txt" in _texts(server.main_requests()[0])
 
 
 def _texts(request: dict[str, Any]) -> str:

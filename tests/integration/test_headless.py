@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from testing.json_shapes import ENVELOPE_SHAPE, SESSIONS_SHAPE, assert_shape
 from testing.model_server import (
     Bash,
     Fail,
@@ -109,6 +110,7 @@ def envelope(stdout: str) -> dict[str, Any]:
     start = stdout.rfind("\n{\n") + 1 if not stdout.startswith("{\n") else 0
     data = json.loads(stdout[start:])
     assert isinstance(data, dict)
+    assert_shape(data, ENVELOPE_SHAPE)  # as docs/json-output.md documents it
     return data
 
 
@@ -178,6 +180,7 @@ def test_run_makes_the_scripted_change_and_reports_it(
     # `aishell sessions` and `aishell logs`.
     listed = ai.run("sessions", "--json", cwd=repo)
     assert listed.returncode == 0, listed.stderr
+    assert_shape(json.loads(listed.stdout), SESSIONS_SHAPE)
     sessions = json.loads(listed.stdout)["sessions"]
     assert sessions[0]["session"] == got["session"]
     assert sessions[0]["commits"] == 1 and sessions[0]["files_changed"] == 5

@@ -20,6 +20,7 @@ from aishell.harnesses import BY_NAME, HARNESS_NAMES
 from aishell.launch import recording
 from aishell.launch.assemble import headless_command
 from aishell.launch.request import RunOptions
+from testing.json_shapes import ENVELOPE_SHAPE, SESSIONS_SHAPE, assert_shape
 
 # ------------------------------------------------------------------ git output
 
@@ -207,6 +208,7 @@ def test_envelope_from_a_finished_record() -> None:
         "record": "/h/.aishell/sessions/k/20261201T101010Z-abcdef",
     }
     json.dumps(env)
+    assert_shape(env, ENVELOPE_SHAPE)
 
 
 def test_envelope_of_a_failure_and_of_a_record_without_changes() -> None:
@@ -380,6 +382,10 @@ def test_listing_newest_first_lost_sessions_and_find(home: Path) -> None:
     assert [d["id"] for d in every] == [b.id, a.id]
     assert every[0]["state"] == "ended" and every[0]["ended_by"] == "lost"
     assert [d["id"] for d in records.listing("k1")] == [a.id]
+    a_data = records.load(a.dir)
+    assert a_data is not None
+    a_data.update(project="/p", started="2026-12-01T10:10:10Z")
+    assert_shape({"version": 1, "sessions": [sessions_cmd.shown(a_data)]}, SESSIONS_SHAPE)
     assert records.find(a.id[-6:], "k1") == [a.dir]
     assert records.find(a.id[:-7], "k2") == [a.dir]  # another project's, by its start
     assert records.find("../x", None) == [] and records.find("", None) == []

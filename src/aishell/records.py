@@ -44,6 +44,7 @@ VERSION: Final = 1
 RECORD: Final = "record.json"
 OUTPUT: Final = "output.log"
 NETWORK: Final = "network.log"
+MAX_NETWORK_LOG: Final = 64 * 1024 * 1024  # the most of a decision log a record copies
 DEFAULT_KEEP_DAYS: Final = 30
 DEFAULT_KEEP: Final = 100
 # States: running (aishell waits for it), detached (it runs in the background), ended.
@@ -164,8 +165,8 @@ def end(
         data["changes"] = dict(changes)
     denied = None
     if network_log is not None:
-        with contextlib.suppress(OSError):
-            text = network_log.read_bytes()
+        with contextlib.suppress(OSError), open(network_log, "rb") as fh:
+            text = fh.read(MAX_NETWORK_LOG)
             _write_atomic(record.dir / NETWORK, text)
             denied = count_denied(text.decode("utf-8", "replace"))
     network = dict(data.get("network") or {})

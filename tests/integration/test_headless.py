@@ -471,3 +471,44 @@ def test_interactive_and_detached_sessions_are_recorded(
     concluded = listed[detached["session"]]
     assert concluded["state"] == "ended" and concluded["ended_by"] == "background"
     assert concluded["ended"] is not None
+
+
+def test_records_of_a_home_inside_the_project_are_out_of_reach(anyone: Aishell) -> None:
+    """The aishell home (records and all) inside the project the sandbox mounts (refused
+    without a terminal unless --unsafe, which the user gives here): a later sandbox of
+    that project tries to rewrite, remove and replace the records."""
+    project = anyone.new_project("inner")
+    inner = Aishell(
+        home=anyone.home,
+        aishell_home=project / "ah",
+        user=anyone.user,
+        src=anyone.src,
+        extra_env=dict(anyone.extra_env),
+    )
+    inner.aishell_home.mkdir()
+    (inner.aishell_home / "config.yaml").write_text(
+        (anyone.aishell_home / "config.yaml").read_text()
+    )
+    if inner.user:
+        subprocess.run(["chown", "-R", f"{inner.uid}:{inner.gid}", str(project)], check=True)
+    assert inner.run("setup", timeout=1500).returncode == 0  # (the image only: reused)
+    first = inner.run("--unsafe", "exec", "sh", "-c", "echo FIRST", cwd=project)
+    assert first.returncode == 0, first.stderr
+    (recorded,) = (inner.aishell_home / "sessions").glob("*/*")
+    kept = _digests(recorded)
+    ah = inner.aishell_home
+    attack = (
+        f"ls -A {ah}; echo LISTED; mark=$(printf 'tam%s' pered); "
+        f"for f in {recorded}/*; do echo $mark > $f; done 2>/dev/null; "
+        f"rm -rf {ah}/sessions 2>/dev/null; mkdir -p {recorded} 2>/dev/null && "
+        f"echo $mark > {recorded}/record.json 2>/dev/null; "
+        f"sudo -n rm -rf {ah}/sessions 2>/dev/null; true"
+    )
+    later = inner.run("--unsafe", "exec", "sh", "-c", attack, cwd=project)
+    assert later.returncode == 0, later.stderr
+    assert later.stdout.startswith("LISTED"), later.stdout  # an empty directory inside
+    assert _digests(recorded) == kept
+    listed = json.loads(inner.run("sessions", "--json", cwd=project).stdout)["sessions"]
+    assert recorded.name in {s["session"] for s in listed}
+    for path in (ah / "sessions").rglob("*"):
+        assert not path.is_file() or b"tampered" not in path.read_bytes(), path

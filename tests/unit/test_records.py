@@ -412,3 +412,21 @@ def test_logs_shows_control_characters_visibly() -> None:
     assert sessions_cmd.clean("ok\tline\n\x1b]0;t\x07\x1b[2J\x9b") == (
         "ok\tline\n\\x1b]0;t\\x07\\x1b[2J\\x9b"
     )
+
+
+def test_output_log_stops_at_its_limit(tmp_path: Path) -> None:
+    from aishell.launch.headless import OutputLog
+
+    log = OutputLog(tmp_path / "out.log", limit=10)
+    log.write(b"12345")
+    log.write(b"67890abc")
+    log.write(b"more")
+    log.close()
+    assert log.truncated
+    assert (tmp_path / "out.log").read_bytes() == (
+        b"1234567890\n[aishell: output beyond 10 bytes not recorded]\n"
+    )
+    quiet = OutputLog(None)
+    quiet.write(b"x")  # no record: nothing written, no error
+    quiet.close()
+    assert not quiet.truncated

@@ -22,11 +22,52 @@ if TYPE_CHECKING:
     from aishell.records import Record
 
 TIMED_OUT: Final = 124
+# The most of an agent's output a record keeps (the rest is still shown): an agent that
+# prints without end must not fill the disk through its record.
+MAX_RECORDED: Final = 64 * 1024 * 1024
+
+
+class OutputLog:
+    """The record's output.log: appended to until `limit` bytes, then a last line says
+    that the rest was not recorded (`truncated`)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, limit: int = MAX_RECORDED) -> None:
+        self.limit = limit
+        self.written = 0
+        self.truncated = False
+        self.fd: int | None = None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                self.fd = os.open(
+                    path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
+                )
+
+    def write(self, chunk: bytes) -> None:
+        if self.fd is None or self.truncated:
+            return
+        room = self.limit - self.written
+        part = chunk[:room]
+        with contextlib.suppress(OSError):
+            os.write(self.fd, part)
+        self.written += len(part)
+        if len(chunk) > room:
+            self.truncated = True
+            with contextlib.suppress(OSError):
+                os.write(
+                    self.fd,
+                    f"\n[aishell: output beyond {self.limit} bytes not recorded]\n".encode(),
+                )
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class Ended(NamedTuple):
     status: int
     timed_out: bool
+    output_truncated: bool = False
 
 
 def call(
@@ -38,12 +79,7 @@ def call(
     record: Record | None,
     timeout: float | None,
 ) -> Ended:
-    log = None
-    if record is not None:
-        with contextlib.suppress(OSError):
-            log = os.open(
-                record.output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
-            )
+    log = OutputLog(record.output_path if record is not None else None)
     lock = threading.Lock()
     streams = {1: sys.stdout, 2: sys.stderr}
 
@@ -54,9 +90,7 @@ def call(
                 stream.flush()
                 stream.buffer.write(chunk)
                 stream.buffer.flush()
-            if log is not None:
-                with contextlib.suppress(OSError):
-                    os.write(log, chunk)
+            log.write(chunk)
 
     expired = threading.Event()
     timer = None
@@ -75,8 +109,7 @@ def call(
     finally:
         if timer is not None:
             timer.cancel()
-        if log is not None:
-            os.close(log)
+        log.close()
     if expired.is_set():
-        return Ended(TIMED_OUT, True)
-    return Ended(status, False)
+        return Ended(TIMED_OUT, True, log.truncated)
+    return Ended(status, False, log.truncated)

@@ -157,6 +157,8 @@ def hand_over(
         ended = headless.call(
             engine, args.argv, env=env, container=r.container, record=record, timeout=req.timeout
         )
+        if record is not None and ended.output_truncated:
+            record.data["output_truncated"] = True
         return session.Outcome(
             ended.status, detached=False, ended_by="timeout" if ended.timed_out else "exit"
         )

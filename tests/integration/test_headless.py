@@ -350,6 +350,9 @@ def test_three_runs_at_once_on_their_own_worktrees(claude: Aishell, model: list[
     # `aishell sessions` in the repository lists the runs of its worktrees.
     listed = json.loads(ai.run("sessions", "--json", cwd=repo).stdout)["sessions"]
     assert ids <= {s["session"] for s in listed}
+    inside = repo.parent / f"{repo.name}.worktrees" / "task-b"
+    from_tree = json.loads(ai.run("sessions", "--json", cwd=inside).stdout)["sessions"]
+    assert ids <= {s["session"] for s in from_tree}  # the repository's, from a worktree
     every = json.loads(ai.run("sessions", "--all", "--json", cwd=ai.home).stdout)["sessions"]
     assert ids <= {s["session"] for s in every}
 

@@ -36,11 +36,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
 
 
 def _project_hash() -> str | None:
+    """Where this project's records are (a linked worktree's: its repository's)."""
+    from aishell.launch.recording import record_key
+
     try:
         project = project_mod.resolve(os.getcwd(), aishell_home=str(paths.aishell_home()))
     except AishellError:
         return None
-    return project.hash
+    return record_key(project)
 
 
 def shown(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
@@ -185,22 +186,43 @@ def _git(root: str, *args: str) -> hostgit.GitResult:
     return hostgit.run(root, *args, timeout=60)
 
 
-def _digest(path: str) -> str | None:
+def read_regular(path: str, limit: int = MAX_COUNTED) -> bytes | None:
+    """The first `limit`+1 bytes of a regular file; None for anything else. The project
+    is the agent's: a FIFO there would block an open, a link to /dev/zero never end a
+    read. So the file is opened without following a link and without blocking, and
+    read only when it is a regular file, and only so far."""
     try:
-        with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read(MAX_COUNTED + 1)).hexdigest()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _digest(path: str) -> str | None:
+    data = read_regular(path)
+    return hashlib.sha256(data).hexdigest() if data is not None else None
 
 
 def _read_lines(path: str) -> int | None:
-    try:
-        if os.path.getsize(path) > MAX_COUNTED:
-            return None
-        with open(path, "rb") as fh:
-            return count_lines(fh.read())
-    except OSError:
+    data = read_regular(path)
+    if data is None or len(data) > MAX_COUNTED:
         return None
+    return count_lines(data)
 
 
 def before(root: str) -> dict[str, Any]:

@@ -215,6 +215,28 @@ def test_opencode_run_makes_the_scripted_change(claude: Aishell, model: list[Scr
     assert "-make oc.txt" in _texts(server.main_requests()[0])
 
 
+def test_what_the_agent_leaves_cannot_hang_the_summary(
+    claude: Aishell, model: list[Scripted]
+) -> None:
+    """The agent leaves a FIFO (opening it would block), links to /dev/zero (reading it
+    never ends) and to a host file it cannot read: aishell's summary on the host reads
+    none of them, and the run ends with its envelope."""
+    ai = claude
+    repo = make_repo(ai, "trap")
+    script = (
+        "mkfifo trap.fifo && ln -s /dev/zero zero && ln -s /etc/shadow shadow && "
+        "mkfifo dirty.fifo 2>/dev/null; rm -f old.txt && mkfifo old.txt && echo planted"
+    )
+    _, env = serve(model, Bash(script), Text("TRAP-DONE"))
+    result = ai.run("run", "--json", "claude", "leave traps", cwd=repo, env=env, timeout=180)
+    assert result.returncode == 0, result.stderr
+    got = envelope(result.stdout)
+    files = files_of(got)
+    assert files["zero"] == ("added", None, 0) or files["zero"][1] is None
+    assert files["shadow"][1] is None
+    assert files["old.txt"][0] in ("modified", "deleted")  # a FIFO where a file was
+
+
 def _texts(request: dict[str, Any]) -> str:
     out = []
     for message in request.get("messages") or []:

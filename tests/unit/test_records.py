@@ -430,3 +430,20 @@ def test_output_log_stops_at_its_limit(tmp_path: Path) -> None:
     quiet.write(b"x")  # no record: nothing written, no error
     quiet.close()
     assert not quiet.truncated
+
+
+def test_the_summary_reads_only_regular_files(tmp_path: Path) -> None:
+    """What the agent leaves in the project cannot hang or flood the summary: a FIFO
+    (an open would block), a link to /dev/zero (a read would never end)."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    (tmp_path / "big").write_bytes(b"x\n" * (changes.MAX_COUNTED // 2 + 1))
+    (tmp_path / "ok").write_text("1\n2\n")
+    assert changes.read_regular(str(tmp_path / "fifo")) is None
+    assert changes.read_regular(str(tmp_path / "zero")) is None
+    assert changes.read_regular(str(tmp_path / "ok")) == b"1\n2\n"
+    assert len(changes.read_regular(str(tmp_path / "big")) or b"") == changes.MAX_COUNTED + 1
+    start = {"source": "listing", "files": {}, "truncated": False}
+    summary = changes.after(str(tmp_path), start)
+    lines = {f["path"]: f["lines_added"] for f in summary["files"]}
+    assert lines == {"big": None, "fifo": None, "ok": 2, "zero": None}

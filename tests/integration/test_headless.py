@@ -272,8 +272,16 @@ def test_failures_time_limit_and_refusals(claude: Aishell, model: list[Scripted]
     assert slow.returncode == 124, slow.stderr
     got = envelope(slow.stdout)
     assert got["exit_status"] == 124 and got["ended_by"] == "timeout"
-    listed = ai.run("ps", "--json", cwd=repo)
-    assert got["session"] not in listed.stdout
+    left = ai.engine_cli("ps", "-aq", "--filter", f"label=aishell.record={got['session']}")
+    assert left.stdout.strip() == ""  # the container was stopped (and removed)
+    assert (repo / "slow.txt").read_text() == "started\n"
+
+    # No question without a terminal: a project config not approved refuses the run.
+    untrusted = make_repo(ai, "untrusted")
+    ai.write(untrusted / ".aishell" / "config.yaml", "network: none\n", trust=False)
+    unapproved = ai.run("run", "claude", "hello", cwd=untrusted, env=env)
+    assert unapproved.returncode != 0
+    assert "aishell trust" in unapproved.stderr
 
     # No question without a terminal: a high-severity sensitive file refuses the run
     # (before anything starts) unless --unsafe; nothing is recorded for it.

@@ -53,6 +53,41 @@ DETACHED: Final = ".detached"  # markers of a project's sessions running in the 
 _ID = re.compile(r"(\d{8}T\d{6})Z-[0-9a-f]{6}")
 
 
+# What a recorded command line never shows: the values of options and assignments
+# whose names say they are secrets, and strings in well-known secret formats.
+_SECRET_NAME = re.compile(
+    r"(?i)(token|secret|passw(or)?d|passwd|api[_-]?key|access[_-]?key|private[_-]?key|"
+    r"credential|auth|cookie|session[_-]?key)"
+)
+_SECRET_VALUE = re.compile(
+    r"(sk-[A-Za-z0-9_-]{16,}|sk-ant-[A-Za-z0-9_-]{8,}|gh[pousr]_[A-Za-z0-9]{20,}|"
+    r"github_pat_[A-Za-z0-9_]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|"
+    r"AIza[0-9A-Za-z_-]{30,}|glpat-[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+)"
+)
+REDACTED: Final = "<redacted>"
+
+
+def redact_args(args: Sequence[str]) -> list[str]:
+    """A command line as a record keeps it: `NAME=value` and `--name value` /
+    `--name=value` with a secret-looking name get their value replaced, and strings in
+    a known secret format (API keys, tokens) are replaced wherever they appear."""
+    out: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        name, eq, _value = arg.partition("=")
+        if eq and _SECRET_NAME.search(name) and " " not in name:
+            out.append(f"{name}={REDACTED}")
+            continue
+        if arg.startswith("-") and not eq and _SECRET_NAME.search(arg):
+            hide_next = True
+        out.append(_SECRET_VALUE.sub(REDACTED, arg))
+    return out
+
+
 def sessions_dir(environ: dict[str, str] | None = None) -> Path:
     return paths.aishell_home(environ) / "sessions"
 

@@ -131,7 +131,8 @@ def test_run_makes_the_scripted_change_and_reports_it(
     ai = claude
     repo = make_repo(ai)
     server, env = serve(model, Bash(SCRIPTED_CHANGE), Text("Done: DONE-MARK"))
-    prompt = "Create made.txt; don't `run` $(anything) 'odd' \"quotes\"\n-and a dash"
+    token = "ghp_" + "a1" * 18  # a secret in the prompt: the agent gets it, the record not
+    prompt = f"Create made.txt; don't `run` $(anything) 'odd' \"quotes\"\n-and a dash {token}"
     result = ai.run("run", "--json", "claude", prompt, cwd=repo, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
     # The agent's output is streamed to stdout, and the envelope comes last.
@@ -174,6 +175,8 @@ def test_run_makes_the_scripted_change_and_reports_it(
     data = json.loads((record / "record.json").read_text())
     assert data["state"] == "ended" and data["kind"] == "run"
     assert DUMMY_KEY not in (record / "record.json").read_text()  # names, never values
+    assert token not in (record / "record.json").read_text()
+    assert "<redacted>" in " ".join(data["command"])
     assert "ANTHROPIC_API_KEY" in data["env"]
     assert data["image"].startswith("sha256:") and data["harness_volume"]
     assert record.stat().st_uid == ai.uid

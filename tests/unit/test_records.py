@@ -447,3 +447,20 @@ def test_the_summary_reads_only_regular_files(tmp_path: Path) -> None:
     summary = changes.after(str(tmp_path), start)
     lines = {f["path"]: f["lines_added"] for f in summary["files"]}
     assert lines == {"big": None, "fifo": None, "ok": 2, "zero": None}
+
+
+def test_recorded_command_lines_hide_secret_values() -> None:
+    argv = [
+        "env", "GITHUB_TOKEN=ghp_abc", "MODE=fast", "mytool", "--api-key", "k123",
+        "--password=hunter2", "--verbose", "-p", "--", "use sk-ant-api03-abcdefghijklmnop here",
+        "AKIAABCDEFGHIJKLMNOP", "plain text",
+    ]  # fmt: skip
+    assert records.redact_args(argv) == [
+        "env", "GITHUB_TOKEN=<redacted>", "MODE=fast", "mytool", "--api-key", "<redacted>",
+        "--password=<redacted>", "--verbose", "-p", "--", "use <redacted> here",
+        "<redacted>", "plain text",
+    ]  # fmt: skip
+    # the prompt of a run stays readable
+    assert records.redact_args(["claude", "-p", "--", "fix the auth bug"]) == [
+        "claude", "-p", "--", "fix the auth bug",
+    ]  # fmt: skip

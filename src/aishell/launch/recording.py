@@ -54,7 +54,7 @@ def fields(r: Resolved, m: Materials, spec: RunSpec) -> dict[str, Any]:
         "cwd": r.host.cwd,
         "container": r.container,
         "detached": req.detach,
-        "command": list(spec.command),
+        "command": records.redact_args(spec.command),
         "image": m.image,
         "harness_volume": m.volume,
         "mounts": [

@@ -107,6 +107,7 @@ class Record:
     def __init__(self, directory: Path, data: dict[str, Any]) -> None:
         self.dir = directory
         self.data = data
+        self.open_line = False  # `run`: the agent's stdout did not end with a newline
 
     @property
     def id(self) -> str:

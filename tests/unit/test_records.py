@@ -464,3 +464,10 @@ def test_recorded_command_lines_hide_secret_values() -> None:
     assert records.redact_args(["claude", "-p", "--", "fix the auth bug"]) == [
         "claude", "-p", "--", "fix the auth bug",
     ]  # fmt: skip
+
+
+def test_the_envelope_starts_on_a_line_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    recording.print_envelope(_finished(), new_line=True)
+    out = capsys.readouterr().out
+    assert out.startswith("\n{\n") and out.endswith("}\n")
+    assert json.loads(out)["session"] == "20261201T101010Z-abcdef"

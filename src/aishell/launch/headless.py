@@ -82,9 +82,12 @@ def call(
     log = OutputLog(record.output_path if record is not None else None)
     lock = threading.Lock()
     streams = {1: sys.stdout, 2: sys.stderr}
+    last = [b"\n"]  # the last byte the agent wrote to stdout
 
     def sink(fd: int, chunk: bytes) -> None:
         with lock:
+            if fd == 1 and chunk:
+                last[0] = chunk[-1:]
             stream = streams[fd]
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
@@ -110,6 +113,8 @@ def call(
         if timer is not None:
             timer.cancel()
         log.close()
+    if record is not None:
+        record.open_line = last[0] != b"\n"
     if expired.is_set():
         return Ended(TIMED_OUT, True, log.truncated)
     return Ended(status, False, log.truncated)

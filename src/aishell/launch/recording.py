@@ -188,10 +188,12 @@ def interrupted(record: records.Record) -> None:
         records.mark(record, "ended")
 
 
-def print_envelope(data: Mapping[str, Any]) -> None:
+def print_envelope(data: Mapping[str, Any], *, new_line: bool = False) -> None:
+    """The envelope, on lines of its own (`new_line`: the agent's output ended
+    mid-line)."""
     import json
     import sys
 
     sys.stdout.flush()
-    sys.stdout.write(json.dumps(envelope(data), indent=2) + "\n")
+    sys.stdout.write(("\n" if new_line else "") + json.dumps(envelope(data), indent=2) + "\n")
     sys.stdout.flush()

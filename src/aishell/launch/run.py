@@ -77,7 +77,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
                 record, status=outcome.status, ended_by=outcome.ended_by, findings=findings
             )
             if r.req.kind == "run" and r.req.json:
-                recording.print_envelope(data)
+                recording.print_envelope(data, new_line=record.open_line)
     elif r.req.kind == "run" and r.req.json:
         output.warn("no session record could be written: no result envelope")
     if plain_foreground(r, spec):

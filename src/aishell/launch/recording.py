@@ -14,9 +14,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from aishell import changes, records
+from aishell import changes, output, records
 from aishell.constants import LABEL_RECORD
 from aishell.engine.containers import parse_json_lines, parse_label_string
+from aishell.errors import AishellError
 from aishell.hashing import project_hash
 
 if TYPE_CHECKING:
@@ -93,7 +94,10 @@ def begin(r: Resolved, m: Materials, spec: RunSpec) -> records.Record | None:
     record = records.begin(key, fields(r, m, spec))
     if record is not None and r.req.kind in SUMMARISED:
         record.data["before"] = changes.before(r.project.root)
-        record.save()
+        try:
+            record.save()
+        except OSError as exc:
+            output.warn(f"cannot write the session record {record.dir} ({exc.strerror or exc})")
     return record
 
 
@@ -103,9 +107,12 @@ def settle(r: Resolved, engine: Engine) -> None:
     pending = records.detached_records(record_key(r.project))
     if not pending:
         return
-    result = engine.capture(
-        "ps", "-a", "--filter", f"label={LABEL_RECORD}", "--format", "{{json .}}"
-    )
+    try:
+        result = engine.capture(
+            "ps", "-a", "--filter", f"label={LABEL_RECORD}", "--format", "{{json .}}"
+        )
+    except AishellError:  # the engine cannot tell now: a later launch concludes them
+        return
     if not result.ok:
         return
     running = set()
@@ -139,7 +146,12 @@ def conclude(
 ) -> dict[str, Any]:
     before = record.data.get("before")
     root = str(record.data.get("project") or "")
-    summary = changes.after(root, before) if isinstance(before, dict) and root else None
+    summary = None
+    if isinstance(before, dict) and root:
+        try:
+            summary = changes.after(root, before)
+        except Exception as exc:  # the session is over: its status must still reach you
+            summary = changes.summary_json("none", error=f"{type(exc).__name__}: {exc}")
     return records.end(
         record,
         status=status,

@@ -108,6 +108,29 @@ def parse_porcelain(stdout: str) -> list[str]:
     return paths
 
 
+def parse_status_v2(stdout: str) -> tuple[str | None, list[str]]:
+    """`git status --porcelain=v2 -z --branch --untracked-files=all --no-renames`:
+    (the commit checked out, None for a repository without one; the paths that differ
+    from it: changed, unmerged, untracked)."""
+    head: str | None = None
+    paths = []
+    for entry in stdout.split("\0"):
+        if entry.startswith("# branch.oid "):
+            oid = entry[len("# branch.oid ") :]
+            head = None if oid == "(initial)" else oid
+        elif entry.startswith("1 "):
+            parts = entry.split(" ", 8)
+            if len(parts) == 9:
+                paths.append(parts[8])
+        elif entry.startswith("u "):
+            parts = entry.split(" ", 10)
+            if len(parts) == 11:
+                paths.append(parts[10])
+        elif entry.startswith("? "):
+            paths.append(entry[2:])
+    return head, paths
+
+
 def merge(
     statuses: Mapping[str, str],
     counts: Mapping[str, tuple[int | None, int | None]],
@@ -228,19 +251,22 @@ def _read_lines(path: str) -> int | None:
 def before(root: str) -> dict[str, Any]:
     """The state to compare with after the session (JSON-able, kept in the record)."""
     try:
-        inside = _git(root, "rev-parse", "--is-inside-work-tree")
-        if inside.ok and inside.stdout.strip() == "true":
-            head = _git(root, "rev-parse", "--verify", "-q", "HEAD")
-            dirty = _git(
-                root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"
-            )
-            digests = {}
-            for rel in parse_porcelain(dirty.stdout) if dirty.ok else []:
-                digests[rel] = _digest(os.path.join(root, rel))
+        # Where the project is in its repository (a project can be a subdirectory),
+        # then the commit and what differs from it, under the project only.
+        prefix = _git(root, "rev-parse", "--show-prefix")
+        if prefix.ok:
+            status = _git(
+                root,
+                "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all",
+                "--no-renames", "--", ".",
+            )  # fmt: skip
+            head, dirty = parse_status_v2(status.stdout) if status.ok else (None, [])
+            under = prefix.stdout.strip()
+            rels = [p[len(under) :] for p in dirty if p.startswith(under)]
             return {
                 "source": "git",
-                "head": head.stdout.strip() if head.ok else None,
-                "dirty": digests,
+                "head": head,
+                "dirty": {rel: _digest(os.path.join(root, rel)) for rel in rels},
             }
     except hostgit.GitUnavailable:
         pass
@@ -313,7 +339,8 @@ def _after_git(root: str, start: Mapping[str, Any]) -> dict[str, Any]:
     # The working tree against the commit the session started from (or, for a
     # repository without commits then, against the empty tree).
     against = base or _git(root, "hash-object", "-t", "tree", "/dev/null").stdout.strip()
-    common = ("diff", "--no-ext-diff", "--no-textconv", "--no-renames", "-z")
+    # (--relative: paths relative to the project, and only under it)
+    common = ("diff", "--no-ext-diff", "--no-textconv", "--no-renames", "--relative", "-z")
     numstat = _git(root, *common, "--numstat", against, "--")
     names = _git(root, *common, "--name-status", against, "--")
     others = _git(root, "ls-files", "-z", "--others", "--exclude-standard")

@@ -54,6 +54,18 @@ def test_parse_name_status_and_porcelain() -> None:
     assert changes.parse_porcelain(" M a.txt\x00?? dir/b c\x00") == ["a.txt", "dir/b c"]
 
 
+def test_parse_status_v2() -> None:
+    sha = "6" * 40
+    out = (
+        f"# branch.oid {sha}\0# branch.head main\0"
+        f"1 .M N... 100644 100644 100644 {'4' * 40} {'4' * 40} dir/a b.txt\0"
+        f"u UU N... 100644 100644 100644 100644 {'1' * 40} {'2' * 40} {'3' * 40} conflict\0"
+        "? new file\0"
+    )
+    assert changes.parse_status_v2(out) == (sha, ["dir/a b.txt", "conflict", "new file"])
+    assert changes.parse_status_v2("# branch.oid (initial)\0# branch.head main\0") == (None, [])
+
+
 def test_merge_counts_untracked_and_leaves_out_what_was_dirty_before() -> None:
     merged = changes.merge(
         {"a": "modified", "b": "deleted", "pre": "modified"},
@@ -135,6 +147,27 @@ def test_before_and_after_on_a_real_repository(tmp_path: Path) -> None:
         "loose.txt": ("added", 2, 0),
     }  # fmt: skip
     assert summary["error"] is None and summary["branch"] in ("master", "main")
+
+
+def test_a_project_in_a_subdirectory_of_its_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    (repo / "sub").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "top.txt").write_text("top\n")
+    (repo / "sub" / "a.txt").write_text("a\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "initial")
+    (repo / "sub" / "dirty.txt").write_text("before\n")
+    start = changes.before(str(repo / "sub"))
+    assert list(start["dirty"]) == ["dirty.txt"]
+    (repo / "sub" / "a.txt").write_text("a\nb\n")
+    (repo / "sub" / "new.txt").write_text("n\n")
+    (repo / "top.txt").write_text("outside the project\n")
+    summary = changes.after(str(repo / "sub"), json.loads(json.dumps(start)))
+    assert [(f["path"], f["change"]) for f in summary["files"]] == [
+        ("a.txt", "modified"),
+        ("new.txt", "added"),
+    ]
 
 
 def test_before_and_after_without_git(tmp_path: Path) -> None:

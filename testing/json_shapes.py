@@ -177,3 +177,66 @@ def check_entry_ok(entry: dict[str, Any]) -> None:
     assert set(entry) <= {"section", "status", "label", "detail"}
     assert {"section", "status", "label"} <= set(entry)
     assert entry["status"] in ("ok", "warn", "fail")
+
+
+NULLABLE_INT = (int, type(None))
+NULLABLE_NUMBER = (int, float, type(None))
+
+FILE_CHANGE = {
+    "path": str,
+    "change": str,
+    "lines_added": NULLABLE_INT,
+    "lines_deleted": NULLABLE_INT,
+}
+
+# `aishell run --json`: the result envelope (the last JSON document on stdout)
+ENVELOPE_SHAPE = {
+    "version": int,
+    "session": str,
+    "agent": {"name": str, "version": NULLABLE_STR},
+    "project": str,
+    "worktree": NULLABLE_STR,
+    "branch": NULLABLE_STR,
+    "started": str,
+    "ended": str,
+    "duration_seconds": (int, float),
+    "exit_status": NULLABLE_INT,
+    "ended_by": str,
+    "ok": bool,
+    "commits": [{"id": str, "subject": str}],
+    "files": [FILE_CHANGE],
+    "changes_source": str,
+    "changes_truncated": bool,
+    "network": {"policy": str, "denied_requests": NULLABLE_INT},
+    "notices": [dict],
+    "record": str,
+}
+
+# `aishell sessions --json`
+SESSIONS_SHAPE = {
+    "version": int,
+    "sessions": [
+        {
+            "session": str,
+            "kind": str,
+            "agent": NULLABLE_STR,
+            "agent_version": NULLABLE_STR,
+            "project": str,
+            "worktree": NULLABLE_STR,
+            "branch": NULLABLE_STR,
+            "container": NULLABLE_STR,
+            "state": str,
+            "started": str,
+            "ended": NULLABLE_STR,
+            "duration_seconds": NULLABLE_NUMBER,
+            "exit_status": NULLABLE_INT,
+            "ended_by": NULLABLE_STR,
+            "commits": int,
+            "files_changed": int,
+            "network_policy": NULLABLE_STR,
+            "denied_requests": NULLABLE_INT,
+            "notices": int,
+            "record": str,
+        }
+    ],
+}

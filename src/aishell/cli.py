@@ -73,6 +73,13 @@ COMMANDS: dict[str, Command] = {
         run_options=True,
         usage=_EXEC_USAGE,
     ),
+    "run": Command(
+        "run:main",
+        "hand an agent a task: headless, output streamed, exit status (and --json result)",
+        run_options=True,
+    ),
+    "sessions": Command("sessions:sessions", "this project's recorded sessions (--all, --json)"),
+    "logs": Command("sessions:logs", "one recorded session: what it did, its output and network"),
     "attach": Command(
         "attach:main", "reconnect to a running agent (or --shell for a shell in its container)"
     ),

@@ -44,6 +44,9 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "info": ("--json",),
     "config": ("--json",),
     "verify": ("--json",),
+    "run": ("--json", "--timeout", *(t.name for t in TOOLS if t.harness)),
+    "sessions": ("--all", "--json"),
+    "logs": ("--json",),
     "completion": SHELLS,
 }
 

@@ -17,6 +17,7 @@ LABEL_HARNESS: Final = "aishell.harness"
 LABEL_KIND: Final = "aishell.kind"
 LABEL_TMUX: Final = "aishell.tmux"
 LABEL_GUARD_SESSION: Final = "aishell.guard.session"  # the post-session check's session ID
+LABEL_RECORD: Final = "aishell.record"  # the session record's ID (records.py)
 LABEL_HOME: Final = "aishell.home"  # the aishell home (user + AISHELL_HOME) that started it
 
 # The names user Dockerfiles build on (`FROM aishell:foundation` in ~/.aishell/Dockerfile,

@@ -62,6 +62,11 @@ class Tool(NamedTuple):
     # With AISHELL_SKIP_PERMISSIONS=false instead: approvals back on, but what cannot
     # work inside a container stays off (Codex's own bubblewrap sandbox).
     opt_out_args: tuple[str, ...] = ()
+    # Its headless mode (`aishell run`): what comes before the autonomy flags (a
+    # subcommand), and after them, where the element "{prompt}" (or a "{prompt}" inside
+    # an element) is replaced by the prompt, passed as one argument, never to a shell.
+    headless_command: tuple[str, ...] = ()
+    headless_prompt: tuple[str, ...] = ("{prompt}",)
 
 
 TOOLS: Final[tuple[Tool, ...]] = (
@@ -94,6 +99,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
             ),
         ),
         autonomy_args=("--dangerously-skip-permissions",),
+        headless_prompt=("-p", "--", "{prompt}"),  # --print; `--` ends the options
     ),
     Tool(
         name="opencode",
@@ -117,6 +123,8 @@ TOOLS: Final[tuple[Tool, ...]] = (
         login_risk="an auth.json entry of type 'wellknown' makes OpenCode load its "
         "configuration (plugins, MCP servers) from the URL the entry names",
         autonomy_args=("--auto",),
+        headless_command=("run",),
+        headless_prompt=("--", "{prompt}"),
     ),
     Tool(
         name="codex",
@@ -132,6 +140,9 @@ TOOLS: Final[tuple[Tool, ...]] = (
         # container ("No permissions to create a new namespace"); opted out, only that.
         autonomy_args=("--dangerously-bypass-approvals-and-sandbox",),
         opt_out_args=("--sandbox", "danger-full-access"),
+        # `codex exec` refuses a directory that is not a git repository without it
+        headless_command=("exec",),
+        headless_prompt=("--skip-git-repo-check", "--", "{prompt}"),
     ),
     Tool(
         name="gemini",
@@ -155,6 +166,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
         # browser's callback to a port inside the container could not arrive).
         env=(("NO_BROWSER", "true"),),
         autonomy_args=("--yolo", "--skip-trust"),
+        headless_prompt=("--prompt={prompt}",),  # (one token: a prompt can start with -)
     ),
     Tool(
         name="pi",
@@ -174,6 +186,7 @@ TOOLS: Final[tuple[Tool, ...]] = (
         login_risk="an auth.json API key that starts with '!' is run as a shell command",
         # Pi asks no approvals for tools; --approve trusts the project's own .pi files.
         autonomy_args=("--approve",),
+        headless_prompt=("-p", "{prompt}"),
         plain_subcommands=(
             "install",
             "remove",

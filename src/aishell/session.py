@@ -26,6 +26,7 @@ DETACHED = 200  # aishell-attach's status when the user detached
 class Outcome(NamedTuple):
     status: int  # the agent's exit status; 0 when the user detached
     detached: bool  # the agent still runs
+    ended_by: str = "exit"  # exit | timeout (aishell run's time limit)
 
 
 def env_of(item: dict[str, Any]) -> dict[str, str]:

@@ -476,7 +476,7 @@ def test_help_shell_equals_shell_help(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_every_command_has_a_handler_or_launches() -> None:
-    launched = {"shell", "exec", "gitleaks"}
+    launched = {"shell", "exec", "gitleaks", "run"}
     for command, entry in {**COMMANDS, **cli.AGENTS}.items():
         assert callable(cli._target(entry)), command
         assert entry.run_options == (command in launched or command in HARNESS_NAMES), command

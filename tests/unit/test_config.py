@@ -1589,6 +1589,8 @@ def test_origins_of_a_global_and_project_pair() -> None:
         "git_internals": {"value": "read-only", "origin": "default"},
         "share_logins": {"value": [], "origin": "default"},
         "share_from_host": {"value": [], "origin": "default"},
+        "sessions_keep_days": {"value": 30, "origin": "default"},
+        "sessions_keep": {"value": 100, "origin": "default"},
     }
     json.dumps(result)  # JSON-able as it is
 

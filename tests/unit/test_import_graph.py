@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("netpolicy", "project", "state", "config", "gitconfig", "trust", "journal"),
     # the host and the engine, each talked to by one module
     ("hostgit", "engine.run_args", "engine.client"),
-    ("hostfacts", "worktrees", "security", "engine", "agenthome"),
+    ("hostfacts", "worktrees", "security", "engine", "agenthome", "changes", "records"),
     # the core: the launch pipeline and sessions, what commands report
     ("session", "launch", "discovery", "report_json"),
     # the surface

@@ -425,7 +425,7 @@ def test_narrows_record_fields_are_all_considered() -> None:
         "gitleaks_freshness_threshold", "tmux", "base_image", "ca_certificates", "engine",
         "ports", "pre_start", "mounts", "network", "detection",
         "path", "scope", "keys", "lines", "share_logins", "share_from_host",
-        "git_internals",
+        "git_internals", "sessions_keep_days", "sessions_keep",  # (global only)
     }  # fmt: skip
     assert set(FileConfig._fields) <= judged, set(FileConfig._fields) - judged
     base = FileConfig(path="p", scope="project")

@@ -263,6 +263,14 @@ def threshold_days(ctx: Ctx, kp: KeyPath, value: object) -> int:
     return value
 
 
+def record_count(ctx: Ctx, kp: KeyPath, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ctx.type_error(kp, "a whole number of session records", value)
+    if value < 1:
+        raise ctx.error(kp, f"must be at least 1, got {value}")
+    return value
+
+
 def mounts(ctx: Ctx, kp: KeyPath, value: object) -> tuple[Mount, ...]:
     if value is None:
         return ()

@@ -132,6 +132,8 @@ class Config(NamedTuple):
     git_internals: str = "read-only"  # or "writable": .git/config, hooks, info in the sandbox
     share_logins: tuple[tuple[str, bool], ...] = ()  # global only: agent -> shared login
     share_from_host: tuple[str, ...] = ()  # global only: read-only host agent config
+    sessions_keep_days: int = 30  # global only: session records kept this many days...
+    sessions_keep: int = 100  # ...and at most this many per project (records.py)
 
     def args_for(self, harness: str) -> tuple[str, ...]:
         return self.harness_args.get(harness, ())
@@ -168,6 +170,8 @@ class FileConfig(NamedTuple):
     git_internals: str | None = None
     share_logins: tuple[tuple[str, bool], ...] = ()
     share_from_host: tuple[str, ...] = ()
+    sessions_keep_days: int | None = None
+    sessions_keep: int | None = None
     lines: LineMap = LineMap()
 
     # The flat names `detection` had before it was one field.
@@ -235,6 +239,8 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("git_internals", "both", checks.git_internals, "project-wins", "read-only"),
     Key("share_logins", "global-only", checks.share_logins, "global-only", ()),
     Key("share_from_host", "global-only", checks.share_from_host, "global-only", ()),
+    Key("sessions_keep_days", "global-only", checks.threshold_days, "global-only", 30),
+    Key("sessions_keep", "global-only", checks.record_count, "global-only", 100),
 )
 KEYS_BY_NAME: Final[Mapping[str, Key]] = MappingProxyType({k.name: k for k in KEYS})
 

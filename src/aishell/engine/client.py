@@ -24,7 +24,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from typing import NamedTuple, NoReturn
+from typing import IO, NamedTuple, NoReturn
 
 from aishell.engine.run_args import Flavour
 from aishell.errors import EngineError
@@ -339,6 +339,59 @@ class Engine(NamedTuple):
             raise self._not_runnable(exc) from exc
         except ValueError as exc:
             raise _bad_argument(self, exc) from exc
+
+    def call_teed(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None,
+        sink: Callable[[int, bytes], None],
+    ) -> int:
+        """`call` without a terminal (a headless run): stdin is /dev/null, and what the
+        CLI writes to stdout (1) and stderr (2) goes to `sink` chunk by chunk as it
+        arrives (`aishell run` shows and records it). Signals are passed on as `call`
+        does."""
+        import threading
+
+        pumps: list[threading.Thread] = []
+
+        def pump(fd: int, pipe: IO[bytes] | None) -> None:
+            assert pipe is not None
+            while True:
+                try:
+                    chunk = os.read(pipe.fileno(), 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                sink(fd, chunk)
+            pipe.close()
+
+        def start() -> subprocess.Popen[bytes]:
+            proc = subprocess.Popen(
+                [self.binary, *argv],
+                env=None if env is None else dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for fd, pipe in ((1, proc.stdout), (2, proc.stderr)):
+                thread = threading.Thread(target=pump, args=(fd, pipe), daemon=True)
+                thread.start()
+                pumps.append(thread)
+            return proc
+
+        try:
+            status = run_passing_signals(start)
+        except FileNotFoundError as exc:
+            raise self._missing() from exc
+        except OSError as exc:
+            raise self._not_runnable(exc) from exc
+        except ValueError as exc:
+            raise _bad_argument(self, exc) from exc
+        for thread in pumps:
+            thread.join()
+        return status
 
     def exec_(self, argv: Sequence[str], *, env: Mapping[str, str]) -> NoReturn:
         """Replace this process with the engine CLI (signals and exit status are its own)."""

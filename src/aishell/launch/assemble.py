@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from aishell.config import Config
+    from aishell.harnesses import Tool
     from aishell.launch.materialise import Materials
     from aishell.launch.request import LaunchRequest
     from aishell.launch.resolve import Resolved
@@ -42,11 +43,30 @@ def command_for(req: LaunchRequest, config: Config, environ: Mapping[str, str]) 
         return ("gitleaks", *(req.args or DEFAULT_ARGS))
     assert req.harness is not None
     tool = BY_NAME[req.harness]
+    if req.kind == "run":
+        return headless_command(
+            tool,
+            req.prompt or "",
+            tool.autonomy_args if autonomous(environ) else tool.opt_out_args,
+            tuple(config.harness_args.get(tool.name, ())),
+        )
     extra: tuple[str, ...] = ()
     if not (req.args and req.args[0] in tool.plain_subcommands):
         extra = tool.autonomy_args if autonomous(environ) else tool.opt_out_args
     defaults = tuple(config.harness_args.get(tool.name, ()))
     return (tool.command, *tool.fixed_args, *extra, *defaults, *req.args)
+
+
+def headless_command(
+    tool: Tool, prompt: str, autonomy: tuple[str, ...], defaults: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The agent's headless command line (`aishell run`): the prompt is one argument,
+    wherever the agent's template puts it, and nothing in it is interpreted."""
+    placed = tuple(
+        prompt if part == "{prompt}" else part.replace("{prompt}", prompt)
+        for part in tool.headless_prompt
+    )
+    return (tool.command, *tool.fixed_args, *tool.headless_command, *autonomy, *defaults, *placed)
 
 
 def autonomous(environ: Mapping[str, str]) -> bool:

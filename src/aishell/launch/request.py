@@ -7,7 +7,7 @@ from typing import Literal, NamedTuple
 
 from aishell.errors import UsageError
 
-Kind = Literal["harness", "shell", "exec", "gitleaks"]
+Kind = Literal["harness", "shell", "exec", "gitleaks", "run"]
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_NAME = 46
@@ -22,6 +22,11 @@ class LaunchRequest(NamedTuple):
     unsafe: bool = False
     verbose: bool = False
     cwd: str | None = None  # where to run (a --worktree checkout); None: the current dir
+    # `aishell run` (kind "run", harness set): the prompt, the time limit in seconds,
+    # and whether stdout ends with the result envelope (JSON)
+    prompt: str | None = None
+    timeout: float | None = None
+    json: bool = False
 
     @property
     def interactive(self) -> bool:
@@ -55,7 +60,7 @@ def validate_name(name: str) -> None:
 
 
 def default_name(req: LaunchRequest) -> str:
-    if req.kind == "harness" and req.harness:
+    if req.kind in ("harness", "run") and req.harness:
         return req.harness
     return "shell" if req.kind == "shell" else req.kind
 

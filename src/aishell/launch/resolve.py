@@ -60,6 +60,8 @@ def resolve(req: LaunchRequest) -> Resolved:
     if req.name is not None:
         validate_name(req.name)
     host = hostfacts.gather(cwd=req.cwd, want_git=False)
+    if req.kind == "run":  # headless: no question on a terminal, no terminal for the agent
+        host = host._replace(stdin_tty=False, stdout_tty=False)
     identity = hostgit.PendingIdentity(host.cwd)
     home = paths.aishell_home()
     project = project_mod.resolve(host.cwd, aishell_home=str(home))
@@ -202,7 +204,7 @@ def require_setup(req: LaunchRequest, st: state.State | None) -> state.State:
     """The saved setup, checked to hold what `req` runs (NotInstalled when it does not)."""
     tools = dict(st.tools) if st is not None else {}
     gitleaks = st.gitleaks if st is not None else False
-    if req.kind == "harness" and req.harness not in tools:
+    if req.kind in ("harness", "run") and req.harness not in tools:
         label = BY_NAME[req.harness or ""].label
         wanted = {**tools, req.harness or "": "latest"}
         raise NotInstalled(
@@ -279,7 +281,7 @@ def security_checks(
     hostpaths.gate(
         hostpaths.decisions(config, facts, dangers), interactive=host.tty, unsafe=req.unsafe
     )
-    if req.interactive and config.detection.enabled:
+    if (req.interactive or req.kind == "run") and config.detection.enabled:
         # The scan and its rules are loaded only for agent and shell runs.
         from aishell.security import report, scan
 
@@ -291,7 +293,7 @@ def security_checks(
         report.gate(result, interactive=host.tty, unsafe=req.unsafe)
         if host.tty and not req.detach and not req.unsafe:  # the agent's UI would cover them
             report.hold_for_reading(result, seen=paths.findings_seen_file(project.hash))
-    if req.interactive and st.gitleaks and config.gitleaks_freshness_check:
+    if (req.interactive or req.kind == "run") and st.gitleaks and config.gitleaks_freshness_check:
         from aishell.security import freshness
 
         message = freshness.staleness_message(

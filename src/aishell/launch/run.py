@@ -19,10 +19,12 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from aishell import output, session
+from aishell import output, records, session
+from aishell.constants import LABEL_RECORD
 from aishell.engine.containers import parse_inspect
 from aishell.engine.run_args import build_run_args
 from aishell.errors import AishellError
+from aishell.launch import recording
 from aishell.launch.resolve import host_facts
 from aishell.security import guard
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from aishell.engine.run_args import Bind, RunArgs, RunSpec
     from aishell.launch.materialise import Materials
     from aishell.launch.resolve import Resolved
+    from aishell.records import Record
 
 
 def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
@@ -47,17 +50,36 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     )
     if session is not None:
         spec = spec._replace(labels=(*spec.labels, session.label))
+    # The session record (records.py): what starts now, and how it ended.
+    recording.settle(r, m.engine)
+    record = recording.begin(r, m, spec)
+    if record is not None:
+        spec = spec._replace(labels=(*spec.labels, (LABEL_RECORD, record.id)))
     try:
-        outcome = start(r, m, spec, child=session is not None)
+        outcome = start(r, m, spec, child=session is not None or record is not None, record=record)
     except BaseException:
         if session is not None:  # its container may still run: a later command checks
             guard.mark_detached(session)
+        if record is not None:
+            recording.interrupted(record)
         raise
+    findings: list[guard.Finding] = []
     if session is not None:
         if outcome.detached:
             guard.mark_detached(session)
         else:
-            guard.finish(session)
+            findings = guard.finish(session)
+    if record is not None:
+        if outcome.detached:
+            records.mark(record, "detached")
+        else:
+            data = recording.conclude(
+                record, status=outcome.status, ended_by=outcome.ended_by, findings=findings
+            )
+            if r.req.kind == "run" and r.req.json:
+                recording.print_envelope(data, new_line=record.open_line)
+    elif r.req.kind == "run" and r.req.json:
+        output.warn("no session record could be written: no result envelope")
     if plain_foreground(r, spec):
         leave(outcome.status)
     return outcome.status
@@ -65,7 +87,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
 
 def plain_foreground(r: Resolved, spec: RunSpec) -> bool:
     """The run where aishell used to replace itself with the engine CLI."""
-    return not (spec.tmux or r.req.detach or r.req.kind == "gitleaks")
+    return not (spec.tmux or r.req.detach or r.req.kind in ("gitleaks", "run"))
 
 
 def leave(status: int) -> NoReturn:
@@ -91,12 +113,14 @@ def writable_mounts(binds: Sequence[Bind], project: str) -> list[str]:
     ]
 
 
-def start(r: Resolved, m: Materials, spec: RunSpec, *, child: bool) -> session.Outcome:
+def start(
+    r: Resolved, m: Materials, spec: RunSpec, *, child: bool, record: Record | None = None
+) -> session.Outcome:
     """Hand the spec over to the engine: as a child when aishell has work to do after
     it ends (`child`, or an egress proxy to remove), else by exec."""
     args = build_run_args(spec, host_facts(r))
     if r.egress is None or not r.egress.session:
-        return hand_over(r, m, spec, args, child=child)
+        return hand_over(r, m, spec, args, child=child, record=record)
     from aishell.engine import proxy  # the proxy code loads only for allowlist sessions
 
     with proxy.egress(
@@ -109,18 +133,35 @@ def start(r: Resolved, m: Materials, spec: RunSpec, *, child: bool) -> session.O
         project=r.project.root,
         container=r.container or "exec",
     ) as egress:
-        outcome = hand_over(r, m, spec, args, child=child)
+        outcome = hand_over(r, m, spec, args, child=child, record=record)
         if egress is not None and outcome.detached:
             egress.keep = True  # the agent still runs; its end closes the session
         return outcome
 
 
 def hand_over(
-    r: Resolved, m: Materials, spec: RunSpec, args: RunArgs, *, child: bool
+    r: Resolved,
+    m: Materials,
+    spec: RunSpec,
+    args: RunArgs,
+    *,
+    child: bool,
+    record: Record | None = None,
 ) -> session.Outcome:
     """Start the container the way the request wants; what happened."""
     engine, req = m.engine, r.req
     env = {**os.environ, **args.env}
+    if req.kind == "run":  # headless (launch/headless.py): output shown and recorded
+        from aishell.launch import headless
+
+        ended = headless.call(
+            engine, args.argv, env=env, container=r.container, record=record, timeout=req.timeout
+        )
+        if record is not None and ended.output_truncated:
+            record.data["output_truncated"] = True
+        return session.Outcome(
+            ended.status, detached=False, ended_by="timeout" if ended.timed_out else "exit"
+        )
     if spec.tmux and not req.detach:
         start_detached(m, r.container, r.short, args, env)
         container = r.container or ""

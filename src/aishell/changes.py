@@ -16,7 +16,6 @@ The parsers are pure (unit-tested from git's output); `before` and `after` run g
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Iterable, Mapping
@@ -238,6 +237,8 @@ def read_regular(path: str, limit: int = MAX_COUNTED) -> bytes | None:
 
 def _digest(path: str) -> str | None:
     data = read_regular(path)
+    import hashlib  # (lazy: not on every launch)
+
     return hashlib.sha256(data).hexdigest() if data is not None else None
 
 

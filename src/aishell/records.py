@@ -27,12 +27,10 @@ A record whose session still runs is never pruned.
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -367,6 +365,8 @@ def started_of(sid: str) -> float | None:
     if match is None:
         return None
     try:
+        import calendar  # (lazy: not on every launch)
+
         return float(calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%S")))
     except ValueError:
         return None
@@ -398,4 +398,6 @@ def prune(key: str, *, keep_days: int, keep: int, now: float | None = None) -> l
 def remove(directory: Path) -> None:
     with contextlib.suppress(OSError):
         os.chmod(directory, 0o700)
+    import shutil  # (lazy: not on every launch)
+
     shutil.rmtree(directory, ignore_errors=True)

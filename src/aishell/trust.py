@@ -25,10 +25,8 @@ bidirectional overrides are made visible (`visible`), so nothing can hide a line
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import os
-import shutil
 import stat
 import time
 from pathlib import Path
@@ -354,6 +352,8 @@ def approve(project: Project, snap: Snapshot) -> Record:
     with _locked(directory):
         tmp = directory / f"approved.new-{os.getpid()}"
         old = directory / f"approved.old-{os.getpid()}"
+        import shutil  # (lazy: not on every launch)
+
         for leftover in (tmp, old):
             shutil.rmtree(leftover, ignore_errors=True)
         try:
@@ -467,6 +467,8 @@ def diff_lines(old: Snapshot | None, new: Snapshot) -> list[str]:
             shown = _describe(b) if b is not None else _describe(a) if a is not None else ""
             lines.append(f"{label}: binary file {what} {shown}")
             continue
+        import difflib  # (lazy: only a diff needs it)
+
         lines += [
             visible(line.rstrip("\n"))
             for line in difflib.unified_diff(

@@ -364,12 +364,18 @@ def started_of(sid: str) -> float | None:
     match = _ID.fullmatch(sid)
     if match is None:
         return None
-    try:
-        import calendar  # (lazy: not on every launch)
-
-        return float(calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%S")))
-    except ValueError:
+    t = match.group(1)
+    year, month, day = int(t[0:4]), int(t[4:6]), int(t[6:8])
+    hour, minute, second = int(t[9:11]), int(t[11:13]), int(t[13:15])
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 62):
         return None
+    import calendar  # (lazy: not on every launch)
+
+    return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
+
+
+PRUNE_EVERY: Final = 3600.0  # seconds: how often the age rule is applied per project
+PRUNED_STAMP: Final = ".pruned"
 
 
 def prune(key: str, *, keep_days: int, keep: int, now: float | None = None) -> list[str]:
@@ -382,6 +388,15 @@ def prune(key: str, *, keep_days: int, keep: int, now: float | None = None) -> l
     except OSError:
         return []
     moment = time.time() if now is None else now
+    stamp = base / PRUNED_STAMP
+    if len(names) <= keep:  # the count rule holds: the age rule at most once an hour
+        try:
+            if moment - stamp.stat().st_mtime < PRUNE_EVERY:
+                return []
+        except OSError:
+            pass
+    with contextlib.suppress(OSError):
+        stamp.touch()
     timed = [(n, started_of(n)) for n in names]
     entries = [Entry(n, t, False) for n, t in timed if t is not None]
     doomed = to_prune(entries, now=moment, keep_days=keep_days, keep=keep)

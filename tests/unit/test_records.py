@@ -403,6 +403,44 @@ def test_prune_on_disk_keeps_a_running_session(home: Path) -> None:
     assert (home / "sessions").stat().st_mode & 0o777 == 0o700
 
 
+def test_the_age_rule_runs_at_most_once_an_hour_the_count_rule_always(home: Path) -> None:
+    now = time.time()
+    first = records.begin("k", {"kind": "exec"}, session_id=_stamp(now - 10))
+    assert first
+    records.end(first, status=0, ended_by="exit")
+    assert records.prune("k", keep_days=30, keep=100, now=now) == []  # (stamps)
+    # 31 days later by the clock, but the stamp is fresh: not yet
+    late = now + 31 * DAY
+    os.utime(home / "sessions" / "k" / records.PRUNED_STAMP, (now, now))
+    assert records.prune("k", keep_days=30, keep=100, now=now + 60) == []
+    assert first.dir.exists()
+    os.utime(home / "sessions" / "k" / records.PRUNED_STAMP, (now - 7200, now - 7200))
+    assert records.prune("k", keep_days=30, keep=100, now=late) == [first.id]
+    # the count rule does not wait for the stamp
+    a = records.begin("k", {"kind": "exec"}, session_id=_stamp(now - 20))
+    b = records.begin("k", {"kind": "exec"}, session_id=_stamp(now - 10))
+    assert a and b
+    records.end(a, status=0, ended_by="exit")
+    records.end(b, status=0, ended_by="exit")
+    assert records.prune("k", keep_days=30, keep=1, now=now) == [a.id]
+
+
+@pytest.mark.parametrize(
+    ("sid", "expected"),
+    [
+        ("20261201T120000Z-abcdef", 1796126400.0),
+        ("19700101T000000Z-000000", 0.0),
+        ("20261301T120000Z-abcdef", None),  # month 13
+        ("20261200T120000Z-abcdef", None),  # day 0
+        ("20261201T250000Z-abcdef", None),  # hour 25
+        ("20261201T120000-abcdef", None),  # no Z
+        ("x", None),
+    ],
+)
+def test_started_of(sid: str, expected: float | None) -> None:
+    assert records.started_of(sid) == expected
+
+
 def test_listing_newest_first_lost_sessions_and_find(home: Path) -> None:
     now = time.time()
     a = records.begin("k1", {"kind": "run"}, session_id=_stamp(now - 100))

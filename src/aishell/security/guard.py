@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import fnmatch
-import hashlib
 import json
 import os
 import stat
@@ -238,6 +237,8 @@ def _state(path: str, keep: Store | None) -> State | None:
             data = fh.read(MAX_READ + 1)
     except OSError:
         return State("file", "unreadable", mode)
+    import hashlib  # (lazy: only when there is a file to read)
+
     digest = hashlib.sha256(data).hexdigest()
     if keep is not None and len(data) <= MAX_COPY:
         with contextlib.suppress(OSError):

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import Any, NamedTuple
 
-from aishell import diagnose, journal, output
+from aishell import journal, output
 from aishell.constants import (
     BASE_IMAGE,
     EXTENSION_ROLE_PREFIX,
@@ -525,6 +525,8 @@ def build_image(
     with output.Progress(title, verbose=verbose) as progress:
         book = journal.current()
 
+        from aishell import diagnose  # (lazy: builds only)
+
         def on_line(line: str) -> None:
             tail.append(diagnose.plain(line))
             before = len(log.created)
@@ -581,6 +583,8 @@ def build_failure(
     """The error for a failed build: the cause when the output names one (an untrusted
     TLS certificate: the fix is ca_certificates), else the step that failed (and, for a
     build without network, that it had none)."""
+    from aishell import diagnose  # (lazy: only a failed build reads its output)
+
     details = None if verbose else "\n".join(tail)
     tls = diagnose.tls_failure(tail)
     if tls is not None:
@@ -698,6 +702,8 @@ def ensure_foundation(
             no_cache=force,
         )
     except BuildFailed as exc:
+        from aishell import diagnose  # (lazy: only a failed build reads its output)
+
         if exc.details and diagnose.pull_failure(exc.step, exc.details.splitlines()):
             raise EngineError(
                 f"the base image {base} could not be pulled",

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aishell import diagnose, journal, output, paths
+from aishell import journal, output, paths
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
 from aishell.engine.client import Engine, long_timeout
 from aishell.errors import EngineError
@@ -680,6 +680,8 @@ def install_failure(
     """The error for a failed install: npm's real cause when it names one (no such
     version, an untrusted TLS certificate), never a pointer to npm's log inside the
     helper container, which is gone by then."""
+    from aishell import diagnose  # (lazy: only on this path)
+
     lines = diagnose.without_npm_log_lines(tail)
     details = None if verbose else "\n".join(lines)
     if rc in _KILLED or rc == 125:  # not npm's doing: the container was stopped, or never ran

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from aishell import changes, output, records
+from aishell import output, records
 from aishell.constants import LABEL_RECORD
 from aishell.engine.containers import parse_json_lines, parse_label_string
 from aishell.errors import AishellError
@@ -93,6 +93,8 @@ def begin(r: Resolved, m: Materials, spec: RunSpec) -> records.Record | None:
     records.prune(key, keep_days=config.sessions_keep_days, keep=config.sessions_keep)
     record = records.begin(key, fields(r, m, spec))
     if record is not None and r.req.kind in SUMMARISED:
+        from aishell import changes  # (lazy: not for exec)
+
         record.data["before"] = changes.before(r.project.root)
         try:
             record.save()
@@ -148,6 +150,8 @@ def conclude(
     root = str(record.data.get("project") or "")
     summary = None
     if isinstance(before, dict) and root:
+        from aishell import changes  # (lazy: not for exec)
+
         try:
             summary = changes.after(root, before)
         except Exception as exc:  # the session is over: its status must still reach you
@@ -164,6 +168,8 @@ def conclude(
 
 def envelope(data: Mapping[str, Any]) -> dict[str, Any]:
     """The result envelope of `aishell run --json`, from a finished record."""
+    from aishell import changes
+
     summary = dict(data.get("changes") or changes.summary_json("none"))
     network = dict(data.get("network") or {})
     return {

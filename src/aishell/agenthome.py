@@ -27,7 +27,7 @@ import os
 import stat
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
-from aishell import output, paths
+from aishell import fileio, output, paths
 from aishell.engine.run_args import Bind
 from aishell.errors import AishellError
 from aishell.harnesses import BY_NAME, LOGIN_STORE_MOUNT
@@ -262,28 +262,10 @@ class _Dir:
 
 
 def _read_host_file(path: str, limit: int = MAX_LOGIN_BYTES) -> bytes | None:
-    """A file of the host user's own (symlinks followed: it is theirs), if regular."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    return data if len(data) <= limit else None
+    """A file of the host user's own (symlinks followed: it is theirs), if regular and
+    at most `limit` bytes."""
+    data = fileio.read_regular(path, limit, follow_links=True)
+    return data if data is not None and len(data) <= limit else None
 
 
 def seed_content(tool: str, rel: str, host_file: bytes | None) -> bytes:

@@ -17,11 +17,10 @@ The parsers are pure (unit-tested from git's output); `before` and `after` run g
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
-from aishell import hostgit
+from aishell import fileio, hostgit
 
 MAX_LISTED: Final = 20_000  # files listed outside git (beyond: "truncated")
 MAX_COUNTED: Final = 8 * 1024 * 1024  # files larger than this get no line count
@@ -209,30 +208,10 @@ def _git(root: str, *args: str) -> hostgit.GitResult:
 
 
 def read_regular(path: str, limit: int = MAX_COUNTED) -> bytes | None:
-    """The first `limit`+1 bytes of a regular file; None for anything else. The project
-    is the agent's: a FIFO there would block an open, a link to /dev/zero never end a
-    read. So the file is opened without following a link and without blocking, and
-    read only when it is a regular file, and only so far."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    """The first `limit`+1 bytes of a regular file in the project; None for anything
+    else (the project is the agent's: `fileio.read_regular` neither follows a link nor
+    blocks)."""
+    return fileio.read_regular(path, limit)
 
 
 def _digest(path: str) -> str | None:

@@ -19,7 +19,7 @@ SRC = Path(aishell.__file__).resolve().parent
 # Layers, lowest first: a module may import its own layer or a lower one.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # data and pure helpers
-    ("constants", "errors", "paths", "hashing", "versions", "harnesses", "output"),
+    ("constants", "errors", "paths", "hashing", "versions", "harnesses", "output", "fileio"),
     ("interrupts", "diagnose"),
     ("netpolicy", "project", "state", "config", "gitconfig", "trust", "journal"),
     # the host and the engine, each talked to by one module

@@ -805,3 +805,14 @@ def test_images_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]
 
     assert cli.main(["images", *argv]) == 2
     assert capsys.readouterr().err.startswith("Error:")
+
+
+def test_messages_show_a_few_tags_and_how_many_more() -> None:
+    from aishell.engine.images import tags_shown
+
+    assert tags_shown([]) == "no tag"
+    assert tags_shown(["a:x"]) == "a:x"
+    assert tags_shown(["a:x", "b:x"]) == "a:x, b:x"
+    many = [f"aishell-home-{i:012x}:base" for i in range(300)]
+    shown = tags_shown(many)
+    assert shown == f"{many[0]}, {many[1]} and 298 more"

@@ -323,6 +323,15 @@ def find_built(engine: Engine, labels: Mapping[str, str]) -> dict[str, Any] | No
     return max(matching, key=lambda item: str(item.get("Created", ""))) if matching else None
 
 
+def tags_shown(tags: Sequence[str], most: int = 2) -> str:
+    """Tags for a message: on a shared engine an image may have hundreds (one hold per
+    home), so the first few and how many more."""
+    if not tags:
+        return "no tag"
+    more = len(tags) - most
+    return ", ".join(tags[:most]) + (f" and {more} more" if more > 0 else "")
+
+
 def hold(engine: Engine, item: Mapping[str, Any], tag: str) -> bool:
     """Point this home's hold `tag` at the image `item`. False if the image is gone."""
     result = engine.capture("tag", image_id(item), tag)
@@ -336,8 +345,10 @@ def adopt(
     found = find_built(engine, labels)
     if found is None or not hold(engine, found, tag):
         return None
-    others = ", ".join(aishell_tags(found)) or "no tag"
-    output.info(f"Using the existing {what} {short_id(image_id(found))} (same inputs; {others})")
+    output.info(
+        f"Using the existing {what} {short_id(image_id(found))} "
+        f"(same inputs; {tags_shown(aishell_tags(found))})"
+    )
     return found
 
 

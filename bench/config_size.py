@@ -117,6 +117,11 @@ def main() -> int:
             entries = int(cap * fraction)
             global_file.write_text(kept + config_text(entries, "G"))
             (project / ".aishell" / "config.yaml").write_text(config_text(entries, "P"))
+            # The user approves the changed project config (trust on change).
+            subprocess.run(
+                [sys.executable, "-m", "aishell", "trust", "--yes"], cwd=project, check=True,
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
             for name in list(os.environ):
                 if name.startswith(("G_VAR_", "P_VAR_")):
                     del os.environ[name]

@@ -49,6 +49,11 @@ def main() -> int:
             elif mode == "none":
                 (project / ".aishell" / "config.yaml").write_text("network: none\n")
             projects[mode] = project
+            # The user approves the project's aishell config once (trust on change).
+            subprocess.run(
+                [sys.executable, "-m", "aishell", "trust", "--yes"], cwd=project, check=True,
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
             run(project, 1)  # warm-up (starts the proxy, builds or finds its image once)
         results: dict[str, list[float]] = {mode: [] for mode in MODES}
         for _ in range(n):

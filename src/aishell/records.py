@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from aishell import output, paths
+from aishell import fileio, output, paths
 
 VERSION: Final = 1
 RECORD: Final = "record.json"
@@ -129,16 +129,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _pid_start(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2 :].split()
-    return fields[19].decode() if len(fields) > 19 else None
-
-
 def begin(key: str, fields: Mapping[str, Any], *, session_id: str | None = None) -> Record | None:
     """Create the record of a session that starts now, under the project's `key`
     (None, with a warning, when the directory cannot be written: the session goes on
@@ -158,7 +148,7 @@ def begin(key: str, fields: Mapping[str, Any], *, session_id: str | None = None)
             "started": iso(time.time()),
             "started_ts": time.time(),
             "pid": os.getpid(),
-            "pid_start": _pid_start(os.getpid()),
+            "pid_start": fileio.process_start(os.getpid()),
         }
         record = Record(directory, data)
         record.save()
@@ -282,7 +272,7 @@ def alive(data: Mapping[str, Any]) -> bool:
     if data.get("state") != "running":
         return False
     pid, started = data.get("pid"), data.get("pid_start")
-    return isinstance(pid, int) and started is not None and _pid_start(pid) == started
+    return isinstance(pid, int) and started is not None and fileio.process_start(pid) == started
 
 
 def listing(project_hash: str | None) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
-from aishell import output, paths
+from aishell import fileio, output, paths
 from aishell.constants import CONFIG_FILE, DOCKERFILE
 from aishell.errors import AishellError, ConfigError
 
@@ -147,18 +147,6 @@ def _limit_error(config_dir: Path, what: str) -> AishellError:
     )
 
 
-def _read_fd(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    left = limit + 1
-    while left > 0:
-        chunk = os.read(fd, min(left, 1 << 16))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def _kind_of(mode: int) -> Literal["file", "dir", "link", "other"]:
     if stat.S_ISREG(mode):
         return "file"
@@ -207,7 +195,7 @@ class _Walk:
             kind = _kind_of(info.st_mode)
             if kind != "file":
                 return Entry(rel, kind, 0)
-            data = _read_fd(fd, MAX_TOTAL_BYTES - self.total)
+            data = fileio.read_fd(fd, MAX_TOTAL_BYTES - self.total)
         finally:
             os.close(fd)
         if len(data) > MAX_TOTAL_BYTES - self.total:

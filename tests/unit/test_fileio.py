@@ -34,3 +34,20 @@ def test_links_are_followed_only_when_asked(tmp_path: Path) -> None:
     zero = tmp_path / "z"
     zero.symlink_to("/dev/zero")
     assert fileio.read_regular(str(zero), 10, follow_links=True) is None
+
+
+def test_read_fd_stops_one_byte_past_the_limit(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"0123456789")
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        assert fileio.read_fd(fd, 4) == b"01234"
+    finally:
+        os.close(fd)
+
+
+def test_process_start_tells_this_process_from_none() -> None:
+    mine = fileio.process_start(os.getpid())
+    assert mine is not None and mine.isdigit()
+    assert fileio.process_start(os.getpid()) == mine  # stable for one process
+    assert fileio.process_start(2**22 + 12345) is None  # beyond pid_max: no such process

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from aishell import hostgit, output, paths
+from aishell import fileio, hostgit, output, paths
 from aishell.constants import LABEL_GUARD_SESSION
 from aishell.engine.containers import parse_json_lines, parse_label_string
 from aishell.security import autorun, sweep
@@ -587,16 +587,6 @@ class Session(NamedTuple):
         return (LABEL_GUARD_SESSION, self.id)
 
 
-def _pid_start(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2 :].split()
-    return fields[19].decode() if len(fields) > 19 else None
-
-
 def begin(
     project: Project, *, host_uid: int, sweep_roots: Sequence[str] = (), detached: bool = False
 ) -> Session | None:
@@ -617,7 +607,7 @@ def begin(
             "root": project.root,
             "started": time.time(),
             "pid": os.getpid(),
-            "pid_start": _pid_start(os.getpid()),
+            "pid_start": fileio.process_start(os.getpid()),
             "detached": detached,
             "host_uid": host_uid,
             "gitdirs": [list(g) for g in gitdirs],
@@ -763,7 +753,7 @@ def settle(project: Project, engine: Engine | None) -> list[Finding]:
             not data.get("detached")
             and isinstance(pid, int)
             and started is not None
-            and _pid_start(pid) == started
+            and fileio.process_start(pid) == started
         ):
             continue  # its aishell still runs: it finishes the session itself
         candidates.append(path)

@@ -2,7 +2,9 @@
 
 A file in the project, or anything the sandbox could reach, is untrusted: a FIFO there
 would block an open, a link to /dev/zero would never end a read. `read_regular` opens
-without blocking, reads only a regular file, and only so far.
+without blocking, reads only a regular file, and only so far (`read_fd` is its bounded
+read, for callers that open the file themselves). `process_start` reads /proc to tell
+a live process from a later one with the same PID.
 """
 
 from __future__ import annotations

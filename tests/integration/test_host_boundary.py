@@ -235,14 +235,19 @@ def test_a_redirected_git_directory_is_refused_and_named(anyone: Aishell, where:
         again = anyone.run("exec", "sh", "-c", plant, cwd=cwd)
         assert "planted" in again.stdout, again.stderr
         assert f"{repo}/.git/commondir" in again.stderr, again.stderr
-        assert "another directory" in again.stderr
-        refused = anyone.run("worktrees", cwd=repo)
-        assert refused.returncode == 1 and "commondir" in refused.stderr
+        assert "another directory" in again.stderr and "moved aside" in again.stderr
+        listed = anyone.run("worktrees", cwd=repo)  # moved aside: nothing to refuse
+        assert listed.returncode == 0 and "side" in listed.stdout, listed.stderr
         assert fired(m) == []
         return
     assert "planted" in result.stdout, result.stderr
     assert ".git/commondir" in result.stderr  # the post-session notice
     assert "makes git read its config and hooks from another directory" in result.stderr
+    # The session's end moved it aside (the tests below); one that is there when no
+    # session ended (a detached one still running wrote it, or someone on the host) is
+    # refused by aishell's own git and named by check.
+    moved = repo / ".git" / "commondir.aishell-moved"
+    os.rename(moved, repo / ".git" / "commondir")
 
     check = anyone.run("check", "--json", cwd=repo)
     assert check.returncode == 1
@@ -640,3 +645,172 @@ def test_verify_probes_the_host_boundary(anyone: Aishell) -> None:
     assert checks["devices"]["status"] == "fail", checks["devices"]
     assert checks["git-internals"]["status"] == "pass"
     assert not [p for p in repo.iterdir() if p.name.startswith(".aishell-verify-")]
+
+
+# ------------------------------------------------ redirects at the top of .git
+
+EVIL_COMMONDIR = (
+    "set -e; mkdir -p {evil}/hooks; cp -r {g}/objects {g}/refs {g}/HEAD {evil}/; "
+    "printf '[core]\\n\\tfsmonitor = touch {m}/{tag}; false\\n' > {evil}/config; "
+    'echo "{evil}" > {g}/commondir; echo planted'
+)
+
+
+def plant_commondir(gitdir: str, evil: str, m: Path, tag: str) -> str:
+    """Shell: make `gitdir` read its config (a planted fsmonitor) from `evil`."""
+    return EVIL_COMMONDIR.format(g=shlex.quote(gitdir), evil=shlex.quote(evil), m=m, tag=tag)
+
+
+@pytest.mark.targets("docker", "podman")
+@pytest.mark.parametrize("where", ["main", "worktree"])
+def test_a_commondir_redirect_never_reaches_the_users_git(anyone: Aishell, where: str) -> None:
+    """The top of `.git` must stay writable (lock files), so the agent can write a
+    `commondir` there: a main repository's git directory never has one, and git would
+    read its config and hooks from the directory it names. When the session ends
+    aishell moves it aside (nothing is lost), so the user's git afterwards runs nothing
+    and aishell goes on working in the project."""
+    repo = make_repo(anyone, "commondir")
+    m = markers_dir(anyone)
+    cwd = repo
+    if where == "worktree":
+        made = anyone.run("--worktree=side", "exec", "true", cwd=repo)
+        assert made.returncode == 0, made.stderr
+        cwd = repo.parent / f"{repo.name}.worktrees" / "side"
+    plant = plant_commondir(f"{repo}/.git", f"{cwd}/evil", m, "redirect")
+    result = anyone.run("exec", "sh", "-c", plant, cwd=cwd)
+    assert "planted" in result.stdout, result.stderr
+    moved = repo / ".git" / "commondir.aishell-moved"
+    assert not (repo / ".git" / "commondir").exists()
+    assert moved.read_text().strip() == f"{cwd}/evil"  # kept, under another name
+    line = [x for x in result.stderr.splitlines() if ".git/commondir:" in x]
+    assert line and "moved aside" in line[0] and str(moved) in line[0], result.stderr
+
+    for where_git in {repo, cwd}:
+        (where_git / "a.txt").write_text(f"changed in {where_git.name}\n")
+        host_git(anyone, where_git, "status", tty=True)
+        host_git(anyone, where_git, "diff", tty=True)
+        host_git(anyone, where_git, "commit", "-qam", "by the user")
+    assert fired(m) == [], "the user's git followed the planted commondir"
+    # aishell itself goes on: no refusal, and check sees no redirect.
+    assert anyone.run("exec", "true", cwd=cwd).returncode == 0
+    data = json.loads(anyone.run("check", "--json", cwd=repo).stdout)
+    assert data["host_files"]["redirect"] is None, data["host_files"]
+
+
+@pytest.mark.targets("docker", "podman")
+def test_a_commondir_written_while_the_session_runs_stops_it(anyone: Aishell) -> None:
+    """While the session runs, the user's git in another terminal would follow a
+    planted `commondir`: aishell watches for one, moves it aside and stops the
+    session at once (no legitimate tool writes one there)."""
+    repo = make_repo(anyone, "tripwire")
+    m = markers_dir(anyone)
+    plant = plant_commondir(f"{repo}/.git", f"{repo}/evil", m, "live")
+    script = f"{plant}; for i in $(seq 600); do sleep 0.2; done; echo survived"
+    result = anyone.run("exec", "sh", "-c", script, cwd=repo, timeout=300)
+    assert "planted" in result.stdout, result.stderr
+    assert "survived" not in result.stdout, "the session went on"
+    assert result.returncode != 0
+    assert "stopped the session" in result.stderr, result.stderr
+    assert not (repo / ".git" / "commondir").exists()
+    assert (repo / ".git" / "commondir.aishell-moved").is_file()
+    host_git(anyone, repo, "status", tty=True)
+    assert fired(m) == []
+
+
+@pytest.mark.targets("docker", "podman")
+def test_a_submodules_git_directory_is_walled_too(anyone: Aishell) -> None:
+    """`.git/modules/<name>/`: the submodule's config, hooks and info are read-only,
+    and a `commondir` planted at its top is moved aside; the user's `git status` in the
+    superproject (which runs git in the submodule) and in the submodule runs nothing."""
+    upstream = make_repo(anyone, "sub-upstream")
+    repo = make_repo(anyone, "super")
+    host_git(
+        anyone, repo, "-c", "protocol.file.allow=always",
+        "submodule", "add", "-q", str(upstream), "lib",
+    )  # fmt: skip
+    host_git(anyone, repo, "commit", "-qm", "add lib")
+    assert (repo / ".git" / "modules" / "lib" / "config").is_file()
+    m = markers_dir(anyone)
+    g = f"{repo}/.git/modules/lib"
+    script = f"""
+cd lib
+git config core.fsmonitor 'touch {m}/sub-config; false' && echo PLANTED config
+printf '[core]\\n\\tfsmonitor = touch {m}/sub-append; false\\n' >> {g}/config && echo PLANTED append
+sudo sh -c 'printf "[core] fsmonitor = touch {m}/sub-sudo\\n" >> {g}/config' && echo PLANTED sudo
+printf '#!/bin/sh\\ntouch {m}/sub-hook\\n' > {g}/hooks/post-checkout && echo PLANTED hook
+echo '* filter=evil' > {g}/info/attributes && echo PLANTED attributes
+mv {g} {g}.moved && echo PLANTED mv-gitdir
+{plant_commondir(g, f"{repo}/evil", m, "sub-redirect")} >/dev/null && echo commondir-written
+echo DONE
+"""
+    result = anyone.run("exec", "bash", "-c", script, cwd=repo)
+    assert "DONE" in result.stdout, result.stderr
+    planted = [x for x in result.stdout.splitlines() if x.startswith("PLANTED")]
+    assert planted == [], planted
+    assert "commondir-written" in result.stdout  # the top is writable: moved aside after
+    assert not Path(g, "commondir").exists() and Path(g, "commondir.aishell-moved").exists()
+    assert ".git/modules/lib/commondir:" in result.stderr, result.stderr
+    (repo / "lib" / "a.txt").write_text("changed in the submodule\n")
+    host_git(anyone, repo, "status", tty=True)
+    host_git(anyone, repo / "lib", "status", tty=True)
+    host_git(
+        anyone, repo / "lib", "-c", "user.name=U", "-c", "user.email=u@e.org", "commit", "-qam", "x"
+    )
+    assert fired(m) == []
+
+
+def test_configured_read_write_mounts_are_swept_after_the_session(anyone: Aishell) -> None:
+    """A read-write mount outside the project is as writable as the project: what the
+    sweep reports there (a file root made, a set-user-ID file) is named after the session."""
+    project = anyone.new_project("swept-mount")
+    shared = anyone.home / f"shared-{os.urandom(3).hex()}"
+    shared.mkdir()
+    if anyone.user:
+        subprocess.run(["chown", f"{anyone.uid}:{anyone.gid}", str(shared)], check=True)
+    anyone.write(project / ".aishell" / "config.yaml", f"mounts:\n  - {shared}\n")
+    tool = shared / "tool"
+    anyone.write(tool, "#!/bin/sh\n")  # (a chown clears set-user-ID: that goes last)
+    tool.chmod(0o4755)  # put there on the host: reported whoever made it
+    script = (
+        f"sudo touch {shared}/by-root; sudo cp /bin/sh {shared}/sh2; "
+        f"sudo chmod u+s {shared}/sh2 && echo MADE; echo DONE"
+    )
+    result = anyone.run("exec", "sh", "-c", script, cwd=project)
+    assert "DONE" in result.stdout and "MADE" not in result.stdout, result.stderr
+    assert f"{shared}/tool: set-user-ID" in result.stderr, result.stderr
+    rootless = anyone.user is not None and anyone.extra_env.get("AISHELL_ENGINE") == "podman"
+    if anyone.user is not None and not rootless:
+        assert f"{shared}/by-root: owned by root" in result.stderr, result.stderr
+    data = json.loads(anyone.run("check", "--json", cwd=project).stdout)
+    assert str(tool) in {a["path"] for a in data["host_files"]["artifacts"]}, data["host_files"]
+
+
+def test_a_detached_sessions_redirect_is_moved_aside_by_the_next_command(
+    anyone: Aishell,
+) -> None:
+    """A detached session has no aishell watching it: once its container is gone, the
+    next aishell command in the project concludes it, which moves the redirect aside
+    (a launch that meets the redirect first does that instead of refusing)."""
+    repo = make_repo(anyone, "detached-redirect")
+    m = markers_dir(anyone)
+    name = "r" + os.urandom(2).hex()
+    started = anyone.run("--detach", "--name", name, "shell", cwd=repo)
+    assert started.returncode == 0, started.stderr
+    container = next(
+        w for w in started.stderr.split() if w.startswith("aishell-") and w.endswith(name)
+    )
+    try:
+        plant = plant_commondir(f"{repo}/.git", f"{repo}/evil", m, "detached")
+        planted = anyone.engine_cli(
+            "exec", "-u", f"{anyone.uid}:{anyone.gid}", "-w", str(repo), container,
+            "sh", "-c", plant,
+        )  # fmt: skip
+        assert "planted" in planted.stdout, planted.stderr
+    finally:
+        anyone.engine_cli("stop", "-t", "1", container)
+    launch = anyone.run("exec", "true", cwd=repo)
+    assert launch.returncode == 0, launch.stderr
+    assert "moved aside" in launch.stderr and ".git/commondir" in launch.stderr
+    assert not (repo / ".git" / "commondir").exists()
+    host_git(anyone, repo, "status", tty=True)
+    assert fired(m) == []

@@ -20,7 +20,7 @@ from aishell.engine.run_args import Bind
 from aishell.errors import AishellError, ConfigError
 from aishell.harnesses import BY_NAME
 from aishell.launch.request import default_name, setup_hint, validate_name
-from aishell.security import gitwall, hostpaths, validate
+from aishell.security import gitwall, guard, hostpaths, redirects, validate
 from aishell.worktrees import git_dir_binds
 
 if TYPE_CHECKING:
@@ -154,7 +154,15 @@ def git_internal_binds(
             "and hooks, which git on this machine runs; 'aishell guard' shows what changed"
         )
         return linked
-    wall = gitwall.plan(project.root, linked=linked, taken=taken, other_mounts=other_mounts)
+    try:
+        wall = gitwall.plan(project.root, linked=linked, taken=taken, other_mounts=other_mounts)
+    except AishellError:
+        if not redirects.present(redirects.watched(project.root)):
+            raise
+        # A `commondir` redirect: a detached session that ended may have left it, and
+        # concluding that session moves it aside. (Else: refused, as it was.)
+        guard.settle_with_any_engine(project)
+        wall = gitwall.plan(project.root, linked=linked, taken=taken, other_mounts=other_mounts)
     gitwall.prepare(wall)
     return [*linked, *wall.binds]
 

@@ -20,17 +20,18 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from aishell import output, records, session
-from aishell.constants import LABEL_RECORD
+from aishell.constants import LABEL_GUARD_SESSION, LABEL_RECORD
 from aishell.engine.containers import parse_inspect
 from aishell.engine.run_args import build_run_args
 from aishell.errors import AishellError
 from aishell.launch import recording
 from aishell.launch.resolve import host_facts
-from aishell.security import guard
+from aishell.security import guard, redirects
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from aishell.engine.client import Engine
     from aishell.engine.run_args import Bind, RunArgs, RunSpec
     from aishell.launch.materialise import Materials
     from aishell.launch.resolve import Resolved
@@ -42,11 +43,13 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     # in the background are concluded now; this one's state is recorded before it
     # starts and compared when it ends (a detached one: by a later command).
     guard.settle(r.project, m.engine)
+    walled = r.config.git_internals != "writable"
     session = guard.begin(
         r.project,
         host_uid=r.host.uid,
         sweep_roots=writable_mounts(r.config_binds, r.project.canonical),
         detached=r.req.detach,
+        walled=walled,
     )
     if session is not None:
         spec = spec._replace(labels=(*spec.labels, session.label))
@@ -55,20 +58,31 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     record = recording.begin(r, m, spec)
     if record is not None:
         spec = spec._replace(labels=(*spec.labels, (LABEL_RECORD, record.id)))
+    child = session is not None or record is not None
+    # A `commondir` redirect written while the session runs stops it (redirects.py).
+    watch = redirects.watched(r.project.root) if walled and child and not r.req.detach else []
+    wire = redirects.Tripwire(watch, lambda: stop_session(m.engine, spec.labels))
     try:
-        outcome = start(r, m, spec, child=session is not None or record is not None, record=record)
+        with wire:
+            outcome = start(r, m, spec, child=child, record=record)
     except BaseException:
         if session is not None:  # its container may still run: a later command checks
             guard.mark_detached(session)
         if record is not None:
             recording.interrupted(record)
         raise
+    if wire.tripped:
+        outcome = outcome._replace(status=outcome.status or 1, ended_by="guard")
+        tripped_notice(wire.moved)
     findings: list[guard.Finding] = []
     if session is not None:
         if outcome.detached:
             guard.mark_detached(session)
         else:
-            findings = guard.finish(session)
+            findings = guard.finish(session, wire.moved)
+    elif walled and not outcome.detached:  # no guard state: the redirects still go
+        for moved in redirects.neutralise(redirects.watched(r.project.root)):
+            output.warn(f"{moved.path}: {guard.GIT_WHY['commondir']} ({redirects.describe(moved)})")
     if record is not None:
         if outcome.detached:
             records.mark(record, "detached")
@@ -83,6 +97,27 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     if plain_foreground(r, spec):
         leave(outcome.status)
     return outcome.status
+
+
+def stop_session(engine: Engine, labels: Sequence[tuple[str, str]]) -> None:
+    """Kill the session's container (the tripwire: the agent redirected git)."""
+    mine = [(k, v) for k, v in labels if k in (LABEL_GUARD_SESSION, LABEL_RECORD)]
+    if not mine:
+        return
+    key, value = mine[0]
+    found = engine.capture("ps", "-q", "--filter", f"label={key}={value}")
+    ids = found.stdout.split() if found.ok else []
+    if ids:
+        engine.capture("kill", *ids)
+
+
+def tripped_notice(moved: Sequence[redirects.Moved]) -> None:
+    for m in moved:
+        output.warn(
+            f"aishell stopped the session: the agent wrote {m.path}, which "
+            f"{guard.GIT_WHY['commondir']} (git on this machine would run what that "
+            f"config names); {redirects.describe(m)}"
+        )
 
 
 def plain_foreground(r: Resolved, spec: RunSpec) -> bool:

@@ -18,10 +18,11 @@ over them, at the same paths:
 Everything else in `.git` stays writable (git creates lock files at its top, and
 objects, refs, the index, logs and rebase state are ordinary work), so `git add`,
 `commit`, `checkout -b`, `rebase`, `stash` work inside; a local `git config` write
-fails with git's own error. What the agent can still *create* there (a `commondir`
-redirect, rebase `exec` lines, a new submodule git directory) is not blocked but
-reported after the session (`security/guard.py`) and refused by aishell's own git
-(`hostgit.locate`).
+fails with git's own error. What the agent can still *create* there: a `commondir`
+redirect is moved aside when the session ends and stops a session that writes one
+(`security/redirects.py`); rebase `exec` lines, alternates, a new submodule git
+directory are reported after the session (`security/guard.py`); aishell's own git
+refuses a redirected repository (`hostgit.locate`).
 
 Only paths that exist are mounted over (the engine would create missing targets on
 the host, and an empty `commondir` or `config` breaks git): a missing `hooks/` or

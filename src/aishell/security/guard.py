@@ -12,7 +12,7 @@ records the state again, compares, walks the project (`sweep`: host-root artifac
 git repositories whose config or hooks run programs) and prints one short notice
 naming each change and why it matters. The findings stay pending, and `aishell check`
 shows them, until `aishell guard ack`; `aishell guard diff` shows the changes.
-Nothing is reverted.
+Nothing else is reverted (a `commondir` redirect is moved aside: `redirects.py`).
 
 The guard never stops a launch: when its state cannot be written it warns and the
 session goes on (the walls in `gitwall` and `hardening` do not depend on it).
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from aishell import fileio, hostgit, output, paths
 from aishell.constants import LABEL_GUARD_SESSION
 from aishell.engine.containers import parse_json_lines, parse_label_string
-from aishell.security import autorun, sweep
+from aishell.security import autorun, redirects, sweep
 
 if TYPE_CHECKING:
     from aishell.engine.client import Engine
@@ -309,6 +309,7 @@ def _git_other(name: str) -> bool:
         or name in GIT_HANDLED
         or name.endswith(".lock")
         or name.startswith(GIT_STATE_PREFIXES)
+        or name.startswith("commondir" + redirects.MOVED_SUFFIX)  # moved aside by aishell
     )
 
 
@@ -546,6 +547,23 @@ def enrich(
     return enriched
 
 
+def with_moved(
+    findings: Sequence[Finding], moved: Sequence[redirects.Moved], root: str
+) -> list[Finding]:
+    """The findings, each redirect that was moved aside named with where it is now."""
+    result = list(findings)
+    for m in moved:
+        shown = shown_path(root, m.path)
+        found = Finding(shown, "new", GIT_WHY["commondir"], redirects.describe(m))
+        for i, f in enumerate(result):
+            if f.path == shown:
+                result[i] = f._replace(detail=found.detail)
+                break
+        else:
+            result.append(found)
+    return result
+
+
 def _first_line(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -581,6 +599,7 @@ class Session(NamedTuple):
     host_uid: int
     detached: bool = False
     extra: tuple[tuple[str, str], ...] = ()  # (project-relative path, why): config targets
+    walled: bool = True  # git internals read-only: `commondir` redirects are moved aside
 
     @property
     def label(self) -> tuple[str, str]:
@@ -588,7 +607,12 @@ class Session(NamedTuple):
 
 
 def begin(
-    project: Project, *, host_uid: int, sweep_roots: Sequence[str] = (), detached: bool = False
+    project: Project,
+    *,
+    host_uid: int,
+    sweep_roots: Sequence[str] = (),
+    detached: bool = False,
+    walled: bool = True,
 ) -> Session | None:
     """Record the state before a session (None, with a warning, when that fails)."""
     store = Store(project)
@@ -596,7 +620,7 @@ def begin(
     gitdirs = tuple(git_dirs(project.root))
     extra = tuple(config_targets(project.root, gitdirs))
     session = Session(
-        sid, store, project.root, gitdirs, tuple(sweep_roots), host_uid, detached, extra
+        sid, store, project.root, gitdirs, tuple(sweep_roots), host_uid, detached, extra, walled
     )
     try:
         snapshot = collect(project.root, gitdirs, store, extra)
@@ -613,6 +637,7 @@ def begin(
             "gitdirs": [list(g) for g in gitdirs],
             "sweep_roots": list(sweep_roots),
             "extra": [list(e) for e in extra],
+            "walled": walled,
             "snapshot": {k: list(v) for k, v in snapshot.items()},
         }
         _write_atomic(store.sessions / f"{sid}.json", json.dumps(record).encode())
@@ -637,6 +662,7 @@ def _load(store: Store, path: Path) -> tuple[Session, Snapshot, dict[str, Any]] 
             host_uid=int(data["host_uid"]),
             detached=bool(data.get("detached")),
             extra=tuple((e[0], e[1]) for e in data.get("extra", ())),
+            walled=data.get("walled", True) is not False,
         )
         snapshot = {k: State(v[0], v[1], int(v[2])) for k, v in data["snapshot"].items()}
     except (OSError, ValueError, KeyError, TypeError, IndexError):
@@ -655,15 +681,16 @@ def mark_detached(session: Session) -> None:
         pass
 
 
-def finish(session: Session) -> list[Finding]:
-    """The session is over: compare, sweep, record and print the notice."""
+def finish(session: Session, moved: Sequence[redirects.Moved] = ()) -> list[Finding]:
+    """The session is over: compare, move redirects aside, sweep, record and print the
+    notice. `moved`: redirects the tripwire moved aside while the session ran."""
     store = session.store
     with _quiet_errors(store), store.locked():
         path = store.sessions / f"{session.id}.json"
         loaded = _load(store, path)
         if loaded is None:
             return []
-        new = _conclude(loaded[0], loaded[1])
+        new = _conclude(loaded[0], loaded[1], moved)
         with contextlib.suppress(OSError):
             path.unlink()
         _collect_garbage(store, at_most=MAX_OBJECTS)
@@ -680,13 +707,19 @@ def _quiet_errors(store: Store) -> Iterator[None]:
         output.warn(f"the post-session check failed ({exc.strerror or exc} in {store.dir})")
 
 
-def _conclude(session: Session, before: Snapshot) -> list[Finding]:
-    """Compare and sweep; add what is new to the pending findings; return it."""
+def _conclude(
+    session: Session, before: Snapshot, moved: Sequence[redirects.Moved] = ()
+) -> list[Finding]:
+    """Compare, move redirects aside and sweep; add what is new to the pending
+    findings; return it."""
     store = session.store
     after = collect(session.root, session.gitdirs, store, session.extra)
     findings = enrich(
         compare(before, after, session.gitdirs, session.extra), session.root, session.gitdirs
     )
+    if session.walled:
+        moved = [*moved, *redirects.neutralise(redirects.watched(session.root))]
+    findings = with_moved(findings, moved, session.root)
     acked = store.acked()
     pending = store.pending()
     result = sweep.sweep(
@@ -860,9 +893,16 @@ def notice(findings: Sequence[Finding], *, root: str) -> None:
     if not findings:
         return
     n = len(findings)
+    moved = any(redirects.MOVED_MARK in f.detail for f in findings)
     output.warn(
         f"the sandbox left {n} change{'s' if n != 1 else ''} in {root} that programs on "
-        "this machine run or obey (nothing was reverted):"
+        "this machine run or obey ("
+        + (
+            "git redirects were moved aside, nothing else was reverted"
+            if moved
+            else "nothing was reverted"
+        )
+        + "):"
     )
     for f in findings:
         output.info("  " + line_of(f))

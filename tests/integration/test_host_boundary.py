@@ -814,3 +814,26 @@ def test_a_detached_sessions_redirect_is_moved_aside_by_the_next_command(
     assert not (repo / ".git" / "commondir").exists()
     host_git(anyone, repo, "status", tty=True)
     assert fired(m) == []
+
+
+def test_a_worktree_the_agent_adds_cannot_send_git_elsewhere(anyone: Aishell) -> None:
+    """A linked worktree made inside the sandbox has a git directory the wall did not
+    see at launch (`.git/worktrees/<new>/`): its `commondir` pointed at a config the
+    agent wrote is moved aside when the session ends; git's own entry is left alone."""
+    repo = make_repo(anyone, "new-worktree")
+    m = markers_dir(anyone)
+    g = f"{repo}/.git"
+    script = (
+        f"set -e; git worktree add -q wt-ok -b ok; git worktree add -q wt-evil -b evil; "
+        f"mkdir -p evil/hooks; cp -r {g}/objects {g}/refs {g}/HEAD evil/; "
+        f"printf '[core]\\n\\tfsmonitor = touch {m}/new-wt; false\\n' > evil/config; "
+        f'echo "$PWD/evil" > {g}/worktrees/wt-evil/commondir; echo planted'
+    )
+    result = anyone.run("exec", "sh", "-c", script, cwd=repo)
+    assert "planted" in result.stdout, result.stderr
+    assert ".git/worktrees/wt-evil/commondir:" in result.stderr, result.stderr
+    assert not Path(g, "worktrees/wt-evil/commondir").exists()
+    assert Path(g, "worktrees/wt-ok/commondir").read_text().strip() == "../.."
+    host_git(anyone, repo / "wt-ok", "status", tty=True)
+    host_git(anyone, repo / "wt-evil", "status", tty=True, check=False)  # broken, harmless
+    assert fired(m) == []

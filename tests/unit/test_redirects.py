@@ -171,3 +171,16 @@ def test_a_moved_aside_redirect_is_not_an_other_file() -> None:
     assert not guard._git_other("commondir.aishell-moved")
     assert not guard._git_other("commondir.aishell-moved-3")
     assert guard._git_other("commondir.else")
+
+
+def test_a_worktree_entry_naming_another_repository_is_misdirected(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    git(r, "worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side")
+    assert redirects.misdirected(str(r)) == []  # git's own: names its repository
+    entry = r / ".git" / "worktrees" / "wt"
+    evil = repo(tmp_path / "evil")
+    (entry / "commondir").write_text(f"{evil}/.git\n")
+    assert redirects.misdirected(str(r)) == [str(entry / "commondir")]
+    assert redirects.at_end(str(r)) == [str(entry / "commondir")]
+    (r / ".git" / "commondir").write_text("x\n")
+    assert redirects.at_end(str(r))[0] == str(r / ".git" / "commondir")

@@ -81,7 +81,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
         else:
             findings = guard.finish(session, wire.moved)
     elif walled and not outcome.detached:  # no guard state: the redirects still go
-        for moved in redirects.neutralise(redirects.watched(r.project.root)):
+        for moved in redirects.neutralise(redirects.at_end(r.project.root)):
             output.warn(f"{moved.path}: {guard.GIT_WHY['commondir']} ({redirects.describe(moved)})")
     if record is not None:
         if outcome.detached:

@@ -718,7 +718,7 @@ def _conclude(
         compare(before, after, session.gitdirs, session.extra), session.root, session.gitdirs
     )
     if session.walled:
-        moved = [*moved, *redirects.neutralise(redirects.watched(session.root))]
+        moved = [*moved, *redirects.neutralise(redirects.at_end(session.root))]
     findings = with_moved(findings, moved, session.root)
     acked = store.acked()
     pending = store.pending()

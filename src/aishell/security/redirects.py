@@ -96,6 +96,29 @@ def watched(root: str) -> list[str]:
     return [os.path.join(g, "commondir") for g in gitdirs(root)]
 
 
+def misdirected(root: str) -> list[str]:
+    """Linked worktrees' `commondir` files (`<gitdir>/worktrees/<name>/commondir`) that
+    name anything but their own repository: one the agent added (existing ones are
+    read-only in the sandbox) to send git, in a worktree it made, to its own config."""
+    found = []
+    for gitdir in gitdirs(root):
+        try:
+            with os.scandir(os.path.join(gitdir, "worktrees")) as it:
+                entries = sorted(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(entry, "commondir")
+            if os.path.lexists(path) and hostgit.layout_of(entry, entry).problem:
+                found.append(path)
+    return found
+
+
+def at_end(root: str) -> list[str]:
+    """What a session's end moves aside in the project at `root`."""
+    return [*present(watched(root)), *misdirected(root)]
+
+
 def present(paths: Iterable[str]) -> list[str]:
     return [p for p in paths if os.path.lexists(p)]
 

@@ -837,3 +837,62 @@ def test_a_worktree_the_agent_adds_cannot_send_git_elsewhere(anyone: Aishell) ->
     host_git(anyone, repo / "wt-ok", "status", tty=True)
     host_git(anyone, repo / "wt-evil", "status", tty=True, check=False)  # broken, harmless
     assert fired(m) == []
+
+
+NESTED_PLANTS = r"""
+set -e
+m={m}
+mkdir nested && cd nested && git init -q && git commit -q --allow-empty -m n
+git config core.fsmonitor "touch $m/nested-fsmonitor; false"
+cd .. && git add nested 2>/dev/null
+git init -q /tmp/up && git -C /tmp/up commit -q --allow-empty -m up
+git -c protocol.file.allow=always submodule add -q /tmp/up added
+git config --file .git/modules/added/config core.fsmonitor "touch $m/added-fsmonitor; false"
+printf '#!/bin/sh\ntouch %s/added-hook\n' "$m" > .git/modules/added/hooks/post-index-change
+chmod +x .git/modules/added/hooks/post-index-change
+git -C kept status --porcelain >/dev/null
+echo planted
+"""
+
+
+def test_a_nested_repository_the_users_git_would_recurse_into_is_unlinked(
+    anyone: Aishell,
+) -> None:
+    """The agent makes a repository inside the project whose config runs a program and
+    adds it to the index as a gitlink (or adds a submodule and plants its config): the
+    user's `git status` in the project would run git in it. When the session ends its
+    `.git` is moved aside (git then sees an empty submodule); a nested repository that
+    was there before and did not change is left alone."""
+    repo = make_repo(anyone, "nested")
+    m = markers_dir(anyone)
+    kept = repo / "kept"
+    kept.mkdir()
+    if anyone.user:
+        subprocess.run(["chown", f"{anyone.uid}:{anyone.gid}", str(kept)], check=True)
+    host_git(anyone, kept, "init", "-q")
+    host_git(anyone, kept, "-c", "user.name=U", "-c", "user.email=u@e.org",
+             "commit", "-q", "--allow-empty", "-m", "k")  # fmt: skip
+    hook = kept / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nexit 0\n")  # the user's own hook: runs nothing bad
+    hook.chmod(0o755)
+    if anyone.user:
+        subprocess.run(["chown", "-R", f"{anyone.uid}:{anyone.gid}", str(repo)], check=True)
+    host_git(anyone, repo, "add", "kept")
+    host_git(anyone, repo, "commit", "-qm", "kept as a gitlink")
+    time.sleep(2.1)  # (the user's files are older than the session: change times)
+    script = NESTED_PLANTS.format(m=m)
+    result = anyone.run("exec", "bash", "-c", script, cwd=repo)
+    assert "planted" in result.stdout, result.stderr
+    for name in ("nested", "added"):
+        line = [x for x in result.stderr.splitlines() if f" {name}/.git:" in x]
+        assert line and "recurses into it" in line[0] and "moved aside" in line[0], (
+            name, result.stderr,
+        )  # fmt: skip
+        assert not (repo / name / ".git").exists()
+        assert (repo / name / ".git.aishell-moved").exists()
+    assert (kept / ".git").is_dir()  # there before, unchanged: left alone
+    (repo / "a.txt").write_text("changed\n")
+    host_git(anyone, repo, "status", tty=True)
+    host_git(anyone, repo, "diff", tty=True)
+    host_git(anyone, repo, "commit", "-qam", "by the user")
+    assert fired(m) == [], "the user's git ran a nested repository's planted config"

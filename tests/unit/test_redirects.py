@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,50 @@ def test_a_worktree_entry_naming_another_repository_is_misdirected(tmp_path: Pat
     assert redirects.at_end(str(r)) == [str(entry / "commondir")]
     (r / ".git" / "commondir").write_text("x\n")
     assert redirects.at_end(str(r))[0] == str(r / ".git" / "commondir")
+
+
+def nested_gitlink(r: Path, name: str) -> Path:
+    sub = r / name
+    repo(sub)
+    git(r, "add", name)
+    return sub / ".git"
+
+
+def test_recursed_names_a_changed_nested_repository_held_as_a_gitlink(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    linked = nested_gitlink(r, "linked")
+    loose = r / "loose"
+    repo(loose)  # not in the index: git in the project does not go in
+    found = [str(linked), str(loose / ".git")]
+    assert redirects.recursed(str(r), found, since=0) == [str(linked)]
+    # Older than the session: left alone.
+    assert redirects.recursed(str(r), found, since=time.time() + 60) == []
+    assert redirects.gitlinks(str(r), ["linked", "loose", "nothing"]) == {"linked"}
+
+
+def test_recursed_follows_a_gitfile_and_sees_its_changes(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    linked = nested_gitlink(r, "w")
+    gitdir = r / "moved-gitdir"
+    linked.rename(gitdir)
+    linked.write_text("gitdir: ../moved-gitdir\n")
+    since = time.time() + 60
+    assert redirects.recursed(str(r), [str(linked)], since=since) == []
+    later = time.time() + 120
+    os.utime(gitdir / "config", (later, later))  # mtime: not what counts
+    assert redirects.recursed(str(r), [str(linked)], since=since) == []
+    assert redirects._changed_since(str(linked), since=0)
+
+
+def test_recursed_ignores_what_is_not_a_work_tree_in_the_project(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    assert redirects.recursed(str(r), [str(r / "bare.git"), str(tmp_path / "x/.git")], 0) == []
+    assert redirects.gitlinks(str(tmp_path / "plain-dir-missing"), ["x"]) == set()
+
+
+def test_a_moved_nested_git_keeps_no_target(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    linked = nested_gitlink(r, "n")
+    moved = redirects.move_aside(str(linked))
+    assert moved.target == "" and moved.moved_to == str(linked) + ".aishell-moved"
+    assert redirects.describe(moved).startswith("moved aside to ")

@@ -600,6 +600,7 @@ class Session(NamedTuple):
     detached: bool = False
     extra: tuple[tuple[str, str], ...] = ()  # (project-relative path, why): config targets
     walled: bool = True  # git internals read-only: `commondir` redirects are moved aside
+    started: float = 0.0  # time.time() when it began
 
     @property
     def label(self) -> tuple[str, str]:
@@ -619,9 +620,11 @@ def begin(
     sid = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}"
     gitdirs = tuple(git_dirs(project.root))
     extra = tuple(config_targets(project.root, gitdirs))
+    started = time.time()
     session = Session(
-        sid, store, project.root, gitdirs, tuple(sweep_roots), host_uid, detached, extra, walled
-    )
+        sid, store, project.root, gitdirs, tuple(sweep_roots), host_uid, detached, extra,
+        walled, started,
+    )  # fmt: skip
     try:
         snapshot = collect(project.root, gitdirs, store, extra)
         store.sessions.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -629,7 +632,7 @@ def begin(
             "version": VERSION,
             "id": sid,
             "root": project.root,
-            "started": time.time(),
+            "started": started,
             "pid": os.getpid(),
             "pid_start": fileio.process_start(os.getpid()),
             "detached": detached,
@@ -663,6 +666,7 @@ def _load(store: Store, path: Path) -> tuple[Session, Snapshot, dict[str, Any]] 
             detached=bool(data.get("detached")),
             extra=tuple((e[0], e[1]) for e in data.get("extra", ())),
             walled=data.get("walled", True) is not False,
+            started=float(data.get("started") or 0.0),
         )
         snapshot = {k: State(v[0], v[1], int(v[2])) for k, v in data["snapshot"].items()}
     except (OSError, ValueError, KeyError, TypeError, IndexError):
@@ -728,13 +732,23 @@ def _conclude(
         skip_gitdirs=[g for g, _ in session.gitdirs],
         known=acked | {f.fingerprint for f in pending if f.fingerprint},
     )
+    unlinked: dict[str, redirects.Moved] = {}
+    if session.walled and result.repositories and session.started:
+        # Nested repositories git in the project recurses into, changed in the session.
+        since = session.started - 2  # (file times may be coarser than time.time())
+        for path in redirects.recursed(session.root, [r.path for r in result.repositories], since):
+            unlinked[path] = redirects.move_aside(path)
     for repo in result.repositories:
+        detail = "runs: " + ", ".join(repo.reasons)
+        if repo.path in unlinked:
+            detail += "; git in the project recurses into it (a gitlink in its index): "
+            detail += redirects.describe(unlinked[repo.path])
         findings.append(
             Finding(
                 path=shown_path(session.root, repo.path),
                 change="found",
                 why="a git repository whose config or hooks run programs when you use git there",
-                detail="runs: " + ", ".join(repo.reasons),
+                detail=detail,
                 kind="repository",
                 fingerprint=repo.fingerprint,
             )

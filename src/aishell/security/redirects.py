@@ -119,6 +119,85 @@ def at_end(root: str) -> list[str]:
     return [*present(watched(root)), *misdirected(root)]
 
 
+def recursed(root: str, repositories: Iterable[str], since: float) -> list[str]:
+    """The `.git` of nested repositories (among `repositories`, `.git` paths the sweep
+    found running programs) that git in the project recurses into on its own (its
+    index has a gitlink there: `git status` then runs git in it, with its config and
+    hooks) and whose config, hooks or `.git` file changed after `since` (the session's
+    start; a change time cannot be set back from the sandbox). Moving such a `.git`
+    aside makes git see an empty submodule: it does not recurse."""
+    real_root = os.path.realpath(root)
+    candidates: dict[str, str] = {}
+    for path in repositories:
+        if os.path.basename(path) != ".git":
+            continue  # a git directory elsewhere: git recurses into work trees only
+        rel = os.path.relpath(os.path.realpath(os.path.dirname(path)), real_root)
+        if rel != "." and not rel.startswith(".."):
+            candidates[rel] = path
+    if not candidates:
+        return []
+    linked = gitlinks(root, sorted(candidates))
+    return [candidates[rel] for rel in sorted(linked) if _changed_since(candidates[rel], since)]
+
+
+def gitlinks(root: str, paths: Sequence[str]) -> set[str]:
+    """Which of `paths` (relative to `root`) the index of the repository at `root` holds
+    as gitlinks (mode 160000), asked through aishell's own git (which runs nothing)."""
+    from aishell.errors import AishellError
+
+    try:
+        result = hostgit.run(
+            root, "ls-files", "--stage", "-z", "--", *(f":(literal){p}" for p in paths)
+        )
+    except AishellError:
+        return set()
+    if not result.ok:
+        return set()
+    found = set()
+    for record in result.stdout.split("\0"):
+        meta, _, path = record.partition("\t")
+        if meta.startswith("160000 "):
+            found.add(path)
+    return found
+
+
+def _changed_since(dotgit: str, since: float) -> bool:
+    files = []
+    gitdir = dotgit
+    if not os.path.isdir(dotgit):
+        files.append(dotgit)
+        named = _gitfile(dotgit)
+        if named is None:
+            return True
+        gitdir = named
+    files += [os.path.join(gitdir, n) for n in ("config", "config.worktree", "commondir")]
+    hooks = os.path.join(gitdir, "hooks")
+    try:
+        with os.scandir(hooks) as it:
+            files += [e.path for e in it]
+    except OSError:
+        pass
+    files.append(hooks)
+    for path in files:
+        try:
+            if os.lstat(path).st_ctime >= since:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _gitfile(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            line = fh.readline(4096).strip()
+    except OSError:
+        return None
+    if not line.startswith("gitdir:") or not line[7:].strip():
+        return None
+    return os.path.normpath(os.path.join(os.path.dirname(path), line[7:].strip()))
+
+
 def present(paths: Iterable[str]) -> list[str]:
     return [p for p in paths if os.path.lexists(p)]
 
@@ -145,7 +224,7 @@ def move_aside(path: str) -> Moved:
     """Rename the redirect at `path` to `<path>.aishell-moved` (or `-2`, `-3`, ...), in
     the same directory: git no longer sees it and nothing is lost. The rename acts on
     the name itself (a symlink is moved, not followed)."""
-    target = _target(path)
+    target = _target(path) if os.path.basename(path) == "commondir" else ""
     for n in range(1, 100):
         new = path + MOVED_SUFFIX + (f"-{n}" if n > 1 else "")
         if os.path.lexists(new):

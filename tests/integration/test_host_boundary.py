@@ -705,7 +705,8 @@ def test_a_commondir_written_while_the_session_runs_stops_it(anyone: Aishell) ->
     repo = make_repo(anyone, "tripwire")
     m = markers_dir(anyone)
     plant = plant_commondir(f"{repo}/.git", f"{repo}/evil", m, "live")
-    script = f"{plant}; for i in $(seq 600); do sleep 0.2; done; echo survived"
+    # (and keep aishell from renaming it: .git is the agent's as much as the user's)
+    script = f"{plant}; chmod a-w .git; for i in $(seq 600); do sleep 0.2; done; echo survived"
     result = anyone.run("exec", "sh", "-c", script, cwd=repo, timeout=300)
     assert "planted" in result.stdout, result.stderr
     assert "survived" not in result.stdout, "the session went on"

@@ -232,3 +232,15 @@ def test_a_moved_nested_git_keeps_no_target(tmp_path: Path) -> None:
     moved = redirects.move_aside(str(linked))
     assert moved.target == "" and moved.moved_to == str(linked) + ".aishell-moved"
     assert redirects.describe(moved).startswith("moved aside to ")
+
+
+def test_move_aside_through_a_directory_made_read_only(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    planted = r / ".git" / "commondir"
+    planted.write_text("../evil\n")
+    (r / ".git").chmod(0o555)
+    try:
+        moved = redirects.move_aside(str(planted))
+    finally:
+        (r / ".git").chmod(0o755)
+    assert moved.moved_to and not planted.exists()

@@ -230,13 +230,28 @@ def move_aside(path: str) -> Moved:
         if os.path.lexists(new):
             continue
         try:
-            os.rename(path, new)
+            _rename(path, new)
         except FileNotFoundError:
             return Moved(path, target, "", "it went away")
         except OSError as exc:
             return Moved(path, target, "", exc.strerror or str(exc))
         return Moved(path, target, new)
     return Moved(path, target, "", "too many moved copies already")
+
+
+def _rename(path: str, new: str) -> None:
+    """`os.rename`; when the directory is yours but not writable (the agent, which runs
+    as you, can `chmod a-w .git` to keep its plant), it is made writable for you first
+    (git needs it so anyway)."""
+    try:
+        os.rename(path, new)
+    except PermissionError:
+        directory = os.path.dirname(path) or "."
+        st = os.lstat(directory)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o300 == 0o300:
+            raise
+        os.chmod(directory, (st.st_mode & 0o7777) | 0o700)
+        os.rename(path, new)
 
 
 def neutralise(paths: Iterable[str]) -> list[Moved]:

@@ -897,3 +897,71 @@ def test_a_nested_repository_the_users_git_would_recurse_into_is_unlinked(
     host_git(anyone, repo, "diff", tty=True)
     host_git(anyone, repo, "commit", "-qam", "by the user")
     assert fired(m) == [], "the user's git ran a nested repository's planted config"
+
+
+LINK_PLANTS = r"""
+set -e
+g=$(git rev-parse --absolute-git-dir)
+c=$(git rev-parse --path-format=absolute --git-common-dir)
+b=$(git symbolic-ref --short HEAD)
+rm -f "$c/logs/refs/heads/$b" && ln -s {victim}/profile "$c/logs/refs/heads/$b"
+ln "$PWD/notes.txt" "$g/ORIG_HEAD" 2>/dev/null && echo LINKED  # (.git is its own mount)
+printf 'touch {m}/squash-msg\n' > "$g/SQUASH_MSG"
+rm -f "$g/COMMIT_EDITMSG"
+ln -s {victim}/bashrc "$g/COMMIT_EDITMSG"
+echo planted
+sleep 1
+"""
+
+
+@pytest.mark.targets("docker", "podman")
+@pytest.mark.parametrize("where", ["main", "worktree"])
+def test_links_in_git_directories_do_not_make_the_users_git_write_elsewhere(
+    anyone: Aishell, where: str
+) -> None:
+    """Git writes some files in its directory in place, following symlinks:
+    `COMMIT_EDITMSG` (the message, taken from a `SQUASH_MSG` the agent can write),
+    `FETCH_HEAD`, reflogs. A symlink there to the user's `~/.bashrc` would have their
+    next `git commit` overwrite it with what the agent chose; a hard link to a project
+    file would have it rewritten after the session (past the notice). Those made in
+    the session are moved aside when it ends."""
+    repo = make_repo(anyone, "links")
+    victim = anyone.home / f"victim-{os.urandom(3).hex()}"
+    victim.mkdir()
+    for name in ("bashrc", "profile"):
+        (victim / name).write_text(f"the user's {name}\n")
+    if anyone.user:
+        subprocess.run(["chown", "-R", f"{anyone.uid}:{anyone.gid}", str(victim)], check=True)
+    (repo / "notes.txt").write_text("my notes\n")
+    remote = anyone.home / f"links-remote-{os.urandom(3).hex()}.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    if anyone.user:
+        subprocess.run(["chown", "-R", f"{anyone.uid}:{anyone.gid}", str(repo), str(remote)],
+                       check=True)  # fmt: skip
+    host_git(anyone, repo, "remote", "add", "origin", str(remote))
+    host_git(anyone, repo, "push", "-q", "origin", "HEAD:refs/heads/main")
+    cwd = repo
+    if where == "worktree":
+        made = anyone.run("--worktree=side", "exec", "true", cwd=repo)
+        assert made.returncode == 0, made.stderr
+        cwd = repo.parent / f"{repo.name}.worktrees" / "side"
+        (cwd / "notes.txt").write_text("my notes\n")
+        if anyone.user:
+            subprocess.run(["chown", f"{anyone.uid}:{anyone.gid}", str(cwd / "notes.txt")],
+                           check=True)  # fmt: skip
+    m = markers_dir(anyone)
+    result = anyone.run("exec", "bash", "-c", LINK_PLANTS.format(victim=victim, m=m), cwd=cwd)
+    assert "planted" in result.stdout or "stopped the session" in result.stderr, result.stderr
+    assert "LINKED" not in result.stdout
+    assert "COMMIT_EDITMSG" in result.stderr and "writes through it" in result.stderr, result.stderr
+    assert "logs/refs/heads/" in result.stderr, result.stderr
+    # What the user does next: commit (the editor opens on COMMIT_EDITMSG), fetch.
+    (cwd / "a.txt").write_text("changed\n")
+    host_git(anyone, cwd, "add", "a.txt")
+    host_git(anyone, cwd, "-c", "core.editor=true", "commit", "-q")
+    host_git(anyone, cwd, "commit", "-q", "--allow-empty", "-m", "second")
+    host_git(anyone, cwd, "fetch", "-q", "origin")
+    assert (victim / "bashrc").read_text() == "the user's bashrc\n"
+    assert (victim / "profile").read_text() == "the user's profile\n"
+    assert (cwd / "notes.txt").read_text() == "my notes\n"
+    assert fired(m) == []

@@ -133,7 +133,7 @@ def test_the_tripwire_moves_a_plant_aside_and_trips_once(tmp_path: Path) -> None
         calls.append(1)
         tripped.set()
 
-    with redirects.Tripwire(redirects.watched(str(r)), trip, interval=0.01) as wire:
+    with redirects.Tripwire(redirects.watcher(str(r), time.time()), trip, interval=0.01) as wire:
         assert not wire.tripped
         (r / ".git" / "commondir").write_text("../evil\n")
         assert tripped.wait(10)
@@ -144,7 +144,7 @@ def test_the_tripwire_moves_a_plant_aside_and_trips_once(tmp_path: Path) -> None
 
 def test_a_tripwire_with_nothing_to_watch_starts_no_thread() -> None:
     before = threading.active_count()
-    with redirects.Tripwire([], lambda: None) as wire:
+    with redirects.Tripwire(None, lambda: None) as wire:
         assert threading.active_count() == before
     assert not wire.tripped
 
@@ -244,3 +244,79 @@ def test_move_aside_through_a_directory_made_read_only(tmp_path: Path) -> None:
     finally:
         (r / ".git").chmod(0o755)
     assert moved.moved_to and not planted.exists()
+
+
+def test_no_repository_no_watcher(tmp_path: Path) -> None:
+    assert redirects.watcher(str(tmp_path), 0) is None
+
+
+def test_the_tripwire_catches_a_symlink_at_the_top_of_git(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    (r / ".git" / "COMMIT_EDITMSG").unlink()
+    tripped = threading.Event()
+    with redirects.Tripwire(
+        redirects.watcher(str(r), time.time() - 2), tripped.set, interval=0.01
+    ) as wire:
+        (r / ".git" / "COMMIT_EDITMSG").symlink_to(tmp_path / "victim")
+        assert tripped.wait(10)
+    assert wire.moved[0].kind == "link" and wire.moved[0].target == str(tmp_path / "victim")
+    assert "a symlink to" in redirects.describe(wire.moved[0])
+    assert not (r / ".git" / "COMMIT_EDITMSG").is_symlink()
+
+
+def test_new_links_finds_symlinks_and_hard_links_made_after_the_start(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    g = r / ".git"
+    os.symlink("/old", g / "OLD_LINK")  # before the session: left alone
+    since = time.time() + 0.0
+    time.sleep(0.01)
+    (g / "COMMIT_EDITMSG").unlink()
+    (g / "COMMIT_EDITMSG").symlink_to(tmp_path / "bashrc")
+    os.link(r / "a.txt", g / "FETCH_HEAD")  # a hard link to a project file
+    heads = g / "logs" / "refs" / "heads"
+    branch = next(heads.iterdir())
+    branch.unlink()
+    branch.symlink_to(tmp_path / "profile")
+    (g / "objects" / "ab").symlink_to("/x")  # git writes loose objects into it
+    (g / "objects" / "pack" / "evil").symlink_to("/x")  # deeper in objects/: only read
+    (g / "hooks" / "x").symlink_to("/x")  # read-only in the sandbox: not looked at
+    (g / "worktrees").symlink_to(tmp_path)  # a git directory's own entry, replaced
+    dirs = redirects.link_dirs(str(r))
+    found = redirects.new_links(dirs, since)
+    assert sorted(found) == sorted(
+        [str(g / "COMMIT_EDITMSG"), str(g / "FETCH_HEAD"), str(branch), str(g / "objects/ab"),
+         str(g / "worktrees")]
+    )  # fmt: skip
+    top = redirects.new_links(dirs, since, deep=False)
+    assert sorted(top) == sorted(
+        [str(g / "COMMIT_EDITMSG"), str(g / "FETCH_HEAD"), str(g / "worktrees")]
+    )
+    moved = redirects.links_at_end(str(r), since)
+    assert {m.kind for m in moved} == {"link"} and len(moved) == 5
+    assert redirects.new_links(dirs, since) == []  # moved names are not looked at again
+    assert (r / "a.txt").read_text() == "a\n"
+
+
+def test_link_dirs_include_linked_worktrees_directories(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    git(r, "worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side")
+    assert redirects.link_dirs(str(r)) == [str(r / ".git"), str(r / ".git/worktrees/wt")]
+    assert redirects.link_dirs(str(tmp_path / "wt")) == [
+        str(r / ".git/worktrees/wt"), str(r / ".git"),
+    ]  # fmt: skip
+
+
+def test_symlinked_modules_and_worktrees_are_not_followed(tmp_path: Path) -> None:
+    """A `.git/modules` or `.git/worktrees` the agent replaced by a symlink must not send
+    aishell to move files outside the project: it is itself what gets moved aside."""
+    elsewhere = repo(tmp_path / "elsewhere")
+    (elsewhere / ".git" / "commondir").write_text("x\n")
+    r = repo(tmp_path / "r")
+    (r / ".git" / "modules").symlink_to(elsewhere)
+    (r / ".git" / "worktrees").symlink_to(elsewhere / ".git")
+    assert redirects.gitdirs(str(r)) == [str(r / ".git")]
+    assert redirects.link_dirs(str(r)) == [str(r / ".git")]
+    assert redirects.misdirected(str(r)) == []
+    moved = redirects.links_at_end(str(r), 0)
+    assert sorted(os.path.basename(m.path) for m in moved) == ["modules", "worktrees"]
+    assert (elsewhere / ".git" / "commondir").exists()

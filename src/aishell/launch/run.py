@@ -17,6 +17,7 @@ import contextlib
 import os
 import shlex
 import sys
+import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from aishell import output, records, session
@@ -59,9 +60,13 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     if record is not None:
         spec = spec._replace(labels=(*spec.labels, (LABEL_RECORD, record.id)))
     child = session is not None or record is not None
-    # A `commondir` redirect written while the session runs stops it (redirects.py).
-    watch = redirects.watched(r.project.root) if walled and child and not r.req.detach else []
-    wire = redirects.Tripwire(watch, lambda: stop_session(m.engine, spec.labels))
+    # A `commondir` redirect or a link in a git directory written while the session runs
+    # stops it (security/redirects.py).
+    started = time.time()
+    check = redirects.watcher(r.project.root, started - 2) if walled and child else None
+    wire = redirects.Tripwire(
+        None if r.req.detach else check, lambda: stop_session(m.engine, spec.labels)
+    )
     try:
         with wire:
             outcome = start(r, m, spec, child=child, record=record)
@@ -81,8 +86,9 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
         else:
             findings = guard.finish(session, wire.moved)
     elif walled and not outcome.detached:  # no guard state: the redirects still go
-        for moved in redirects.neutralise(redirects.at_end(r.project.root)):
-            output.warn(f"{moved.path}: {guard.GIT_WHY['commondir']} ({redirects.describe(moved)})")
+        moved = redirects.neutralise(redirects.at_end(r.project.root))
+        for item in [*moved, *redirects.links_at_end(r.project.root, started - 2)]:
+            output.warn(f"{item.path}: {item.why} ({redirects.describe(item)})")
     if record is not None:
         if outcome.detached:
             records.mark(record, "detached")
@@ -114,9 +120,8 @@ def stop_session(engine: Engine, labels: Sequence[tuple[str, str]]) -> None:
 def tripped_notice(moved: Sequence[redirects.Moved]) -> None:
     for m in moved:
         output.warn(
-            f"aishell stopped the session: the agent wrote {m.path}, which "
-            f"{guard.GIT_WHY['commondir']} (git on this machine would run what that "
-            f"config names); {redirects.describe(m)}"
+            f"aishell stopped the session: the agent wrote {m.path} ({m.why}); "
+            f"{redirects.describe(m)}"
         )
 
 

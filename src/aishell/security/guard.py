@@ -309,7 +309,7 @@ def _git_other(name: str) -> bool:
         or name in GIT_HANDLED
         or name.endswith(".lock")
         or name.startswith(GIT_STATE_PREFIXES)
-        or name.startswith("commondir" + redirects.MOVED_SUFFIX)  # moved aside by aishell
+        or redirects.MOVED_SUFFIX in name  # moved aside by aishell
     )
 
 
@@ -554,10 +554,10 @@ def with_moved(
     result = list(findings)
     for m in moved:
         shown = shown_path(root, m.path)
-        found = Finding(shown, "new", GIT_WHY["commondir"], redirects.describe(m))
+        found = Finding(shown, "new", m.why, redirects.describe(m))
         for i, f in enumerate(result):
             if f.path == shown:
-                result[i] = f._replace(detail=found.detail)
+                result[i] = f._replace(why=found.why, detail=found.detail)
                 break
         else:
             result.append(found)
@@ -723,6 +723,8 @@ def _conclude(
     )
     if session.walled:
         moved = [*moved, *redirects.neutralise(redirects.at_end(session.root))]
+        if session.started:
+            moved += redirects.links_at_end(session.root, session.started - 2)
     findings = with_moved(findings, moved, session.root)
     acked = store.acked()
     pending = store.pending()

@@ -26,6 +26,7 @@ git refuses the repository (`hostgit.layout_of`).
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple
@@ -35,6 +36,7 @@ from aishell.security import gitwall
 
 MOVED_SUFFIX: Final = ".aishell-moved"
 MOVED_MARK: Final = "moved aside to"
+REDIRECT_WHY: Final = "makes git read its config and hooks from another directory"
 MAX_MODULE_DEPTH: Final = 6
 WATCH_INTERVAL: Final = 0.2  # seconds between two looks while a session runs
 
@@ -44,6 +46,11 @@ class Moved(NamedTuple):
     target: str  # what it named ("" when unreadable)
     moved_to: str  # where it is now ("" when it could not be moved)
     error: str = ""
+    kind: str = "redirect"  # redirect (commondir) | link (symlink, hard link) | gitlink
+
+    @property
+    def why(self) -> str:
+        return LINK_WHY if self.kind == "link" else REDIRECT_WHY
 
 
 def gitdirs(root: str) -> list[str]:
@@ -76,7 +83,21 @@ def _is_worktree_gitdir(gitdir: str) -> bool:
     return os.path.basename(os.path.dirname(os.path.normpath(gitdir))) == "worktrees"
 
 
+def _subdirs(directory: str) -> list[str]:
+    """The subdirectories of `directory`, never through a symlink (one the agent made
+    would send aishell to act on files outside the project)."""
+    if os.path.islink(directory):
+        return []
+    try:
+        with os.scandir(directory) as it:
+            return sorted(e.path for e in it if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+
+
 def _modules(directory: str, found: list[str], depth: int) -> None:
+    if os.path.islink(directory):
+        return
     try:
         with os.scandir(directory) as it:
             entries = [e.path for e in it if e.is_dir(follow_symlinks=False)]
@@ -102,12 +123,7 @@ def misdirected(root: str) -> list[str]:
     read-only in the sandbox) to send git, in a worktree it made, to its own config."""
     found = []
     for gitdir in gitdirs(root):
-        try:
-            with os.scandir(os.path.join(gitdir, "worktrees")) as it:
-                entries = sorted(e.path for e in it if e.is_dir(follow_symlinks=False))
-        except OSError:
-            continue
-        for entry in entries:
+        for entry in _subdirs(os.path.join(gitdir, "worktrees")):
             path = os.path.join(entry, "commondir")
             if os.path.lexists(path) and hostgit.layout_of(entry, entry).problem:
                 found.append(path)
@@ -198,6 +214,12 @@ def _gitfile(path: str) -> str | None:
     return os.path.normpath(os.path.join(os.path.dirname(path), line[7:].strip()))
 
 
+def links_at_end(root: str, since: float) -> list[Moved]:
+    """Move aside the symlinks and hard links made in the project's git directories
+    after `since` (the session's start)."""
+    return [move_aside(p, "link") for p in new_links(link_dirs(root), since)]
+
+
 def present(paths: Iterable[str]) -> list[str]:
     return [p for p in paths if os.path.lexists(p)]
 
@@ -220,11 +242,35 @@ def _target(path: str) -> str:
     return os.path.normpath(os.path.join(os.path.dirname(path), line)) if line else ""
 
 
-def move_aside(path: str) -> Moved:
+def watcher(root: str, since: float) -> Callable[[], list[Moved]] | None:
+    """What the tripwire looks at for the project at `root` while a session that began
+    at `since` runs: a `commondir` redirect, a new symlink or hard link at the top of a
+    git directory. None when there is no repository."""
+    paths = watched(root)
+    directories = link_dirs(root)
+    if not paths and not directories:
+        return None
+
+    def check() -> list[Moved]:
+        return [
+            *neutralise(paths),
+            *(move_aside(p, "link") for p in new_links(directories, since, deep=False)),
+        ]
+
+    return check
+
+
+def move_aside(path: str, kind: str = "redirect") -> Moved:
     """Rename the redirect at `path` to `<path>.aishell-moved` (or `-2`, `-3`, ...), in
     the same directory: git no longer sees it and nothing is lost. The rename acts on
     the name itself (a symlink is moved, not followed)."""
-    target = _target(path) if os.path.basename(path) == "commondir" else ""
+    if kind == "link":
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = ""
+    else:
+        target = _target(path) if os.path.basename(path) == "commondir" else ""
     for n in range(1, 100):
         new = path + MOVED_SUFFIX + (f"-{n}" if n > 1 else "")
         if os.path.lexists(new):
@@ -232,11 +278,11 @@ def move_aside(path: str) -> Moved:
         try:
             _rename(path, new)
         except FileNotFoundError:
-            return Moved(path, target, "", "it went away")
+            return Moved(path, target, "", "it went away", kind)
         except OSError as exc:
-            return Moved(path, target, "", exc.strerror or str(exc))
-        return Moved(path, target, new)
-    return Moved(path, target, "", "too many moved copies already")
+            return Moved(path, target, "", exc.strerror or str(exc), kind)
+        return Moved(path, target, new, "", kind)
+    return Moved(path, target, "", "too many moved copies already", kind)
 
 
 def _rename(path: str, new: str) -> None:
@@ -261,20 +307,119 @@ def neutralise(paths: Iterable[str]) -> list[Moved]:
 
 def describe(moved: Moved) -> str:
     """The detail of the post-session notice's line."""
-    where = f"points to {moved.target}; " if moved.target else ""
+    if moved.kind == "link":
+        where = f"a symlink to {moved.target}; " if moved.target else "a hard link; "
+    else:
+        where = f"points to {moved.target}; " if moved.target else ""
     if moved.moved_to:
         return f"{where}{MOVED_MARK} {moved.moved_to} (restore: mv {moved.moved_to} {moved.path})"
     return f"{where}could not be moved aside ({moved.error}): remove it: rm {moved.path}"
 
 
+# ------------------------------------------------------------ links git writes through
+
+# Under these, git writes files in place (reflogs appended, todo lists, rerere
+# records): a symlink the agent puts there is written through. In `objects/` git only
+# creates new files, but in its subdirectories, so those (one level) must not be
+# symlinks either. (`hooks/`, `info/` are read-only; `modules/`, `worktrees/` hold git
+# directories of their own, looked at as such.)
+WRITTEN_DIRS: Final = frozenset({"logs", "refs", "rr-cache", "sequencer", "rebase-merge",
+                                 "rebase-apply"})  # fmt: skip
+MAX_LINK_ENTRIES: Final = 200_000
+
+LINK_WHY: Final = (
+    "git on this machine writes through it: a symlink (or hard link) the sandbox put in a "
+    "git directory; your next git command there would write to the file it names "
+    "(COMMIT_EDITMSG: your commit message, or one the agent left in SQUASH_MSG)"
+)
+
+
+def link_dirs(root: str) -> list[str]:
+    """The git directories whose files git on the host writes in place: those of
+    `gitdirs`, the project's own linked worktree directory, and every linked
+    worktree's directory in them (`worktrees/<name>/`: its HEAD, index, logs,
+    COMMIT_EDITMSG)."""
+    found = gitdirs(root)
+    layout = hostgit.locate(root)
+    if found and layout is not None and layout.gitdir not in found:
+        found.insert(0, layout.gitdir)
+    for gitdir in list(found):
+        found += _subdirs(os.path.join(gitdir, "worktrees"))
+    return list(dict.fromkeys(found))
+
+
+def _suspect(st: os.stat_result, since: float) -> bool:
+    """A symlink, or a regular file with other names, made or changed after `since`."""
+    if st.st_ctime < since:
+        return False
+    return stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink > 1)
+
+
+def new_links(directories: Sequence[str], since: float, *, deep: bool = True) -> list[str]:
+    """Symlinks and hard-linked files made after `since` in the git `directories`: at
+    their top and (`deep`) in the trees git writes in place (`WRITTEN_DIRS`). Git
+    itself makes neither there."""
+    found: list[str] = []
+    budget = [MAX_LINK_ENTRIES]
+    for gitdir in directories:
+        for entry in _entries(gitdir, budget):
+            if MOVED_SUFFIX in entry.name:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if _suspect(st, since):
+                found.append(entry.path)
+            elif deep and stat.S_ISDIR(st.st_mode) and entry.name in WRITTEN_DIRS:
+                _walk(entry.path, since, found, budget)
+            elif deep and stat.S_ISDIR(st.st_mode) and entry.name == "objects":
+                for sub in _entries(entry.path, budget):
+                    try:
+                        if MOVED_SUFFIX not in sub.name and _suspect(
+                            sub.stat(follow_symlinks=False), since
+                        ):
+                            found.append(sub.path)
+                    except OSError:
+                        continue
+    return found
+
+
+def _entries(directory: str, budget: list[int]) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as it:
+            entries = list(it)
+    except OSError:
+        return []
+    budget[0] -= len(entries)
+    return entries
+
+
+def _walk(directory: str, since: float, found: list[str], budget: list[int]) -> None:
+    stack = [directory]
+    while stack and budget[0] > 0:
+        for entry in _entries(stack.pop(), budget):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if _suspect(st, since) and MOVED_SUFFIX not in entry.name:
+                found.append(entry.path)
+            elif stat.S_ISDIR(st.st_mode):
+                stack.append(entry.path)
+
+
 class Tripwire:
-    """Watch `paths` while a session runs; when one appears, move it aside and call
-    `trip` once (which stops the session)."""
+    """Call `check` every `interval` seconds while a session runs; once it moves
+    something aside, call `trip` (which stops the session) and stop watching."""
 
     def __init__(
-        self, paths: Sequence[str], trip: Callable[[], None], interval: float = WATCH_INTERVAL
+        self,
+        check: Callable[[], list[Moved]] | None,
+        trip: Callable[[], None],
+        interval: float = WATCH_INTERVAL,
     ) -> None:
-        self.paths = tuple(paths)
+        self.check = check
         self.trip = trip
         self.interval = interval
         self.moved: list[Moved] = []
@@ -282,7 +427,7 @@ class Tripwire:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Tripwire:
-        if self.paths:
+        if self.check is not None:
             self._thread = threading.Thread(target=self._watch, name="tripwire", daemon=True)
             self._thread.start()
         return self
@@ -297,8 +442,9 @@ class Tripwire:
         return bool(self.moved)
 
     def _watch(self) -> None:
+        assert self.check is not None
         while not self._stop.wait(self.interval):
-            found = neutralise(self.paths)
+            found = self.check()
             if found:
                 self.moved = found
                 # (What the agent writes again before its container is gone is moved

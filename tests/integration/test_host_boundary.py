@@ -716,6 +716,8 @@ def test_a_commondir_written_while_the_session_runs_stops_it(anyone: Aishell) ->
     assert (repo / ".git" / "commondir.aishell-moved").is_file()
     host_git(anyone, repo, "status", tty=True)
     assert fired(m) == []
+    sessions = json.loads(anyone.run("sessions", "--json", cwd=repo).stdout)["sessions"]
+    assert sessions[0]["ended_by"] == "guard", sessions[0]
 
 
 @pytest.mark.targets("docker", "podman")

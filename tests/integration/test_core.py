@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -121,28 +122,39 @@ def _all_cmdlines() -> list[str]:
 
 @pytest.mark.targets("docker", "podman")
 def test_secrets_reach_the_container_but_no_argv(anyone: Aishell, project: Path) -> None:
+    """Every host process's argv, read from the start of the launch until the sandbox
+    has printed its marker and while it then waits (running) for the test's release
+    file, names neither secret. No fixed window: the container says when it runs."""
     passthrough = "pass-" + os.urandom(6).hex()
     literal = "lit-" + os.urandom(6).hex()
     anyone.write(
         project / ".aishell" / "config.yaml",
         f"env:\n  MY_TOKEN:\n  LITERAL_TOKEN: {literal}\n",
     )
-    proc = anyone.popen(
-        "exec",
-        "sh",
-        "-c",
-        'echo "$MY_TOKEN $LITERAL_TOKEN"; sleep 4',
-        cwd=project,
-        env={"MY_TOKEN": passthrough},
+    release = project / f"release-{os.urandom(3).hex()}"
+    script = (
+        f'echo "READY $MY_TOKEN $LITERAL_TOKEN"; until [ -e {release.name} ]; do sleep 0.1; done'
     )
+    proc = anyone.popen("exec", "sh", "-c", script, cwd=project, env={"MY_TOKEN": passthrough})
+    assert proc.stdout is not None
     seen: list[str] = []
-    deadline = time.monotonic() + 3.5
-    while time.monotonic() < deadline and proc.poll() is None:
-        seen += _all_cmdlines()
-        time.sleep(0.05)
-    out, err = proc.communicate(timeout=60)
+    marker = ""
+    deadline = time.monotonic() + 300
+    try:
+        while not marker:
+            assert proc.poll() is None, proc.communicate(timeout=60)
+            assert time.monotonic() < deadline, "the sandbox never printed its marker"
+            seen += _all_cmdlines()
+            if select.select([proc.stdout], [], [], 0.05)[0]:
+                marker = proc.stdout.readline()
+        for _ in range(5):  # the container waits for the release file: it still runs
+            seen += _all_cmdlines()
+        assert proc.poll() is None, "the sandbox ended before the release file"
+    finally:
+        release.touch()
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert out.split() == [passthrough, literal]
+    assert marker.split() == ["READY", passthrough, literal]
     assert any("run --rm --init" in line for line in seen), "never saw the engine's argv"
     assert not [line for line in seen if passthrough in line or literal in line]
 

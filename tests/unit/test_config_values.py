@@ -246,3 +246,26 @@ def test_merge_allow_matches_the_definition_on_random_lists() -> None:
         g = [entry() for _ in range(rng.randint(0, 6))]
         p = [entry() for _ in range(rng.randint(0, 8))]
         assert netpolicy.merge_allow(g, p) == _reference(g, p), (g, p)
+
+
+# -- the README lists the limits the code enforces --------------------------------------
+
+
+def test_the_readme_lists_every_config_limit() -> None:
+    from aishell.config import checks, loader
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    limits = readme[readme.index("**Limits**") :].split("\n\n", 2)[1]
+    for name, (cap, _) in checks.LIMITS.items():
+        assert f"`{name.removesuffix('.*')}` {cap:,}" in limits, name
+    assert loader.MAX_FILE_BYTES == 1 << 20 and "1 MiB" in limits
+    assert f"{checks._MAX_HOST_CHARS} characters" in limits
+    for number in (
+        loader.MAX_DEPTH,
+        loader.MAX_NODES,
+        loader.MAX_NUMBER_CHARS,
+        checks.MAX_SPLIT_CHARS,
+        checks.MAX_DAYS,
+        checks.MAX_SESSION_RECORDS,
+    ):
+        assert f"{number:,}" in limits, number

@@ -172,17 +172,17 @@ def test_pre_start_runs_as_the_user_and_logs(anyone: Aishell, project: Path) -> 
     full = container.group(1)
     try:
         for _ in range(100):
-            probe = docker(
+            probe = anyone.engine_cli(
                 "exec", full, "sh", "-c", "test -f /tmp/pre-start.done && cat /tmp/pre-start.log"
             )
             if probe.returncode == 0:
                 break
             time.sleep(0.1)
         assert probe.stdout.strip() == f"started-{anyone.uid}"
-        owner = docker("exec", full, "stat", "-c", "%u", "/tmp/pre-start-marker")
+        owner = anyone.engine_cli("exec", full, "stat", "-c", "%u", "/tmp/pre-start-marker")
         assert owner.stdout.strip() == str(anyone.uid)
     finally:
-        docker("rm", "-f", full)
+        anyone.engine_cli("rm", "-f", full)
 
 
 @pytest.mark.targets("docker-root", "podman")
@@ -209,7 +209,7 @@ def test_project_extension_builds_once_and_on_change(anyone: Aishell) -> None:
 def test_second_project_same_selection_installs_nothing(anyone: Aishell) -> None:
     state = json.loads((anyone.aishell_home / "state.json").read_text())
     volume = state["harness_volume"]
-    history = docker(
+    history = anyone.engine_cli(
         "run",
         "--rm",
         "--entrypoint",
@@ -223,7 +223,7 @@ def test_second_project_same_selection_installs_nothing(anyone: Aishell) -> None
         result = anyone.run("exec", "true", cwd=anyone.new_project(name))
         assert result.returncode == 0, result.stderr
         assert "Installing" not in result.stderr
-    after = docker(
+    after = anyone.engine_cli(
         "run",
         "--rm",
         "--entrypoint",

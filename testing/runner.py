@@ -7,8 +7,10 @@ import os
 import pwd
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 NON_ROOT_USER = "aishell-it"
 _counter = itertools.count()
@@ -32,6 +34,14 @@ def ensure_non_root_user() -> int:
             subprocess.run(["chmod", "g+rw", sock], check=False)
     os.chmod(entry.pw_dir, 0o755)
     return entry.pw_uid
+
+
+class DropTo(TypedDict, total=False):
+    """The `subprocess` arguments that run a child as another user."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
 
 
 @dataclass
@@ -73,7 +83,7 @@ class Aishell:
         python = sys.executable if self.user is None else "/usr/bin/python3"
         return [python, "-m", "aishell", *args]
 
-    def process_kwargs(self) -> dict[str, object]:
+    def process_kwargs(self) -> DropTo:
         """Drop to the non-root user in the child (no runuser/env: nothing leaks into argv)."""
         if self.user is None:
             return {}
@@ -101,7 +111,7 @@ class Aishell:
             timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
             check=False,
-            **self.process_kwargs(),  # type: ignore[arg-type]
+            **self.process_kwargs(),
         )
 
     def popen(
@@ -116,7 +126,7 @@ class Aishell:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            **self.process_kwargs(),  # type: ignore[arg-type]
+            **self.process_kwargs(),
         )
 
     def engine_cli(
@@ -135,7 +145,7 @@ class Aishell:
             timeout=timeout,
             check=False,
             stdin=None if input is not None else subprocess.DEVNULL,
-            **self.process_kwargs(),  # type: ignore[arg-type]
+            **self.process_kwargs(),
         )
 
     def hold(self, role: str = "foundation") -> str:
@@ -261,14 +271,16 @@ class HostTmux:
     def screen(self, session: str) -> str:
         return self.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", session).stdout
 
-    def wait_for(self, session: str, predicate: object, timeout: float = 60) -> str:
+    def wait_for(
+        self, session: str, predicate: Callable[[str], object], timeout: float = 60
+    ) -> str:
         import time
 
         deadline = time.monotonic() + timeout
         text = ""
         while time.monotonic() < deadline:
             text = self.screen(session)
-            if predicate(text):  # type: ignore[operator]
+            if predicate(text):
                 return text
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting; the screen shows:\n{text}")

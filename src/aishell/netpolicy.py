@@ -73,7 +73,10 @@ PRESETS: dict[str, tuple[str, ...]] = {
 }
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOST = rf"^(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>\d+))?$"
+# ASCII digits only (`\d` would take Arabic-Indic digits too), any number of them: the range is
+# checked on the digits, never by int() of thousands of them (a ValueError).
+_HOST = rf"(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]+))?"
+_PORT_PROBLEM = "port outside 1-65535"
 
 
 @cache
@@ -106,7 +109,8 @@ class HostPattern(NamedTuple):
             return False
         if not self.wildcard:
             return not other.wildcard and other.host == self.host
-        return other.host.endswith("." + self.host)
+        # `*.d` covers the names under d, the `*.x.d` under it, and `*.d` itself
+        return other.host.endswith("." + self.host) or (other.wildcard and other.host == self.host)
 
     def admits(self, host: str, port: int, *, tls: bool) -> bool:
         """Whether a request to `host:port` matches: plain HTTP (`tls=False`, by URL) or
@@ -144,27 +148,41 @@ def sni_accepted(connect_host: str, sni: str | None) -> bool:
     return normalise_host(sni) == normalise_host(connect_host)
 
 
-def parse_host(text: str) -> HostPattern | None:
-    m = _host_re().match(text.strip().lower())
+def _parse_host(text: str) -> HostPattern | str:
+    """The pattern `text` stands for, or why it stands for none. Never raises."""
+    m = _host_re().fullmatch(text.strip().lower())
     if m is None:
-        return None
+        return (
+            "use a host name ('api.example.com'), '*.domain' for its subdomains, optionally ':port'"
+        )
     port = m.group("port")
-    if port is not None and not 1 <= int(port) <= 65535:
-        return None
+    number = None
+    if port is not None:
+        digits = port.lstrip("0")
+        number = int(digits) if 0 < len(digits) <= 5 else 0
+        if not 1 <= number <= 65535:
+            return _PORT_PROBLEM
     host = m.group("host")
     if m.group("wild") and "." not in host:
-        return None  # `*.com` would admit a whole top-level domain
-    return HostPattern(host, bool(m.group("wild")), int(port) if port is not None else None)
+        # `*.com` would admit a whole top-level domain
+        return "'*.' needs a domain with a dot ('*.example.com'), not a top-level domain"
+    return HostPattern(host, bool(m.group("wild")), number)
+
+
+def parse_host(text: str) -> HostPattern | None:
+    """The pattern `text` stands for, None when it is not one (see `host_problem`)."""
+    found = _parse_host(text)
+    return found if isinstance(found, HostPattern) else None
 
 
 def host_problem(text: str) -> str | None:
-    """Why `text` is not a valid allow entry, or None."""
-    if parse_host(text) is not None:
+    """Why `text` is not a valid allow entry, or None. Names the entry (its first 60
+    characters)."""
+    found = _parse_host(text)
+    if isinstance(found, HostPattern):
         return None
-    return (
-        f"invalid host pattern {text!r}: use a host name ('api.example.com'), "
-        "'*.domain' for its subdomains, optionally ':port'"
-    )
+    shown = repr(text) if len(text) <= 60 else repr(text[:60]) + "…"
+    return f"invalid host pattern {shown}: {found}"
 
 
 class Policy(NamedTuple):
@@ -228,14 +246,36 @@ def policy_json(policy: Policy) -> dict[str, object]:
 
 
 def merge_allow(global_allow: Sequence[str], project_allow: Sequence[str]) -> tuple[str, ...]:
-    """Project entries that some global entry covers (a project can only tighten)."""
-    ceiling = [p for p in (parse_host(t) for t in global_allow) if p is not None]
+    """Project entries that some global entry covers (a project can only tighten), in
+    the project's order. Linear: the global entries go into two sets, and each project
+    entry is looked up once as itself and once per domain it lies under (a name has
+    at most 127 labels), instead of being compared with every global entry."""
+    exact: set[tuple[str, int | None]] = set()
+    wild: set[tuple[str, int | None]] = set()
+    for text in global_allow:
+        g = parse_host(text)
+        if g is not None:
+            (wild if g.wildcard else exact).add((g.host, g.port))
     kept = []
     for text in project_allow:
         pattern = parse_host(text)
-        if pattern is not None and any(g.covers(pattern) for g in ceiling):
+        if pattern is not None and _covered(pattern, exact, wild):
             kept.append(text)
     return tuple(kept)
+
+
+def _covered(
+    p: HostPattern, exact: set[tuple[str, int | None]], wild: set[tuple[str, int | None]]
+) -> bool:
+    """Whether an entry of `exact` or `wild` covers `p` (as `HostPattern.covers`)."""
+    if (p.host, p.port) in (wild if p.wildcard else exact):
+        return True  # the same host (or the same `*.domain`)
+    domain = p.host
+    while "." in domain:
+        domain = domain.split(".", 1)[1]
+        if (domain, p.port) in wild:
+            return True
+    return False
 
 
 def merge(

@@ -54,7 +54,7 @@ def remove_containers(ai: Aishell, *projects: Path) -> None:
     for project in projects:
         listed = ai.run("ps", "--json", cwd=project)
         for row in json.loads(listed.stdout or "[]"):
-            docker("rm", "-f", row["container"])
+            ai.engine_cli("rm", "-f", row["container"])
 
 
 def free_port() -> int:
@@ -319,7 +319,7 @@ def test_inside_the_users_own_tmux_detach_keeps_their_session(
         outer.kill()
         rows = json.loads(anyone.run("ps", "--json", cwd=project).stdout)
         for row in rows:
-            docker("rm", "-f", row["container"])
+            anyone.engine_cli("rm", "-f", row["container"])
 
 
 def test_sensitive_findings_wait_until_read_then_only_when_they_change(
@@ -387,7 +387,7 @@ def test_stop_and_ps_all(anyone: Aishell) -> None:
     finally:
         for project in (one, two):
             for row in json.loads(home.run("ps", "--json", cwd=project).stdout or "[]"):
-                docker("rm", "-f", row["container"])
+                home.engine_cli("rm", "-f", row["container"])
 
 
 def test_config_json_says_where_each_value_came_from(anyone: Aishell, project: Path) -> None:
@@ -463,7 +463,7 @@ def test_completion_scripts_load_and_complete_running_sessions(
         assert re.search(r"^attach\b", fish.stdout, flags=re.M), fish.stdout
         assert re.search(rf"^{name}\b", fish.stdout, flags=re.M), fish.stdout
     finally:
-        docker("rm", "-f", container_of(anyone, project, name))
+        anyone.engine_cli("rm", "-f", container_of(anyone, project, name))
 
 
 # ------------------------------------------------------------------ setup, update
@@ -622,7 +622,7 @@ def test_the_foundation_has_python_fd_and_make_and_fits_its_budget(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "pip " in result.stdout and "GNU Make" in result.stdout
-    size = int(docker("image", "inspect", "--format", "{{.Size}}", anyone.hold()).stdout)
+    size = int(anyone.engine_cli("image", "inspect", "--format", "{{.Size}}", anyone.hold()).stdout)
     assert size <= 430_000_000, f"the foundation image is {size / 1e6:.1f} MB"
 
 

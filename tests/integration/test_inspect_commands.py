@@ -218,7 +218,7 @@ def detached(anyone: Aishell) -> Iterator[Callable[[Path, str], str]]:
 
     yield start
     for full in started:
-        docker("rm", "-f", full)
+        anyone.engine_cli("rm", "-f", full)
 
 
 # ------------------------------------------------------------------------------ ps

@@ -87,9 +87,8 @@ def test_allowlist_enforced_outside_the_agent(anyone: Aishell, upstream: Upstrea
     text = logs[-1].read_text()
     session = logs[-1].parent.name
     # No network is made for a session (the sandbox has none; the proxy has its own).
-    assert (
-        docker("network", "ls", "-q", "--filter", f"label=aishell.session={session}").stdout == ""
-    )
+    label = f"label=aishell.session={session}"
+    assert anyone.engine_cli("network", "ls", "-q", "--filter", label).stdout == ""
     assert f"INFO {session} session opened: project {project}" in text
     assert f"INFO {session} allow: " in text and "allowed.test" in text
     assert f"ALLOW {session} TCP_MISS/200 GET http://allowed.test/ " in text

@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from testing.runner import Aishell, HostTmux, shell_line
-
-
-def docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
 
 
 def _ticks(screen: str) -> list[int]:
@@ -30,9 +25,9 @@ def _prompt_after_last_tick(screen: str) -> bool:
     return PROMPT.search(tail) is not None
 
 
-def _container_state(name_part: str) -> str:
-    out = docker("ps", "-a", "--filter", f"name={name_part}", "--format", "{{.State}}").stdout
-    return out.strip()
+def _container_state(ai: Aishell, name_part: str) -> str:
+    out = ai.engine_cli("ps", "-a", "--filter", f"name={name_part}", "--format", "{{.State}}")
+    return out.stdout.strip()
 
 
 def test_detach_attach_same_process_and_exit_status(
@@ -47,7 +42,7 @@ def test_detach_attach_same_process_and_exit_status(
     screen = host_tmux.wait_for("a", lambda s: "HOST-RC=" in s)
     assert "HOST-RC=0" in screen
     assert f"aishell attach {name}" in screen
-    assert _container_state(name) == "running"
+    assert _container_state(anyone, name) == "running"
     last_seen = max(_ticks(screen) or [0])
 
     ps = anyone.run("ps", "--json", cwd=project)
@@ -66,10 +61,10 @@ def test_detach_attach_same_process_and_exit_status(
     screen = host_tmux.wait_for("b", lambda s: "HOST-RC=" in s)
     assert "HOST-RC=5" in screen
     for _ in range(50):
-        if _container_state(name) == "":
+        if _container_state(anyone, name) == "":
             break
         time.sleep(0.1)
-    assert _container_state(name) == ""
+    assert _container_state(anyone, name) == ""
 
 
 @pytest.mark.targets("docker", "podman")
@@ -94,13 +89,13 @@ def test_name_conflicts_and_detach(anyone: Aishell, project: Path) -> None:
         assert again.returncode == 1
         assert f"already running; attach with 'aishell attach {name}'" in again.stderr
         # A stopped namesake is removed with a message and replaced.
-        docker("rm", "-f", full.group(1))
-        docker("create", "--name", full.group(1), anyone.hold("foundation"), "true")
+        anyone.engine_cli("rm", "-f", full.group(1))
+        anyone.engine_cli("create", "--name", full.group(1), anyone.hold("foundation"), "true")
         replaced = anyone.run("--detach", "--name", name, "shell", cwd=project)
         assert replaced.returncode == 0, replaced.stderr
         assert f"Removed stopped container {full.group(1)}" in replaced.stderr
     finally:
-        docker("rm", "-f", full.group(1))
+        anyone.engine_cli("rm", "-f", full.group(1))
 
 
 def test_attach_errors(anyone: Aishell, project: Path) -> None:
@@ -145,9 +140,9 @@ def test_attach_shell_opens_a_shell_beside_the_agent(
         screen = host_tmux.wait_for("g", lambda s: "HOST-RC=" in s)
         assert f"uid={anyone.uid} tmux=none" in screen
         assert "HOST-RC=3" in screen
-        assert _container_state(name) == "running"  # the agent's session is untouched
+        assert _container_state(anyone, name) == "running"  # the agent's session is untouched
     finally:
-        docker("rm", "-f", full.group(1))
+        anyone.engine_cli("rm", "-f", full.group(1))
 
 
 def test_attach_to_a_stopped_container(anyone: Aishell, project: Path, host_tmux: HostTmux) -> None:
@@ -156,11 +151,11 @@ def test_attach_to_a_stopped_container(anyone: Aishell, project: Path, host_tmux
     full = re.search(r"(aishell-[0-9a-f]{8}-" + name + ")", started.stderr)
     assert full, started.stderr
     try:
-        docker("rm", "-f", full.group(1))
-        docker("create", "--name", full.group(1), anyone.hold("foundation"), "true")
+        anyone.engine_cli("rm", "-f", full.group(1))
+        anyone.engine_cli("create", "--name", full.group(1), anyone.hold("foundation"), "true")
         host_tmux.start("h", shell_line(anyone, "attach", name, cwd=project))
         screen = host_tmux.wait_for("h", lambda s: "HOST-RC=" in s)
         assert f"Error: the container '{name}' is not running" in screen
         assert "HOST-RC=1" in screen
     finally:
-        docker("rm", "-f", full.group(1))
+        anyone.engine_cli("rm", "-f", full.group(1))

@@ -335,7 +335,7 @@ def test_a_failed_build_leaves_no_container_and_no_image(anyone: Aishell) -> Non
     result = anyone.run("exec", "true", cwd=project)
     assert result.returncode == 1, result.stderr
     assert "Error: building" in result.stderr
-    assert leftovers(mark) == NOTHING
+    assert leftovers(mark, anyone.engine_cli) == NOTHING
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -347,7 +347,7 @@ def test_an_interrupted_build_leaves_nothing(anyone: Aishell, sig: signal.Signal
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            running = docker(
+            running = anyone.engine_cli(
                 "ps",
                 "--no-trunc",
                 "--filter",
@@ -365,7 +365,7 @@ def test_an_interrupted_build_leaves_nothing(anyone: Aishell, sig: signal.Signal
         if proc.poll() is None:
             proc.kill()
     after = anyone.run("info", cwd=project)  # the next command
-    assert leftovers(mark) == NOTHING
+    assert leftovers(mark, anyone.engine_cli) == NOTHING
     assert proc.returncode == 130, err
     assert after.returncode == 0, after.stderr
 

@@ -12,10 +12,6 @@ from pathlib import Path
 from testing.runner import Aishell
 
 
-def docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
-
-
 def host_git(ai: Aishell, repo: Path, *args: str, check: bool = True) -> str:
     """git on the host as `ai`'s user (so everything it writes belongs to that user)."""
     env = {
@@ -198,7 +194,7 @@ def test_list_shows_worktrees_with_their_containers(anyone: Aishell) -> None:
         assert "a container is running in it" in busy.stderr
         assert tree.is_dir()
     finally:
-        docker("rm", "-f", container)
+        anyone.engine_cli("rm", "-f", container)
     for _ in range(50):
         gone = anyone.run("worktrees", "remove", f"aishell/{name}", cwd=repo)
         if gone.returncode == 0:

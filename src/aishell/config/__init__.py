@@ -21,8 +21,10 @@ most 4,300 characters; no NUL characters in strings; strings split shell-like
 `mounts`, 1,000 `env` variables, 100 `ports`, 500 `docker_args`, 100 `pre_start`
 commands, 200 arguments per harness in `harness_args`, 500
 `detection.custom_patterns`, 1,000 `detection.allowlist` entries, 100
-`ca_certificates`, 1,000 `network.allow` hosts, 100 `network.presets`
-(`loader.MAX_*`, `checks.LIMITS`).
+`ca_certificates`, 1,000 `network.allow` hosts, 100 `network.presets`, 100
+`share_from_host` paths (`loader.MAX_*`, `checks.LIMITS`); whole numbers of days from
+1 to 36,500 and `sessions_keep` from 1 to 100,000 (`checks.MAX_*`). The README's
+configuration reference lists them; a unit test keeps the two in step.
 
 Modules: `schema` (the records and the table of keys, `KEYS`), `checks` (one
 normaliser per key), `merge` (`merge`, `origins`), `loader` (files, YAML, cache,

@@ -43,10 +43,11 @@ if TYPE_CHECKING:
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# ASCII digits only: `\d` takes an Arabic-Indic 1 for 1, which the engine then refuses.
 _PORT = re.compile(
-    r"^(?:(?P<ip>[0-9.]+|\[[^\]]*\]):)?"
-    r"(?P<host>\d+(?:-\d+)?):(?P<container>\d+(?:-\d+)?)"
-    r"(?:/(?P<proto>[A-Za-z]+))?$"
+    r"(?:(?P<ip>[0-9.]+|\[[^\]]*\]):)?"
+    r"(?P<host>[0-9]+(?:-[0-9]+)?):(?P<container>[0-9]+(?:-[0-9]+)?)"
+    r"(?:/(?P<proto>[A-Za-z]+))?"
 )
 _PROTOCOLS = ("tcp", "udp", "sctp")
 # Said after "got null" where a path goes: `mounts: [~]` means null to YAML, not home.
@@ -78,6 +79,11 @@ LIMITS: Final[Mapping[str, Limit]] = MappingProxyType(
 # The longest string split shell-like (`docker_args`, `harness_args.*`): `shlex` is
 # quadratic in the length of a token; the list form has no such bound.
 MAX_SPLIT_CHARS: Final = 32_768
+# The largest day counts (`gitleaks_freshness_threshold`, `sessions_keep_days`) and
+# record count (`sessions_keep`): beyond them a value means "forever" anyway, and
+# `now - days * 86400` would no longer be a number (OverflowError at launch).
+MAX_DAYS: Final = 36_500
+MAX_SESSION_RECORDS: Final = 100_000
 # Longer than any host pattern (a 253-character name, `*.`, `:65535`): not even tried.
 _MAX_HOST_CHARS = 262
 
@@ -109,6 +115,12 @@ def type_name(value: object) -> str:
     if isinstance(value, bytes):
         return "binary"
     return type(value).__name__
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """`text` quoted for an error, cut after `limit` characters (a 5,000-digit port
+    must not fill the screen)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
 
 
 def fmt(kpath: KeyPath) -> str:
@@ -255,20 +267,33 @@ def boolean(ctx: Ctx, kp: KeyPath, value: object) -> bool:
     return ctx.boolean(kp, value)
 
 
-def threshold_days(ctx: Ctx, kp: KeyPath, value: object) -> int:
+def _number(value: int) -> str:
+    """An int for an error: in full up to 18 digits (str() of more than 4,300 is
+    itself an error)."""
+    if abs(value) < 10**18:
+        return str(value)
+    sign = "a negative" if value < 0 else "a"
+    return f"{sign} number of about {int(value.bit_length() * 0.30103) + 1} digits"
+
+
+def _whole(ctx: Ctx, kp: KeyPath, value: object, what: str, cap: int, unit: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ctx.type_error(kp, "a whole number of days", value)
-    if value < 1:
-        raise ctx.error(kp, f"must be at least 1 (days), got {value}")
+        raise ctx.type_error(kp, f"a whole number of {what}", value)
+    if not 1 <= value <= cap:
+        raise ctx.error(
+            kp,
+            f"must be from 1 to {cap}{unit}, got {_number(value)}",
+            hint=f"set {fmt(kp)} to a whole number from 1 to {cap}",
+        )
     return value
+
+
+def threshold_days(ctx: Ctx, kp: KeyPath, value: object) -> int:
+    return _whole(ctx, kp, value, "days", MAX_DAYS, " (days; 36500 is 100 years)")
 
 
 def record_count(ctx: Ctx, kp: KeyPath, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ctx.type_error(kp, "a whole number of session records", value)
-    if value < 1:
-        raise ctx.error(kp, f"must be at least 1, got {value}")
-    return value
+    return _whole(ctx, kp, value, "session records", MAX_SESSION_RECORDS, "")
 
 
 def mounts(ctx: Ctx, kp: KeyPath, value: object) -> tuple[Mount, ...]:
@@ -284,8 +309,17 @@ def mounts(ctx: Ctx, kp: KeyPath, value: object) -> tuple[Mount, ...]:
             if "source" not in item:
                 raise ctx.error(ikp, "missing 'source'", hint="write `source: /host/path`")
             source = ctx.path_string((*ikp, "source"), item["source"])
-            raw_target = item.get("target")
-            target = None if raw_target is None else ctx.string((*ikp, "target"), raw_target)
+            # Left out: the source path. Written but null (`target:`, `target: ~`) is
+            # an error: a bare ~ there most likely meant the home directory.
+            target = None
+            if "target" in item:
+                if item["target"] is None:
+                    raise ctx.error(
+                        (*ikp, "target"),
+                        f"expected a string, got null{_BARE_TILDE}",
+                        hint="leave target out to mount at the source path",
+                    )
+                target = ctx.string((*ikp, "target"), item["target"])
             readonly = ctx.boolean((*ikp, "readonly"), item.get("readonly", False))
         elif item is None:
             raise ctx.error(ikp, f"expected a string or a mapping, got null{_BARE_TILDE}")
@@ -374,7 +408,7 @@ def env(ctx: Ctx, kp: KeyPath, value: object) -> tuple[EnvEntry, ...]:
 
 def port_problem(spec: str) -> str | None:
     """Why `spec` is not `[IP:]HOST:CONTAINER[/PROTO]`, or None."""
-    m = _PORT.match(spec)
+    m = _PORT.fullmatch(spec)
     if m is None:
         return "is not [IP:]HOST:CONTAINER[/PROTO]"
     ip, proto = m.group("ip"), m.group("proto")
@@ -431,7 +465,7 @@ def ports(ctx: Ctx, kp: KeyPath, value: object) -> tuple[str, ...]:
         if problem is not None:
             raise ctx.error(
                 ikp,
-                f"invalid port mapping '{spec}': {problem}",
+                f"invalid port mapping {shown(spec)}: {problem}",
                 hint='use e.g. "8080:80", "127.0.0.1:3000:3000", "[::1]:53:53/udp" '
                 'or "8000-8001:8000-8001"',
             )

@@ -11,10 +11,8 @@ Each check is linear in the size of its value.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
@@ -125,6 +123,8 @@ def fmt(kpath: KeyPath) -> str:
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:
+    import difflib  # (lazy: only a mistake needs it)
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     if not close and len(word) >= 3:  # an abbreviation: `desc` for `description`
         close = [c for c in choices if c.startswith(word.lower())][:1]
@@ -466,6 +466,8 @@ def _split(ctx: Ctx, kp: KeyPath, text: str, limit: str) -> tuple[str, ...]:
             f"a string of more than {MAX_SPLIT_CHARS} characters to split",
             hint="use the list form, one argument per item",
         )
+    import shlex  # (lazy: only a string to split needs it)
+
     lexer = shlex.shlex(text, posix=True)
     lexer.whitespace_split = True
     lexer.commenters = ""  # as shlex.split(text, comments=False)

@@ -250,13 +250,26 @@ def inspect_images(engine: Engine, names: Iterable[str]) -> dict[str, dict[str, 
 
 
 def parse_image_inspect(stdout: str, wanted: list[str]) -> dict[str, dict[str, Any]]:
+    """The inspected images by the wanted name (a tag or an ID) each answers to; a name
+    may be answered by an image inspected under another (a second tag of it)."""
     found: dict[str, dict[str, Any]] = {}
+    spellings = {name: _tag_spellings(name) for name in wanted}
     for item in parse_inspect_list(stdout):
-        tags = {_normalise_tag(t) for t in item.get("RepoTags") or []}
+        tags = item.get("RepoTags")
+        tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
         for name in wanted:
-            if _normalise_tag(name) in tags or same_id(str(item.get("Id", "")), name):
+            # (set.isdisjoint: an image on a shared engine can carry thousands of tags)
+            if not spellings[name].isdisjoint(tags) or same_id(str(item.get("Id", "")), name):
                 found[name] = item
     return found
+
+
+def _tag_spellings(name: str) -> frozenset[str]:
+    """Every tag `_normalise_tag` turns into the same tag as `name`."""
+    tag = _normalise_tag(name)
+    short = tag.removesuffix(":latest")  # (the candidates: filtered below)
+    forms = (tag, f"localhost/{tag}", short, f"localhost/{short}")
+    return frozenset(form for form in forms if _normalise_tag(form) == tag)
 
 
 def parse_inspect_list(stdout: str) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from aishell import fileio, hostgit, output, paths
 from aishell.constants import LABEL_GUARD_SESSION
 from aishell.engine.containers import parse_json_lines, parse_label_string
+from aishell.hashing import sha256_hex
 from aishell.security import autorun, sweep
 
 if TYPE_CHECKING:
@@ -237,9 +238,7 @@ def _state(path: str, keep: Store | None) -> State | None:
             data = fh.read(MAX_READ + 1)
     except OSError:
         return State("file", "unreadable", mode)
-    import hashlib  # (lazy: only when there is a file to read)
-
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_hex(data)
     if keep is not None and len(data) <= MAX_COPY:
         with contextlib.suppress(OSError):
             keep.keep(digest, data)

@@ -34,9 +34,10 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from aishell import fileio, output, paths
+from aishell.tuples import NamedTuple
 
 VERSION: Final = 1
 RECORD: Final = "record.json"

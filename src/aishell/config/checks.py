@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aishell import netpolicy
 from aishell.config.values import (
@@ -35,6 +35,7 @@ from aishell.config.values import (
 )
 from aishell.errors import ConfigError
 from aishell.harnesses import HARNESS_NAMES
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from pathlib import Path

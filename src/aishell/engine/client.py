@@ -24,10 +24,11 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from typing import IO, NamedTuple, NoReturn
+from typing import IO, NoReturn
 
 from aishell.engine.run_args import Flavour
 from aishell.errors import EngineError
+from aishell.tuples import NamedTuple
 
 ENGINE_KINDS = ("docker", "podman")
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from aishell import journal, output
 from aishell.constants import (
@@ -39,6 +39,7 @@ from aishell.constants import (
 from aishell.engine.client import Engine
 from aishell.errors import AishellError, ConfigError, EngineError
 from aishell.hashing import files_hash
+from aishell.tuples import NamedTuple
 
 DEFAULT_BASE_IMAGE = "debian:trixie-slim"
 NODE_VERSION = "24.21.0"

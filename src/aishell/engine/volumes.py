@@ -35,7 +35,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aishell import journal, output, paths
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
@@ -43,6 +43,7 @@ from aishell.engine.client import Engine, long_timeout
 from aishell.errors import EngineError
 from aishell.harnesses import BY_NAME
 from aishell.hashing import selection_hash
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from aishell.state import State

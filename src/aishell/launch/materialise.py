@@ -8,12 +8,13 @@ left under the same name.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aishell import agenthome, output, paths, state
 from aishell.constants import DOCKERFILE
 from aishell.engine import choice, containers, images, volumes
 from aishell.errors import AishellError
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from aishell.errors import UsageError
+from aishell.tuples import NamedTuple
 
 Kind = Literal["harness", "shell", "exec", "gitleaks", "run"]
 

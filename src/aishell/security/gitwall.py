@@ -36,11 +36,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 from aishell import hostgit
 from aishell.engine.run_args import Bind
 from aishell.errors import AishellError
+from aishell.tuples import NamedTuple
 
 READ_ONLY_FILES = ("config", "config.worktree")
 READ_ONLY_DIRS = ("hooks", "info")

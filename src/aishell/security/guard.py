@@ -29,13 +29,14 @@ import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 from aishell import fileio, hostgit, output, paths
 from aishell.constants import LABEL_GUARD_SESSION
 from aishell.engine.containers import parse_json_lines, parse_label_string
 from aishell.hashing import sha256_hex
 from aishell.security import autorun, sweep
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from aishell.engine.client import Engine

@@ -20,10 +20,11 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 from aishell import hostgit
 from aishell.hashing import sha256_hex
+from aishell.tuples import NamedTuple
 
 MAX_ENTRIES: Final = 1_000_000
 MAX_REPORTED: Final = 50  # artifacts and repositories kept (the count goes on)

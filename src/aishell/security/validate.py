@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+
+from aishell.tuples import NamedTuple
 
 __all__ = [
     "DANGEROUS_CAPABILITIES",

@@ -40,9 +40,11 @@ from aishell.tuples import NamedTuple
 if TYPE_CHECKING:
     from pathlib import Path
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_PORT = re.compile(
+# Patterns as text: `re` compiles (and caches) each one the first time it is used, so a
+# launch that never needs one does not pay for it at import.
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+_PORT = (
     r"^(?:(?P<ip>[0-9.]+|\[[^\]]*\]):)?"
     r"(?P<host>\d+(?:-\d+)?):(?P<container>\d+(?:-\d+)?)"
     r"(?:/(?P<proto>[A-Za-z]+))?$"
@@ -116,7 +118,7 @@ def fmt(kpath: KeyPath) -> str:
     for part in kpath:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _IDENT.match(part):
+        elif re.match(_IDENT, part):
             out += ("." if out else "") + part
         else:
             out += f"[{part!r}]"
@@ -326,7 +328,7 @@ def _split_mount(ctx: Ctx, kp: KeyPath, text: str) -> tuple[str, str | None, boo
 
 
 def _env_name(ctx: Ctx, kp: KeyPath, name: str, *, at_key: bool) -> str:
-    if not _ENV_NAME.match(name):
+    if not re.match(_ENV_NAME, name):
         raise ctx.error(
             kp,
             f"invalid variable name '{name}' (letters, digits and _, not starting with a digit)",
@@ -375,7 +377,7 @@ def env(ctx: Ctx, kp: KeyPath, value: object) -> tuple[EnvEntry, ...]:
 
 def port_problem(spec: str) -> str | None:
     """Why `spec` is not `[IP:]HOST:CONTAINER[/PROTO]`, or None."""
-    m = _PORT.match(spec)
+    m = re.match(_PORT, spec)
     if m is None:
         return "is not [IP:]HOST:CONTAINER[/PROTO]"
     ip, proto = m.group("ip"), m.group("proto")

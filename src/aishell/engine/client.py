@@ -588,7 +588,7 @@ def _bad_argument(engine: Engine, exc: ValueError) -> EngineError:
 
 # The engine CLI's usage tip after an error ("Run 'docker run --help' for more
 # information", "See 'docker run --help'."): never the cause.
-_USAGE_TIP = re.compile(r"^(?:Run|See) '[^']*--help'")
+_USAGE_TIP = r"^(?:Run|See) '[^']*--help'"
 _ERROR_PREFIXES = ("docker: ", "podman: ", "Error: ", "Error response from daemon: ")
 
 
@@ -597,7 +597,7 @@ def engine_cause(text: str) -> str:
     line that is not its usage tip, without the CLI's `docker: Error response from
     daemon:` prefixes ("" when there is none)."""
     lines = [line.strip() for line in text.splitlines()]
-    lines = [line for line in lines if line and not _USAGE_TIP.match(line)]
+    lines = [line for line in lines if line and not re.match(_USAGE_TIP, line)]
     if not lines:
         return ""
     cause = lines[-1]

@@ -175,7 +175,7 @@ def _subdirs(directory: str) -> list[str]:
         return []
 
 
-_GITMODULES_PATH = re.compile(r"^\s*path\s*=\s*(.+?)\s*$", re.MULTILINE)
+_GITMODULES_PATH = r"(?m)^\s*path\s*=\s*(.+?)\s*$"
 
 
 def submodule_paths(root: str) -> list[str]:
@@ -186,7 +186,7 @@ def submodule_paths(root: str) -> list[str]:
     except OSError:
         return []
     found = []
-    for raw in _GITMODULES_PATH.findall(text):
+    for raw in re.findall(_GITMODULES_PATH, text):
         path = raw.strip('"')
         if path and not os.path.isabs(path):
             found.append(path)

@@ -25,12 +25,13 @@ import errno
 import json
 import os
 import stat
-from typing import TYPE_CHECKING, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Final, Literal
 
 from aishell import fileio, output, paths
 from aishell.engine.run_args import Bind
 from aishell.errors import AishellError
 from aishell.harnesses import BY_NAME, LOGIN_STORE_MOUNT
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from aishell import fileio, hostgit
+from aishell.tuples import NamedTuple
 
 MAX_LISTED: Final = 20_000  # files listed outside git (beyond: "truncated")
 MAX_COUNTED: Final = 8 * 1024 * 1024  # files larger than this get no line count

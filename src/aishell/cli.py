@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 from aishell import __version__
 from aishell.constants import EXIT_ERROR, EXIT_INTERRUPTED
 from aishell.errors import AishellError, UsageError
 from aishell.harnesses import BY_NAME, HARNESS_NAMES
+from aishell.tuples import NamedTuple
 
 
 class GlobalOptions(NamedTuple):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+
+from aishell.tuples import NamedTuple
 
 # What curl, OpenSSL, Node/npm, Python, git, apt (gnutls) and Go (the engine, pulling)
 # print when a certificate chain is not trusted.

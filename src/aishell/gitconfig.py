@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Sequence
-from typing import Final, NamedTuple
+from typing import Final
+
+from aishell.tuples import NamedTuple
 
 
 class Entry(NamedTuple):

@@ -20,7 +20,9 @@ the file in place, which works before the first login too).
 
 from __future__ import annotations
 
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal
+
+from aishell.tuples import NamedTuple
 
 #: Where an agent's shared login store is mounted inside the sandbox (link logins).
 LOGIN_STORE_MOUNT: Final = "/run/aishell/logins"

@@ -14,7 +14,28 @@ else:
 import json
 from collections.abc import Iterable, Mapping
 
-__all__ = ["files_hash", "project_hash", "selection_hash", "sha256", "short_hash"]
+__all__ = [
+    "files_hash",
+    "project_hash",
+    "selection_hash",
+    "sha256",
+    "sha256_hex",
+    "short_hash",
+]
+
+# Above this many bytes OpenSSL's SHA-256 (`hashlib`) is worth its import: the built-in
+# one hashes about 5x slower (~2.5 ms a MB here, against ~2 ms for loading OpenSSL).
+BIG_INPUT = 256 * 1024
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of `data` in hex: the same digest whichever implementation computes
+    it (the built-in one for small inputs, OpenSSL's for big ones)."""
+    if len(data) > BIG_INPUT:
+        import hashlib
+
+        return hashlib.sha256(data).hexdigest()
+    return sha256(data).hexdigest()
 
 
 def short_hash(data: bytes | str, length: int = 12) -> str:

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import NamedTuple
 
 from aishell import gitconfig
 from aishell.errors import AishellError
+from aishell.tuples import NamedTuple
 
 DEFAULT_TIMEOUT = 30.0
 

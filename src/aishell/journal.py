@@ -24,9 +24,10 @@ import contextlib
 import fcntl
 import json
 import os
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from aishell import paths
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -13,9 +13,9 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import NamedTuple
 
 from aishell.errors import ConfigError
+from aishell.tuples import NamedTuple
 
 MODES = ("none", "allowlist", "open")  # tightest first
 RANK = {mode: i for i, mode in enumerate(MODES)}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from aishell.constants import CONTAINER_PREFIX, EXTENSION_ROLE_PREFIX, PROJECT_CONFIG_DIRS
 from aishell.hashing import project_hash, short_hash
+from aishell.tuples import NamedTuple
 
 
 class Project(NamedTuple):

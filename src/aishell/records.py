@@ -34,9 +34,10 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from aishell import fileio, output, paths
+from aishell.tuples import NamedTuple
 
 VERSION: Final = 1
 RECORD: Final = "record.json"
@@ -359,9 +360,20 @@ def started_of(sid: str) -> float | None:
     hour, minute, second = int(t[9:11]), int(t[11:13]), int(t[13:15])
     if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 62):
         return None
-    import calendar  # (lazy: not on every launch)
+    return float(days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second)
 
-    return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
+
+def days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a date of the proleptic Gregorian calendar (as
+    `calendar.timegm` counts them, a day past the month's end running on into the next;
+    the arithmetic of H. Hinnant's `days_from_civil`, without importing `calendar` and
+    `datetime` on a launch)."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
 
 
 PRUNE_EVERY: Final = 3600.0  # seconds: how often the age rule is applied per project

@@ -8,11 +8,12 @@ running, and so must its session resources).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aishell import output
 from aishell.engine.containers import parse_inspect
 from aishell.errors import AishellError
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

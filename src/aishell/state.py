@@ -19,12 +19,13 @@ import fcntl
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aishell import paths
 from aishell.constants import HARNESS_VOLUME_PATTERN
 from aishell.errors import AishellError, UsageError
 from aishell.harnesses import BY_NAME
+from aishell.tuples import NamedTuple
 from aishell.versions import parse_pin
 
 if TYPE_CHECKING:

@@ -30,11 +30,12 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Final, Literal
 
 from aishell import fileio, output, paths
 from aishell.constants import CONFIG_FILE, DOCKERFILE
 from aishell.errors import AishellError, ConfigError
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence

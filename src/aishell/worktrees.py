@@ -18,11 +18,11 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
 
 from aishell import hostgit, output
 from aishell.engine.run_args import Bind
 from aishell.errors import AishellError, UsageError
+from aishell.tuples import NamedTuple
 
 DEFAULT_LOCATION = "../{repo}.worktrees"
 LOCATION_ENV = "AISHELL_WORKTREE_DIR"

@@ -5,6 +5,7 @@ name conflicts, idempotent volume creation."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -222,7 +223,7 @@ def test_engine_key_defaults_to_auto(tmp_path: Path) -> None:
 
 
 def test_podman_build_steps_are_progress() -> None:
-    match = images._STEP.search("STEP 3/12: RUN apt-get update")
+    match = re.search(images._STEP, "STEP 3/12: RUN apt-get update")
     assert match and (match.group(5), match.group(6)) == ("3", "12")
 
 

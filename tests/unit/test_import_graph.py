@@ -18,6 +18,8 @@ SRC = Path(aishell.__file__).resolve().parent
 
 # Layers, lowest first: a module may import its own layer or a lower one.
 LAYERS: tuple[tuple[str, ...], ...] = (
+    # the record type everything uses (aishell.tuples.NamedTuple)
+    ("tuples",),
     # data and pure helpers
     ("constants", "errors", "paths", "hashing", "versions", "harnesses", "output", "fileio"),
     ("interrupts", "diagnose"),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from aishell import config as config_mod
 from aishell import journal, output, paths, state
 from aishell.commands._args import Parser, parser
 from aishell.engine import choice, images, volumes
 from aishell.harnesses import TOOLS
+from aishell.tuples import NamedTuple
 from aishell.versions import parse_pin
 
 if TYPE_CHECKING:

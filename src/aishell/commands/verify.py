@@ -21,7 +21,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aishell import launch, output, state
 from aishell import report_json as rj
@@ -32,6 +32,7 @@ from aishell.engine.run_args import Bind, build_run_args
 from aishell.errors import AishellError
 from aishell.harnesses import BY_NAME
 from aishell.launch.request import LaunchRequest
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from aishell.state import State

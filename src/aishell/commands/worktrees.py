@@ -23,7 +23,7 @@ deleted.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aishell import hostgit, output, report_json
 from aishell.commands._args import parser
@@ -31,6 +31,7 @@ from aishell.constants import LABEL_HARNESS, LABEL_MANAGED, LABEL_NAME, LABEL_PR
 from aishell.engine import choice
 from aishell.engine.containers import container_names, parse_json_lines, parse_label_string
 from aishell.errors import AishellError, UsageError
+from aishell.tuples import NamedTuple
 from aishell.worktrees import Worktree, list_worktrees, owner_of
 
 if TYPE_CHECKING:

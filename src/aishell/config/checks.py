@@ -11,13 +11,11 @@ Each check is linear in the size of its value.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aishell import netpolicy
 from aishell.config.values import (
@@ -37,14 +35,17 @@ from aishell.config.values import (
 )
 from aishell.errors import ConfigError
 from aishell.harnesses import HARNESS_NAMES
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# Patterns as text: `re` compiles (and caches) each one the first time it is used, so a
+# launch that never needs one does not pay for it at import.
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 # ASCII digits only: `\d` takes an Arabic-Indic 1 for 1, which the engine then refuses.
-_PORT = re.compile(
+_PORT = (
     r"(?:(?P<ip>[0-9.]+|\[[^\]]*\]):)?"
     r"(?P<host>[0-9]+(?:-[0-9]+)?):(?P<container>[0-9]+(?:-[0-9]+)?)"
     r"(?:/(?P<proto>[A-Za-z]+))?"
@@ -129,7 +130,7 @@ def fmt(kpath: KeyPath) -> str:
     for part in kpath:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _IDENT.match(part):
+        elif re.match(_IDENT, part):
             out += ("." if out else "") + part
         else:
             out += f"[{part!r}]"
@@ -137,6 +138,8 @@ def fmt(kpath: KeyPath) -> str:
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:
+    import difflib  # (lazy: only a mistake needs it)
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     if not close and len(word) >= 3:  # an abbreviation: `desc` for `description`
         close = [c for c in choices if c.startswith(word.lower())][:1]
@@ -359,7 +362,7 @@ def _split_mount(ctx: Ctx, kp: KeyPath, text: str) -> tuple[str, str | None, boo
 
 
 def _env_name(ctx: Ctx, kp: KeyPath, name: str, *, at_key: bool) -> str:
-    if not _ENV_NAME.match(name):
+    if not re.match(_ENV_NAME, name):
         raise ctx.error(
             kp,
             f"invalid variable name '{name}' (letters, digits and _, not starting with a digit)",
@@ -408,7 +411,7 @@ def env(ctx: Ctx, kp: KeyPath, value: object) -> tuple[EnvEntry, ...]:
 
 def port_problem(spec: str) -> str | None:
     """Why `spec` is not `[IP:]HOST:CONTAINER[/PROTO]`, or None."""
-    m = _PORT.fullmatch(spec)
+    m = re.fullmatch(_PORT, spec)
     if m is None:
         return "is not [IP:]HOST:CONTAINER[/PROTO]"
     ip, proto = m.group("ip"), m.group("proto")
@@ -500,6 +503,8 @@ def _split(ctx: Ctx, kp: KeyPath, text: str, limit: str) -> tuple[str, ...]:
             f"a string of more than {MAX_SPLIT_CHARS} characters to split",
             hint="use the list form, one argument per item",
         )
+    import shlex  # (lazy: only a string to split needs it)
+
     lexer = shlex.shlex(text, posix=True)
     lexer.whitespace_split = True
     lexer.commenters = ""  # as shlex.split(text, comments=False)

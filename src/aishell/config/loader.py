@@ -19,7 +19,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 from aishell.config.checks import Ctx, fmt, type_name
 from aishell.config.merge import merge
@@ -35,6 +35,7 @@ from aishell.config.values import Expansion, KeyPath, RawConfig, Scope
 from aishell.constants import CONFIG_FILE, PROJECT_CONFIG_DIRS
 from aishell.errors import AishellError, ConfigError
 from aishell.hashing import short_hash
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

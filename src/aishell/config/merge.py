@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 from aishell import netpolicy
 from aishell.config.schema import KEYS, Config, FileConfig, Key, MergeRule
 from aishell.netpolicy import NetworkConfig
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from aishell.config.values import KeyPath

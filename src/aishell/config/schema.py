@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal
 
 from aishell.config import checks
 from aishell.config.values import (
@@ -46,6 +46,7 @@ from aishell.config.values import (
     expand_vars,
 )
 from aishell.netpolicy import NetworkConfig
+from aishell.tuples import NamedTuple
 
 __all__ = [
     "DEFAULT_PATTERN_DESCRIPTION",

@@ -12,7 +12,9 @@ import os
 import re
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -24,10 +24,11 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from typing import IO, NamedTuple, NoReturn
+from typing import IO, NoReturn
 
 from aishell.engine.run_args import Flavour
 from aishell.errors import EngineError
+from aishell.tuples import NamedTuple
 
 ENGINE_KINDS = ("docker", "podman")
 
@@ -188,7 +189,7 @@ class Engine(NamedTuple):
         socket_path = self._api_socket()
         if socket_path is not None:
             try:
-                return [self._api_inspect(socket_path, kind, names) for kind, names in queries]
+                return _api_inspect(socket_path, queries, timeout=short_timeout())
             except TimeoutError as exc:
                 # The CLI would wait on the same engine: say so now.
                 raise self.timed_out((queries[0][0], "inspect"), short_timeout()) from exc
@@ -206,25 +207,6 @@ class Engine(NamedTuple):
         if not host and os.path.exists(os.path.expanduser("~/.docker/config.json")):
             return None  # the CLI may be pointed at another context; let it decide
         return path if os.path.exists(path) else None
-
-    def _api_inspect(self, socket_path: str, kind: str, names: Sequence[str]) -> Result:
-        endpoint = {
-            "image": "/images/{}/json",
-            "volume": "/volumes/{}",
-            "container": "/containers/{}/json",
-        }[kind]
-        found: list[object] = []
-        missing: list[str] = []
-        for name in names:
-            status, body = _api_get(socket_path, endpoint.format(name), timeout=short_timeout())
-            if status == 200:
-                found.append(json.loads(body))
-            elif status == 404:
-                missing.append(name)
-            else:
-                raise OSError(f"engine API answered {status}")
-        stderr = "".join(f"Error: No such {kind}: {n}\n" for n in missing)
-        return Result(1 if missing else 0, json.dumps(found) if found else "[]\n", stderr)
 
     def checked(
         self,
@@ -507,6 +489,43 @@ def run_passing_signals(start: Callable[[], subprocess.Popen[bytes]]) -> int:
     return 128 - status if status < 0 else status
 
 
+_API_ENDPOINTS = {
+    "image": "/images/{}/json",
+    "volume": "/volumes/{}",
+    "container": "/containers/{}/json",
+}
+
+
+def _api_inspect(
+    socket_path: str, queries: Sequence[tuple[str, Sequence[str]]], *, timeout: float
+) -> list[Result]:
+    """`inspect_many` through the Docker API, one GET per object, answered as the CLI
+    prints them: a JSON array of the objects found (their text as the engine sent it:
+    checked, not parsed and written again), `Error: No such <kind>: <name>` for each
+    missing one, exit 1 when any is missing. (One after the other: asked at once from
+    threads they took longer, the engine's work for an image being CPU-bound.)"""
+    results = []
+    for kind, names in queries:
+        found: list[str] = []
+        missing: list[str] = []
+        for name in names:
+            path = _API_ENDPOINTS[kind].format(name)
+            status, body = _api_get(socket_path, path, timeout=timeout)
+            if status == 200:
+                text = body.decode("utf-8", "replace")
+                if not isinstance(json.loads(text), dict):  # (ValueError: the CLI explains)
+                    raise ValueError(f"unexpected answer from the engine API for {name}")
+                found.append(text)
+            elif status == 404:
+                missing.append(name)
+            else:
+                raise OSError(f"engine API answered {status}")
+        stderr = "".join(f"Error: No such {kind}: {n}\n" for n in missing)
+        stdout = f"[{','.join(found)}]\n" if found else "[]\n"
+        results.append(Result(1 if missing else 0, stdout, stderr))
+    return results
+
+
 def _api_get(socket_path: str, path: str, *, timeout: float) -> tuple[int, bytes]:
     """One HTTP/1.0 GET on the engine's unix socket: (status, body)."""
     import time
@@ -569,7 +588,7 @@ def _bad_argument(engine: Engine, exc: ValueError) -> EngineError:
 
 # The engine CLI's usage tip after an error ("Run 'docker run --help' for more
 # information", "See 'docker run --help'."): never the cause.
-_USAGE_TIP = re.compile(r"^(?:Run|See) '[^']*--help'")
+_USAGE_TIP = r"^(?:Run|See) '[^']*--help'"
 _ERROR_PREFIXES = ("docker: ", "podman: ", "Error: ", "Error response from daemon: ")
 
 
@@ -578,7 +597,7 @@ def engine_cause(text: str) -> str:
     line that is not its usage tip, without the CLI's `docker: Error response from
     daemon:` prefixes ("" when there is none)."""
     lines = [line.strip() for line in text.splitlines()]
-    lines = [line for line in lines if line and not _USAGE_TIP.match(line)]
+    lines = [line for line in lines if line and not re.match(_USAGE_TIP, line)]
     if not lines:
         return ""
     cause = lines[-1]

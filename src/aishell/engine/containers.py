@@ -72,7 +72,7 @@ def _timestamp(text: str) -> float | None:
 # `docker ps --format '{{json .}}'` gives labels as one "k=v,k2=v2" string. A value
 # may itself contain commas ("a=b,c"), so split only before something that looks
 # like the next key.
-_LABEL_SPLIT = re.compile(r",(?=[A-Za-z0-9][A-Za-z0-9._/-]*=)")
+_LABEL_SPLIT = r",(?=[A-Za-z0-9][A-Za-z0-9._/-]*=)"
 
 
 def parse_label_string(value: object) -> dict[str, str]:
@@ -82,7 +82,7 @@ def parse_label_string(value: object) -> dict[str, str]:
     if not isinstance(value, str) or not value:
         return {}
     labels: dict[str, str] = {}
-    for part in _LABEL_SPLIT.split(value):
+    for part in re.split(_LABEL_SPLIT, value):
         key, _, val = part.partition("=")
         if key:
             labels[key] = val

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from aishell import journal, output
 from aishell.constants import (
@@ -39,6 +39,7 @@ from aishell.constants import (
 from aishell.engine.client import Engine
 from aishell.errors import AishellError, ConfigError, EngineError
 from aishell.hashing import files_hash
+from aishell.tuples import NamedTuple
 
 DEFAULT_BASE_IMAGE = "debian:trixie-slim"
 NODE_VERSION = "24.21.0"
@@ -63,7 +64,7 @@ EXT_ROLE_PREFIX = EXTENSION_ROLE_PREFIX
 # The names older aishell versions tagged (one per engine, shared by every home). Still
 # recognised when looking for an image to reuse; never moved or removed.
 LEGACY_REPO = "aishell"
-_HOLD = re.compile(r"^aishell-home-([0-9a-f]{12}):([a-z0-9][a-z0-9._-]*)$")
+_HOLD = r"^aishell-home-([0-9a-f]{12}):([a-z0-9][a-z0-9._-]*)$"
 
 
 class Holds(NamedTuple):
@@ -93,7 +94,7 @@ class Holds(NamedTuple):
 
 def parse_hold(tag: str) -> tuple[str, str] | None:
     """(home id, role) of a hold tag (`aishell-home-<id>:<role>`); None for other tags."""
-    match = _HOLD.match(_normalise_tag(tag))
+    match = re.match(_HOLD, _normalise_tag(tag))
     return (match.group(1), match.group(2)) if match else None
 
 
@@ -113,12 +114,10 @@ def real_tags(item: Mapping[str, Any] | None) -> list[str]:
 
 # The names a user's Dockerfile may build on (README): replaced by image IDs at build
 # time, in FROM lines and in COPY --from=.
-_FROM_LINE = re.compile(
-    r"^(?P<lead>[ \t]*FROM[ \t]+(?:--[^\s]+[ \t]+)*)(?P<image>[^\s]+)(?P<rest>.*)$",
-    re.IGNORECASE | re.DOTALL,
-)
-_COPY_LINE = re.compile(r"^[ \t]*COPY[ \t]", re.IGNORECASE)
-_COPY_FROM = re.compile(r"(?P<lead>[ \t]--from=)(?P<image>[^\s]+)", re.IGNORECASE)
+# (Patterns as text: `re` compiles and caches them on first use, off the launch path.)
+_FROM_LINE = r"(?is)^(?P<lead>[ \t]*FROM[ \t]+(?:--[^\s]+[ \t]+)*)(?P<image>[^\s]+)(?P<rest>.*)$"
+_COPY_LINE = r"(?i)^[ \t]*COPY[ \t]"
+_COPY_FROM = r"(?i)(?P<lead>[ \t]--from=)(?P<image>[^\s]+)"
 
 
 def _lookup(name: str, names: Mapping[str, str]) -> str | None:
@@ -130,19 +129,19 @@ def substitute_parents(text: str, names: Mapping[str, str]) -> str:
     FROM lines and `COPY --from=`. Comments, other images and stage names stay as they are."""
     lines = text.splitlines(keepends=True)
     for i, line in enumerate(lines):
-        match = _FROM_LINE.match(line)
+        match = re.match(_FROM_LINE, line)
         if match:
             new = _lookup(match.group("image"), names)
             if new:
                 lines[i] = match.group("lead") + new + match.group("rest")
             continue
-        if _COPY_LINE.match(line):
+        if re.match(_COPY_LINE, line):
 
             def repl(m: re.Match[str]) -> str:
                 new = _lookup(m.group("image"), names)
                 return m.group("lead") + new if new else m.group(0)
 
-            lines[i] = _COPY_FROM.sub(repl, line)
+            lines[i] = re.sub(_COPY_FROM, repl, line)
     return "".join(lines)
 
 
@@ -250,13 +249,26 @@ def inspect_images(engine: Engine, names: Iterable[str]) -> dict[str, dict[str, 
 
 
 def parse_image_inspect(stdout: str, wanted: list[str]) -> dict[str, dict[str, Any]]:
+    """The inspected images by the wanted name (a tag or an ID) each answers to; a name
+    may be answered by an image inspected under another (a second tag of it)."""
     found: dict[str, dict[str, Any]] = {}
+    spellings = {name: _tag_spellings(name) for name in wanted}
     for item in parse_inspect_list(stdout):
-        tags = {_normalise_tag(t) for t in item.get("RepoTags") or []}
+        tags = item.get("RepoTags")
+        tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
         for name in wanted:
-            if _normalise_tag(name) in tags or same_id(str(item.get("Id", "")), name):
+            # (set.isdisjoint: an image on a shared engine can carry thousands of tags)
+            if not spellings[name].isdisjoint(tags) or same_id(str(item.get("Id", "")), name):
                 found[name] = item
     return found
+
+
+def _tag_spellings(name: str) -> frozenset[str]:
+    """Every tag `_normalise_tag` turns into the same tag as `name`."""
+    tag = _normalise_tag(name)
+    short = tag.removesuffix(":latest")  # (the candidates: filtered below)
+    forms = (tag, f"localhost/{tag}", short, f"localhost/{short}")
+    return frozenset(form for form in forms if _normalise_tag(form) == tag)
 
 
 def parse_inspect_list(stdout: str) -> list[dict[str, Any]]:
@@ -395,11 +407,11 @@ def containers_by_image(engine: Engine) -> dict[str, list[str]]:
 
 # Docker's classic builder ("Step 3/12 : RUN"), BuildKit ("#5 [3/12] RUN"),
 # Podman/Buildah ("STEP 3/12: RUN").
-_STEP = re.compile(r"(?:^Step (\d+)/(\d+)\b|^#\d+ \[[^\]]*?(\d+)/(\d+)\]|^STEP (\d+)/(\d+):)")
+_STEP = r"(?:^Step (\d+)/(\d+)\b|^#\d+ \[[^\]]*?(\d+)/(\d+)\]|^STEP (\d+)/(\d+):)"
 # The image a step committed: " ---> 1a2b3c4d5e6f" (Docker), "--> 1a2b3c4d5e6" (Podman).
-_COMMITTED = re.compile(r"^\s*-{2,3}> ([0-9a-f]{11,64})\s*$")
-_CACHED = re.compile(r"^\s*-{2,3}> Using cache\b")
-_FROM_STEP = re.compile(r":\s*FROM\s", re.IGNORECASE)
+_COMMITTED = r"^\s*-{2,3}> ([0-9a-f]{11,64})\s*$"
+_CACHED = r"^\s*-{2,3}> Using cache\b"
+_FROM_STEP = r"(?i):\s*FROM\s"
 
 
 class BuildLog:
@@ -411,13 +423,13 @@ class BuildLog:
         self._skip_next = False
 
     def feed(self, line: str) -> None:
-        if _STEP.search(line):
-            self._skip_next = bool(_FROM_STEP.search(line))  # Docker prints the FROM image
+        if re.search(_STEP, line):
+            self._skip_next = bool(re.search(_FROM_STEP, line))  # Docker prints the FROM image
             return
-        if _CACHED.match(line):
+        if re.match(_CACHED, line):
             self._skip_next = True
             return
-        match = _COMMITTED.match(line)
+        match = re.match(_COMMITTED, line)
         if match:
             if not self._skip_next:
                 self.created.append(match.group(1))
@@ -544,7 +556,7 @@ def build_image(
             log.feed(line)
             for made in log.created[before:]:  # so a killed aishell's next command removes it
                 book.try_add("image", made, engine=engine.binary)
-            match = _STEP.search(line)
+            match = re.search(_STEP, line)
             if match:
                 step[:] = [line]
             if verbose:

@@ -28,13 +28,14 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aishell import netpolicy, paths
 from aishell.constants import LABEL_KIND, LABEL_MANAGED
 from aishell.engine import images
 from aishell.engine.run_args import Bind, bind_args
 from aishell.errors import AishellError, EngineError
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal
 
 from aishell.constants import LABEL_MANAGED
+from aishell.tuples import NamedTuple
 
 # Variables that steer the engine CLI itself: setting them in its environment
 # would change which engine it talks to or how. They are never secrets, so

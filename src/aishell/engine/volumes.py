@@ -35,7 +35,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aishell import journal, output, paths
 from aishell.constants import HARNESS_VOLUME_PREFIX, LABEL_KIND, LABEL_MANAGED
@@ -43,6 +43,7 @@ from aishell.engine.client import Engine, long_timeout
 from aishell.errors import EngineError
 from aishell.harnesses import BY_NAME
 from aishell.hashing import selection_hash
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from aishell.state import State
@@ -132,9 +133,10 @@ def volume_name(selection: Mapping[str, str]) -> str:
     return HARNESS_VOLUME_PREFIX + selection_hash(selection)
 
 
-_STAMP = re.compile(r"[0-9]{8}t[0-9]{6}")
-_TOKEN = re.compile(r"[0-9a-f]{4}")
-_FRESH_SUFFIX = re.compile(r"-[0-9]{8}t[0-9]{6}-[0-9a-f]{4}")
+# (Patterns as text: `re` compiles and caches them on first use, off the launch path.)
+_STAMP = r"[0-9]{8}t[0-9]{6}"
+_TOKEN = r"[0-9a-f]{4}"
+_FRESH_SUFFIX = r"-[0-9]{8}t[0-9]{6}-[0-9a-f]{4}"
 
 
 def fresh_volume_name(selection: Mapping[str, str], *, stamp: str, token: str) -> str:
@@ -144,7 +146,7 @@ def fresh_volume_name(selection: Mapping[str, str], *, stamp: str, token: str) -
     `stamp` is a UTC time `YYYYmmddtHHMMSS` (one selection's volumes sort by
     age), `token` four hex digits (two updates in the same second differ).
     """
-    if not _STAMP.fullmatch(stamp) or not _TOKEN.fullmatch(token):
+    if not re.fullmatch(_STAMP, stamp) or not re.fullmatch(_TOKEN, token):
         raise ValueError(f"bad stamp or token for a fresh volume name: {stamp!r}, {token!r}")
     return f"{volume_name(selection)}-{stamp}-{token}"
 
@@ -163,7 +165,7 @@ def selection_hash_of(volume: str) -> str | None:
     digest, suffix = rest[:12], rest[12:]
     if not re.fullmatch(r"[0-9a-f]{12}", digest):
         return None
-    if suffix and not _FRESH_SUFFIX.fullmatch(suffix):
+    if suffix and not re.fullmatch(_FRESH_SUFFIX, suffix):
         return None
     return digest
 

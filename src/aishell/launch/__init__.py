@@ -11,8 +11,6 @@ gitleaks, detached), in four steps:
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from aishell.config import Config
 from aishell.engine.client import Engine
 from aishell.engine.run_args import HostFacts, RunArgs, RunSpec, build_run_args
@@ -23,6 +21,7 @@ from aishell.launch.resolve import host_facts, resolve
 from aishell.launch.run import run
 from aishell.netpolicy import Plan
 from aishell.project import Project
+from aishell.tuples import NamedTuple
 
 __all__ = ["LaunchRequest", "Prepared", "launch", "prepare"]
 

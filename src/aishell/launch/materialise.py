@@ -8,12 +8,13 @@ left under the same name.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aishell import agenthome, output, paths, state
 from aishell.constants import DOCKERFILE
 from aishell.engine import choice, containers, images, volumes
 from aishell.errors import AishellError
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -39,7 +40,7 @@ def materialise(r: Resolved) -> Materials:
     engine = choice.get_engine(r.config.engine)
     holds = images.Holds(paths.home_id())
     wanted_images = [holds.foundation, holds.base, holds.tag(r.project.extension_role)]
-    queries: list[tuple[str, list[str]]] = [("image", wanted_images)]
+    queries: list[tuple[str, list[str]]] = [("image", asked_images(holds, r))]
     owner = volumes.Owner.current()
     hold = volumes.hold_name(owner.home_id, r.volume) if r.volume else ""
     if r.volume:
@@ -84,6 +85,19 @@ def materialise(r: Resolved) -> Materials:
         flavour=engine.flavour,
         owner=owner,
     )
+
+
+def asked_images(holds: images.Holds, r: Resolved) -> list[str]:
+    """The images the launch must inspect: the foundation; the base only when a global
+    Dockerfile builds one (else the base hold is another tag of the foundation, which
+    its inspection lists); the project's extension only when it has a Dockerfile. (An
+    image inspection costs the engine milliseconds on every launch.)"""
+    asked = [holds.foundation]
+    if paths.global_dockerfile().is_file():
+        asked.append(holds.base)
+    if r.project_dockerfile is not None:
+        asked.append(holds.tag(r.project.extension_role))
+    return asked
 
 
 def resolve_image(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from aishell.errors import UsageError
+from aishell.tuples import NamedTuple
 
 Kind = Literal["harness", "shell", "exec", "gitleaks", "run"]
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 MAX_NAME = 46
 
 
@@ -52,7 +53,7 @@ def validate_name(name: str) -> None:
             f"the container name {name!r} is {len(name)} characters long",
             hint=f"use at most {MAX_NAME} characters",
         )
-    if not NAME_RE.fullmatch(name):
+    if not re.fullmatch(NAME_RE, name):
         raise UsageError(
             f"invalid container name {name!r}",
             hint="use letters, digits, '_', '.' and '-', starting with a letter or digit",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from aishell import agenthome, hostfacts, hostgit, netpolicy, output, paths, state, trust
 from aishell import config as config_mod
@@ -21,6 +21,7 @@ from aishell.errors import AishellError, ConfigError
 from aishell.harnesses import BY_NAME
 from aishell.launch.request import default_name, setup_hint, validate_name
 from aishell.security import gitwall, guard, hostpaths, redirects, validate
+from aishell.tuples import NamedTuple
 from aishell.worktrees import git_dir_binds
 
 if TYPE_CHECKING:

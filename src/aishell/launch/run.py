@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import sys
 import time
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -211,6 +210,8 @@ def hand_over(
         start_detached(m, r.container, r.short, args, env)
         confirm_started(m, r.container or "")  # never "Started" for what did not start
         output.info(f"Started {r.container} in the background.")
+        import shlex  # (lazy: only a detached start says where to go)
+
         where = f"cd {shlex.quote(req.cwd)} && " if req.cwd else ""  # --worktree
         output.info(f"  Attach: {where}aishell attach {r.short}")
         output.info(f"  List:   {where}aishell ps")

@@ -12,7 +12,9 @@ most specific entry that matches a file says why it matters. Add a row to watch 
 from __future__ import annotations
 
 import fnmatch
-from typing import Final, NamedTuple
+from typing import Final
+
+from aishell.tuples import NamedTuple
 
 
 class Watched(NamedTuple):

@@ -37,11 +37,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 from aishell import hostgit
 from aishell.engine.run_args import Bind
 from aishell.errors import AishellError
+from aishell.tuples import NamedTuple
 
 READ_ONLY_FILES = ("config", "config.worktree")
 READ_ONLY_DIRS = ("hooks", "info")
@@ -176,7 +176,7 @@ def _subdirs(directory: str) -> list[str]:
         return []
 
 
-_GITMODULES_PATH = re.compile(r"^\s*path\s*=\s*(.+?)\s*$", re.MULTILINE)
+_GITMODULES_PATH = r"(?m)^\s*path\s*=\s*(.+?)\s*$"
 
 
 def submodule_paths(root: str) -> list[str]:
@@ -187,7 +187,7 @@ def submodule_paths(root: str) -> list[str]:
     except OSError:
         return []
     found = []
-    for raw in _GITMODULES_PATH.findall(text):
+    for raw in re.findall(_GITMODULES_PATH, text):
         path = raw.strip('"')
         if path and not os.path.isabs(path):
             found.append(path)

@@ -29,12 +29,14 @@ import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 from aishell import fileio, hostgit, output, paths
 from aishell.constants import LABEL_GUARD_SESSION
 from aishell.engine.containers import parse_json_lines, parse_label_string
+from aishell.hashing import sha256_hex
 from aishell.security import autorun, redirects, sweep
+from aishell.tuples import NamedTuple
 
 if TYPE_CHECKING:
     from aishell.engine.client import Engine
@@ -237,9 +239,7 @@ def _state(path: str, keep: Store | None) -> State | None:
             data = fh.read(MAX_READ + 1)
     except OSError:
         return State("file", "unreadable", mode)
-    import hashlib  # (lazy: only when there is a file to read)
-
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_hex(data)
     if keep is not None and len(data) <= MAX_COPY:
         with contextlib.suppress(OSError):
             keep.keep(digest, data)

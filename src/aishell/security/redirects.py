@@ -29,10 +29,11 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 from aishell import hostgit
 from aishell.security import gitwall
+from aishell.tuples import NamedTuple
 
 MOVED_SUFFIX: Final = ".aishell-moved"
 MOVED_MARK: Final = "moved aside to"

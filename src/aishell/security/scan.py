@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Final
 
 from aishell import hostgit
 from aishell.errors import AishellError
@@ -34,6 +34,7 @@ from aishell.security.rules import (
     compile_allowlist,
     custom_detectors,
 )
+from aishell.tuples import NamedTuple
 
 __all__ = [
     "GIT_TIMEOUT_SECONDS",

@@ -17,13 +17,14 @@ set-user-ID file in `node_modules` is as dangerous as one anywhere). It stops af
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Iterable, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 from aishell import hostgit
+from aishell.hashing import sha256_hex
+from aishell.tuples import NamedTuple
 
 MAX_ENTRIES: Final = 1_000_000
 MAX_REPORTED: Final = 50  # artifacts and repositories kept (the count goes on)
@@ -235,15 +236,15 @@ def executable_hooks(hooks_dir: str) -> list[str]:
 
 
 def _digest_files(paths: Iterable[str]) -> str:
-    digest = hashlib.sha256()
+    parts = []
     for path in paths:
-        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        parts.append(path.encode("utf-8", "surrogateescape") + b"\0")
         try:
             with open(path, "rb") as fh:
-                digest.update(fh.read(1 << 20))
+                parts.append(fh.read(1 << 20))
         except OSError:
-            digest.update(b"-")
-    return digest.hexdigest()[:16]
+            parts.append(b"-")
+    return sha256_hex(b"".join(parts))[:16]
 
 
 def _layout(gitdir: str) -> hostgit.Layout:

@@ -20,11 +20,10 @@ config names, for the caller to resolve.
 
 from __future__ import annotations
 
-import csv
 import posixpath
-import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+
+from aishell.tuples import NamedTuple
 
 __all__ = [
     "DANGEROUS_CAPABILITIES",
@@ -193,6 +192,8 @@ def _join(option: str, value: str) -> str:
     """`option value` as the user would type it: the value quoted only when it has to be."""
     if value and not any(ch.isspace() or ch in "\"'" for ch in value):
         return f"{option} {value}"
+    import shlex  # (lazy: only a message with such a value needs it)
+
     return f"{option} {shlex.quote(value)}"
 
 
@@ -609,6 +610,8 @@ def _strip_quotes(value: str) -> str:
 
 def _csv_fields(value: str) -> list[tuple[str, str | None]]:
     """`k=v,k2=v2,flag` (docker reads it as one CSV record) as (lower-case key, value)."""
+    import csv  # (lazy: only `--mount`-style values need it)
+
     try:
         row = next(csv.reader([value], skipinitialspace=True), [])
     except csv.Error:

@@ -1,28 +1,35 @@
-"""`commondir` redirects at the top of a git directory: moved aside, and watched for.
+"""What the agent can still write in git directories that would send the user's git
+elsewhere: moved aside when a session ends, and watched for while it runs.
 
-A `commondir` file makes git read a repository's config, hooks and objects from the
-directory it names. Git writes one only in a linked worktree's own directory,
-`<repository>/.git/worktrees/<name>/` (read-only in the sandbox, `gitwall`). The top of
-every other git directory (the project's `.git`, a linked worktree's common directory,
-a submodule's `.git/modules/<name>/`) must stay writable, because git makes its lock
-files there, so the agent can write one: your git would then run whatever config that
-other directory holds (a `core.fsmonitor` on the next `git status`).
+The top of a git directory (the project's `.git`, a linked worktree's common
+directory, a submodule's `.git/modules/<name>/`) must stay writable in the sandbox:
+git makes its lock files there. Three kinds of file the agent can put there (or next
+to it) make git on the host run or write what the agent chose:
 
-So aishell does not let such a file stay:
+- a `commondir` (`watched`, `misdirected`): git reads the repository's config and hooks
+  from the directory it names (a `core.fsmonitor` there runs on the next `git status`).
+  Git writes one only in a linked worktree's own directory,
+  `<repository>/.git/worktrees/<name>/`, naming its repository;
+- a symlink or hard link (`new_links`): git writes some of its files in place,
+  following symlinks (`COMMIT_EDITMSG` on every commit, `FETCH_HEAD`, reflogs, rebase
+  state), so `.git/COMMIT_EDITMSG -> ~/.bashrc` has the next `git commit` overwrite that
+  file with a message the agent can leave in `SQUASH_MSG`. Git makes no links there;
+- a nested repository the project's index holds as a gitlink (`recursed`): `git status`
+  in the project runs git in it, with its config and hooks.
 
-- `neutralise` renames each one to `commondir.aishell-moved` (same directory: nothing
-  is lost, `mv` restores it) when a session ends, before you get your shell back (for a
-  detached session, in the next aishell command in the project once its container is
-  gone), and the post-session notice names it;
-- `Tripwire` watches for one while a foreground session runs (a `git status` in
-  another terminal would follow it): the moment one appears it is moved aside and the
-  session is stopped, since no tool writes one there.
+So aishell does not let them stay: each is renamed to `<name>.aishell-moved` in the
+same directory (nothing is lost; `mv` restores it) when a session ends, before you get
+your shell back (for a detached session, in the next aishell command in the project
+once its container is gone), and the post-session notice names it; links and nested
+repositories only when they were made or changed during the session (their change
+time, which cannot be set back from inside). While a foreground session runs, the
+`Tripwire` looks every `WATCH_INTERVAL` seconds for a `commondir` or a link at the top
+of a git directory: the moment one appears it is moved aside and the session stopped.
 
-With `git_internals: writable` neither happens (the agent may edit the repository's
-config, which is the same power); the notice still names the file, and aishell's own
-git refuses the repository (`hostgit.layout_of`).
+With `git_internals: writable` none of this happens (the agent may edit the
+repository's config, which is the same power); the notice still names what changed,
+and aishell's own git refuses a redirected repository (`hostgit.layout_of`).
 """
-
 from __future__ import annotations
 
 import os

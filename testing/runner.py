@@ -36,12 +36,18 @@ def ensure_non_root_user() -> int:
     return entry.pw_uid
 
 
+CACHE_REPO = "aishell-it-cache"  # images kept between test runs (see release_holds)
+
+
 class DropTo(TypedDict, total=False):
     """The `subprocess` arguments that run a child as another user."""
 
     user: int
     group: int
     extra_groups: list[int]
+
+
+CREATED: list[Aishell] = []  # every home this process made: released when the tests end
 
 
 @dataclass
@@ -158,15 +164,25 @@ class Aishell:
         home_id = hashlib.sha256(f"{self.uid}:{real}".encode()).hexdigest()[:12]
         return f"aishell-home-{home_id}:{role}"
 
-    def release_holds(self, *, prune: bool = True) -> None:
+    def __post_init__(self) -> None:
+        CREATED.append(self)
+
+    def release_holds(self, *, prune: bool = True, keep: bool = False) -> None:
         """Remove this home's image tags (what deleting the home leaves behind): an
         image no other tag holds is then deleted by the engine. For tests that make
-        images no other home shares (`prune`: with their build cache)."""
+        images no other home shares (`prune`: with their build cache). `keep`: first
+        tag each image `aishell-it-cache:<id>`, so that the next test run finds it
+        (one tag per image, however many homes held it)."""
         repo = self.hold("").rstrip(":")
         listed = self.engine_cli(
-            "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={repo}"
-        )
-        tags = [t for t in listed.stdout.split() if t.removeprefix("localhost/").startswith(repo)]
+            "image", "ls", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}",
+            "--filter", f"reference={repo}",
+        )  # fmt: skip
+        pairs = [line.split() for line in listed.stdout.splitlines() if len(line.split()) == 2]
+        tags = [t for t, _ in pairs if t.removeprefix("localhost/").startswith(repo)]
+        if keep:
+            for image in sorted({i for t, i in pairs if t in tags}):
+                self.engine_cli("tag", image, f"{CACHE_REPO}:{image.removeprefix('sha256:')[:12]}")
         if tags:
             self.engine_cli("rmi", *([] if prune else ["--no-prune"]), *tags)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.runner import NON_ROOT_USER, Aishell, HostTmux, ensure_non_root_user
+from testing.runner import CREATED, NON_ROOT_USER, Aishell, HostTmux, ensure_non_root_user
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,20 @@ def shared_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="aishell-it-"))
     os.chmod(root, 0o755)
     yield root
+    release_all_holds()
     shutil.rmtree(root, ignore_errors=True)
+
+
+def release_all_holds() -> None:
+    """Every home this worker made goes away with the run: its image tags go too (a
+    shared engine collected thousands, which every image inspection then returned),
+    each image kept under one cache tag for the next run."""
+    for ai in list(CREATED):
+        try:
+            ai.release_holds(prune=False, keep=True)
+        except Exception as exc:  # (a home whose user or engine is gone: nothing to do)
+            print(f"releasing the holds of {ai.aishell_home} failed: {exc}", file=sys.stderr)
+    CREATED.clear()
 
 
 def _global_config(home: Path) -> None:

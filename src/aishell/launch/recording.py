@@ -11,6 +11,7 @@ prints last (docs/json-output.md); it is built from the finished record alone.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -87,10 +88,25 @@ def record_key(project: Project) -> str:
     return project.hash
 
 
-def begin(r: Resolved, m: Materials, spec: RunSpec) -> records.Record | None:
+def prune_meanwhile(r: Resolved) -> threading.Thread:
+    """Prune the project's old records on a thread, while the container starts and runs
+    (a project at `sessions_keep` removes one record per launch: a directory tree,
+    milliseconds the launch need not wait for). `join` it before aishell ends. The
+    record of this session is never removed (it is the newest, and its session runs)."""
     config = r.config
+    thread = threading.Thread(
+        target=records.prune,
+        args=(record_key(r.project),),
+        kwargs={"keep_days": config.sessions_keep_days, "keep": config.sessions_keep},
+        name="prune-records",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def begin(r: Resolved, m: Materials, spec: RunSpec) -> records.Record | None:
     key = record_key(r.project)
-    records.prune(key, keep_days=config.sessions_keep_days, keep=config.sessions_keep)
     record = records.begin(key, fields(r, m, spec))
     if record is not None and r.req.kind in SUMMARISED:
         from aishell import changes  # (lazy: not for exec)

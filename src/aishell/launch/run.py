@@ -58,6 +58,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     record = recording.begin(r, m, spec)
     if record is not None:
         spec = spec._replace(labels=(*spec.labels, (LABEL_RECORD, record.id)))
+    pruner = recording.prune_meanwhile(r)
     child = session is not None or record is not None
     # A `commondir` redirect or a link in a git directory written while the session runs
     # stops it (security/redirects.py).
@@ -75,6 +76,8 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
         if record is not None:
             recording.interrupted(record)
         raise
+    finally:
+        pruner.join(timeout=30)
     if wire.tripped:
         outcome = outcome._replace(status=outcome.status or 1, ended_by="guard")
         tripped_notice(wire.moved)

@@ -151,6 +151,14 @@ def plant_on_host(ai: Aishell, repo: Path, m: Path) -> None:
         subprocess.run(["chown", "-R", f"{ai.uid}:{ai.gid}", str(repo)], check=True)
 
 
+def start_detached_shell(ai: Aishell, repo: Path) -> str:
+    """`aishell --detach shell` in `repo`; the engine's name of its container."""
+    name = "d" + os.urandom(2).hex()
+    started = ai.run("--detach", "--name", name, "shell", cwd=repo)
+    assert started.returncode == 0, started.stderr
+    return next(w for w in started.stderr.split() if w.startswith("aishell-") and w.endswith(name))
+
+
 def dirty_stat(path: Path) -> None:
     """Same content, other mtime: git must read the file again (through its filters)."""
     st = path.stat()
@@ -599,12 +607,7 @@ def test_a_detached_session_is_checked_once_its_container_is_gone(
     anyone: Aishell,
 ) -> None:
     repo = make_repo(anyone, "detached")
-    name = "g" + os.urandom(2).hex()
-    started = anyone.run("--detach", "--name", name, "shell", cwd=repo)
-    assert started.returncode == 0, started.stderr
-    container = next(
-        w for w in started.stderr.split() if w.startswith("aishell-") and w.endswith(name)
-    )
+    container = start_detached_shell(anyone, repo)
     try:
         planted = anyone.engine_cli(
             "exec", "-u", f"{anyone.uid}:{anyone.gid}", "-w", str(repo), container,
@@ -796,12 +799,7 @@ def test_a_detached_sessions_redirect_is_moved_aside_by_the_next_command(
     (a launch that meets the redirect first does that instead of refusing)."""
     repo = make_repo(anyone, "detached-redirect")
     m = markers_dir(anyone)
-    name = "r" + os.urandom(2).hex()
-    started = anyone.run("--detach", "--name", name, "shell", cwd=repo)
-    assert started.returncode == 0, started.stderr
-    container = next(
-        w for w in started.stderr.split() if w.startswith("aishell-") and w.endswith(name)
-    )
+    container = start_detached_shell(anyone, repo)
     try:
         plant = plant_commondir(f"{repo}/.git", f"{repo}/evil", m, "detached")
         planted = anyone.engine_cli(

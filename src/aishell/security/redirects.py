@@ -30,6 +30,7 @@ With `git_internals: writable` none of this happens (the agent may edit the
 repository's config, which is the same power); the notice still names what changed,
 and aishell's own git refuses a redirected repository (`hostgit.layout_of`).
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 from aishell import hostgit
-from aishell.security import gitwall
+from aishell.security import gitwall, sweep
 from aishell.tuples import NamedTuple
 
 MOVED_SUFFIX: Final = ".aishell-moved"
@@ -190,7 +191,7 @@ def _changed_since(dotgit: str, since: float) -> bool:
     gitdir = dotgit
     if not os.path.isdir(dotgit):
         files.append(dotgit)
-        named = _gitfile(dotgit)
+        named = sweep.gitfile_target(dotgit)
         if named is None:
             return True
         gitdir = named
@@ -209,17 +210,6 @@ def _changed_since(dotgit: str, since: float) -> bool:
         except OSError:
             continue
     return False
-
-
-def _gitfile(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            line = fh.readline(4096).strip()
-    except OSError:
-        return None
-    if not line.startswith("gitdir:") or not line[7:].strip():
-        return None
-    return os.path.normpath(os.path.join(os.path.dirname(path), line[7:].strip()))
 
 
 def links_at_end(root: str, since: float) -> list[Moved]:

@@ -140,7 +140,7 @@ class _Walk:
         if entry.is_symlink():
             return False
         if entry.name == ".git" and not self.own(entry.path):
-            named = entry.path if entry.is_dir() else _gitfile_target(entry.path)
+            named = entry.path if entry.is_dir() else gitfile_target(entry.path)
             if named:
                 self.gitdirs.append((entry.path, named))
         st = entry.stat(follow_symlinks=False)
@@ -203,7 +203,8 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _gitfile_target(path: str) -> str | None:
+def gitfile_target(path: str) -> str | None:
+    """The git directory a `.git` file names (`gitdir: <path>`), or None."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as fh:
             line = fh.readline(4096).strip()

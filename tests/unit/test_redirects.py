@@ -320,3 +320,14 @@ def test_symlinked_modules_and_worktrees_are_not_followed(tmp_path: Path) -> Non
     moved = redirects.links_at_end(str(r), 0)
     assert sorted(os.path.basename(m.path) for m in moved) == ["modules", "worktrees"]
     assert (elsewhere / ".git" / "commondir").exists()
+
+
+def test_session_end_moves_redirects_and_the_sessions_links(tmp_path: Path) -> None:
+    r = repo(tmp_path / "r")
+    started = time.time()
+    (r / ".git" / "commondir").write_text("../evil\n")
+    (r / ".git" / "COMMIT_EDITMSG").unlink()
+    (r / ".git" / "COMMIT_EDITMSG").symlink_to(tmp_path / "bashrc")
+    assert [m.kind for m in redirects.session_end(str(r), 0)] == ["redirect"]  # start unknown
+    assert [m.kind for m in redirects.session_end(str(r), started)] == ["link"]
+    assert not (r / ".git" / "COMMIT_EDITMSG").is_symlink()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from aishell import fileio
 from aishell.config.checks import Ctx, fmt, type_name
 from aishell.config.merge import merge
 from aishell.config.schema import (
@@ -435,7 +436,7 @@ def read_config_file(path: Path) -> str | None:
                 f"Cannot read {path}: {what}",
                 hint="a config file must be a regular file (or a symlink to one)",
             )
-        data = _read_at_most(fd, MAX_FILE_BYTES + 1)
+        data = fileio.read_fd(fd, MAX_FILE_BYTES)  # (one byte more: a larger file shows)
     except OSError as exc:
         raise _unreadable(path, exc.strerror or str(exc)) from exc
     finally:
@@ -465,18 +466,6 @@ def config_text(path: Path, data: bytes, *, size: int = 0) -> str:
 
 def _unreadable(path: Path, reason: str) -> ConfigError:
     return ConfigError(f"Cannot read {path}: {reason}", hint="check that it is a readable file")
-
-
-def _read_at_most(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    left = limit
-    while left > 0:
-        chunk = os.read(fd, min(left, 1 << 16))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 _CACHE_VERSION = "2"  # 2: parses made with the limits above

@@ -63,7 +63,8 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
     # A `commondir` redirect or a link in a git directory written while the session runs
     # stops it (security/redirects.py).
     started = time.time()
-    check = redirects.watcher(r.project.root, started - 2) if walled and child else None
+    since = started - redirects.CLOCK_SLACK
+    check = redirects.watcher(r.project.root, since) if walled and child else None
     wire = redirects.Tripwire(
         None if r.req.detach else check, lambda: stop_session(m.engine, spec.labels)
     )
@@ -88,8 +89,7 @@ def run(r: Resolved, m: Materials, spec: RunSpec) -> int:
         else:
             findings = guard.finish(session, wire.moved)
     elif walled and not outcome.detached:  # no guard state: the redirects still go
-        moved = redirects.neutralise(redirects.at_end(r.project.root))
-        for item in [*moved, *redirects.links_at_end(r.project.root, started - 2)]:
+        for item in redirects.session_end(r.project.root, started):
             output.warn(f"{item.path}: {item.why} ({redirects.describe(item)})")
     if record is not None:
         if outcome.detached:

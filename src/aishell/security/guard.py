@@ -722,9 +722,7 @@ def _conclude(
         compare(before, after, session.gitdirs, session.extra), session.root, session.gitdirs
     )
     if session.walled:
-        moved = [*moved, *redirects.neutralise(redirects.at_end(session.root))]
-        if session.started:
-            moved += redirects.links_at_end(session.root, session.started - 2)
+        moved = [*moved, *redirects.session_end(session.root, session.started)]
     findings = with_moved(findings, moved, session.root)
     acked = store.acked()
     pending = store.pending()
@@ -737,7 +735,7 @@ def _conclude(
     unlinked: dict[str, redirects.Moved] = {}
     if session.walled and result.repositories and session.started:
         # Nested repositories git in the project recurses into, changed in the session.
-        since = session.started - 2  # (file times may be coarser than time.time())
+        since = session.started - redirects.CLOCK_SLACK
         for path in redirects.recursed(session.root, [r.path for r in result.repositories], since):
             unlinked[path] = redirects.move_aside(path)
     for repo in result.repositories:

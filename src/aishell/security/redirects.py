@@ -218,6 +218,18 @@ def links_at_end(root: str, since: float) -> list[Moved]:
     return [move_aside(p, "link") for p in new_links(link_dirs(root), since)]
 
 
+CLOCK_SLACK: Final = 2.0  # seconds: file times may be coarser than time.time()
+
+
+def session_end(root: str, started: float) -> list[Moved]:
+    """What a session that began at `started` (0: unknown) leaves behind, moved aside:
+    `commondir` redirects, and the links made in git directories since it began."""
+    moved = neutralise(at_end(root))
+    if started:
+        moved += links_at_end(root, started - CLOCK_SLACK)
+    return moved
+
+
 def present(paths: Iterable[str]) -> list[str]:
     return [p for p in paths if os.path.lexists(p)]
 
